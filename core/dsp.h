@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kernel tables and runtime dispatch (dav1d model).
+ *
+ * Every operation has a scalar reference (ref.c), which is the oracle for
+ * the differential tests and is never trimmed away, and optional per-ISA
+ * kernels that live in their own translation units with their own target
+ * flags.  netelect__dsp_init() fills a table with the reference first and
+ * then walks an early-return ladder over the effective CPU flags, so a
+ * table built for flags F only ever holds kernels the CPU can run.
+ */
+#ifndef CORE_DSP_H
+#define CORE_DSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "netelect.h"
+
+typedef struct netelect_result (*netelect__elect_fn)(const uint64_t *ids, const uint64_t *rtt,
+                                                     const uint8_t *healthy, size_t n,
+                                                     uint64_t self_id);
+typedef size_t (*netelect__rank_fn)(const uint64_t *ids, const uint64_t *rtt,
+                                    const uint8_t *healthy, size_t n, uint64_t self_id,
+                                    uint64_t *out_ids);
+typedef size_t (*netelect__topk_fn)(const uint64_t *ids, const uint64_t *rtt,
+                                    const uint8_t *healthy, size_t n, uint64_t self_id, size_t k,
+                                    uint64_t *out_ids);
+
+struct netelect__dsp {
+    netelect__elect_fn elect;
+    netelect__rank_fn rank;
+    netelect__topk_fn topk;
+};
+
+/* CPU feature levels, one bit each; a level implies every lower one. */
+enum {
+    NETELECT_CPU_AVX2 = 1u << 0,   /* AVX2 + BMI1/2 + POPCNT, OS saves YMM */
+    NETELECT_CPU_AVX512 = 1u << 1, /* AVX-512 F/BW/DQ/VL/VBMI2, OS saves ZMM */
+};
+
+/* What the CPU and OS support, detected once. */
+unsigned netelect__cpu_detect(void);
+/* Flags for a level name ("scalar", "avx2", "avx512"): -1 if unknown. */
+int netelect__cpu_flags_for(const char *name);
+/* Name of the highest level present in `flags`. */
+const char *netelect__cpu_name(unsigned flags);
+
+/* Fills `d` for exactly the levels in `flags` (reference first). */
+void netelect__dsp_init(struct netelect__dsp *d, unsigned flags);
+/* Per-ISA ladders; each only overwrites the entries it implements. */
+void netelect__dsp_init_x86(struct netelect__dsp *d, unsigned flags);
+
+/* The table in use (detected & NETELECT_ISA), never NULL. */
+const struct netelect__dsp *netelect__dsp_get(void);
+
+/* Scalar references: obviously correct, no allocation. */
+struct netelect_result netelect__elect_ref(const uint64_t *ids, const uint64_t *rtt,
+                                           const uint8_t *healthy, size_t n, uint64_t self_id);
+size_t netelect__rank_ref(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                          size_t n, uint64_t self_id, uint64_t *out_ids);
+size_t netelect__topk_ref(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                          size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+
+#endif /* CORE_DSP_H */
