@@ -184,4 +184,6 @@ NETELECT_API const char *netelect_strerror(int err);
 }
 #endif
 
+#include "netelect/view.h"
+
 #endif /* NETELECT_H */

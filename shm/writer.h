@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The segment writer, used by netelectd (internal: not installed; link
+ * netelect_internal_dep).  One writer per segment name, enforced by an OFD
+ * lock the kernel drops when the writer dies.
+ */
+#ifndef SHM_WRITER_H
+#define SHM_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct netelect_writer;
+
+struct netelect_writer_config {
+    const char *name;             /* NULL: "netelect" (/dev/shm/netelect) */
+    mode_t mode;                  /* 0: 0644 */
+    gid_t group;                  /* (gid_t)-1: leave the group alone */
+    uint64_t self_id;             /* the agent's node id */
+    uint32_t max_nodes;           /* initial capacities, 0: defaults; a publish */
+    uint32_t max_chans;           /* that needs more moves to a larger new */
+    uint32_t max_members;         /* segment, never shrinks a live one */
+    uint32_t slots;               /* K, 0: 3 */
+    uint64_t heartbeat_period_ns; /* 0: 100 ms; readers judge staleness by it */
+};
+
+/* One node as the agent knows it (field meanings: struct netelect_node_info). */
+struct netelect_wnode {
+    uint64_t id, rtt_ns, rtt_raw_ns, rtt_err_ns, last_heard_ns;
+    uint8_t healthy, source;
+};
+
+/* One channel: a name and the ids of its replicas (ids need not be in nodes:
+ * a replica the agent knows nothing about is published as unhealthy,
+ * unmeasured). */
+struct netelect_wchan {
+    const char *name;
+    const uint64_t *members;
+    uint32_t n_members;
+};
+
+/*
+ * Creates and publishes an empty first version.
+ * Returns 0, -EBUSY (another live writer holds the lock), -EPERM (a file not
+ * ours is in the way), -EINVAL, -ENOMEM, -ENOSPC, or another -errno.
+ */
+int netelect__writer_open(const struct netelect_writer_config *cfg,
+                          struct netelect_writer **out);
+/* Publishes a complete new version; never touches a version readers may be on. */
+int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wnode *nodes,
+                             size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans);
+/* Advances the heartbeat; call every heartbeat_period_ns. */
+int netelect__writer_heartbeat(struct netelect_writer *w);
+uint64_t netelect__writer_generation(const struct netelect_writer *w);
+/* abandon: mark the segment ABANDONED (clean exit) before unmapping. */
+void netelect__writer_close(struct netelect_writer *w, bool abandon);
+
+#endif /* SHM_WRITER_H */
