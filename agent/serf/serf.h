@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A non-blocking client of Serf's RPC protocol (msgpack over TCP), driven by
+ * netelectd's event loop: it learns members, their health and their Vivaldi
+ * RTT estimates from a local Serf agent and reports them through callbacks.
+ *
+ * Usage from an epoll loop:
+ *   netelect__serf_new(&cfg, &cb, ctx, &s);
+ *   loop: watch netelect__serf_fd(s) for netelect__serf_events(s) (it may
+ *   change after a reconnect: re-read it after every call), call
+ *   netelect__serf_handle() when it is ready, and netelect__serf_tick() no
+ *   later than netelect__serf_next_deadline().
+ * Nothing here blocks, prints or aborts; errors are negative errno values.
+ */
+#ifndef AGENT_SERF_SERF_H
+#define AGENT_SERF_SERF_H
+
+#include <stdint.h>
+
+enum netelect_serf_status {
+    NETELECT_SERF_NONE = 0,
+    NETELECT_SERF_ALIVE,
+    NETELECT_SERF_LEAVING,
+    NETELECT_SERF_LEFT,
+    NETELECT_SERF_FAILED,
+};
+
+enum netelect_serf_event {
+    NETELECT_SERF_EV_SNAPSHOT, /* from `members` after (re)connecting */
+    NETELECT_SERF_EV_JOIN,
+    NETELECT_SERF_EV_LEAVE,
+    NETELECT_SERF_EV_FAILED,
+    NETELECT_SERF_EV_UPDATE, /* tags changed */
+    NETELECT_SERF_EV_REAP,   /* gone for good: forget it */
+};
+
+struct netelect_serf_member {
+    const char *name;     /* Serf member name */
+    uint64_t node_id;     /* parsed from the id tag; valid iff has_id */
+    int has_id;
+    const char *channels; /* the channel tag's value (comma-separated), or NULL */
+    enum netelect_serf_status status;
+    char addr[46];        /* textual IPv4/IPv6 address */
+    uint16_t port;
+};
+
+struct netelect_serf_callbacks {
+    /* A member's state as of `ev`; pointers are valid during the call only. */
+    void (*member)(void *ctx, enum netelect_serf_event ev, const struct netelect_serf_member *m);
+    /* The estimated RTT from this host's member to `node_id`, Serf's own
+     * distance formula (Euclidean + heights + adjustments), and Vivaldi's
+     * error figure for the pair, both in ns. */
+    void (*coord)(void *ctx, uint64_t node_id, uint64_t rtt_ns, uint64_t err_ns);
+    /* up = 1 after a successful handshake (+auth), 0 on loss (err < 0). */
+    void (*connection)(void *ctx, int up, int err);
+};
+
+struct netelect_serf_config {
+    const char *rpc_addr;      /* "host:port", default "127.0.0.1:7373" */
+    const char *auth_key;      /* rpc auth key, or NULL */
+    const char *id_tag;        /* tag carrying the 64-bit node id, default "nid" */
+    const char *channel_tag;   /* tag carrying the channels, default "netelect-channels" */
+    uint64_t coord_period_ns;  /* get-coordinate polling period, default 2 s */
+    uint64_t backoff_min_ns;   /* reconnect backoff, default 100 ms ... */
+    uint64_t backoff_max_ns;   /* ... doubling up to 10 s */
+};
+
+struct netelect_serf;
+
+int netelect__serf_new(const struct netelect_serf_config *cfg,
+                       const struct netelect_serf_callbacks *cb, void *ctx,
+                       struct netelect_serf **out);
+void netelect__serf_free(struct netelect_serf *s);
+/* The socket to watch, or -1 while waiting to reconnect. */
+int netelect__serf_fd(const struct netelect_serf *s);
+/* EPOLLIN / EPOLLOUT bits wanted on that fd. */
+uint32_t netelect__serf_events(const struct netelect_serf *s);
+/* The fd is ready (revents from epoll); now_ns is CLOCK_MONOTONIC. */
+int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns);
+/* Timers: reconnect, coordinate polls, request time-outs. */
+int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns);
+/* CLOCK_MONOTONIC ns by which netelect__serf_tick() must be called again. */
+uint64_t netelect__serf_next_deadline(const struct netelect_serf *s);
+/* Counters for `netelect status`: reconnects, malformed replies, events. */
+struct netelect_serf_stats {
+    uint64_t connects, disconnects, malformed, events, coord_polls;
+    int connected;
+};
+void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out);
+
+#endif /* AGENT_SERF_SERF_H */
