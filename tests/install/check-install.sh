@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `meson install --destdir` works and what it installs is usable: the header,
+# the pkg-config file and the shared and static libraries build a program
+# that links and runs.  Usage: check-install.sh BUILD_DIR
+set -euo pipefail
+build=$(cd "$1" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+meson install -C "$build" --destdir "$tmp/root" --quiet --no-rebuild >"$tmp/install.log" 2>&1 ||
+    { cat "$tmp/install.log"; exit 1; }
+pc=$(find "$tmp/root" -name netelect.pc | head -n1)
+[[ -n $pc ]] || { echo "netelect.pc not installed"; exit 1; }
+prefix=$(sed -n 's/^prefix=//p' "$pc")
+export PKG_CONFIG_SYSROOT_DIR="$tmp/root" PKG_CONFIG_PATH=$(dirname "$pc")
+cat >"$tmp/use.c" <<'C'
+#include <netelect.h>
+#include <stdio.h>
+#include <string.h>
+int main(void)
+{
+    const uint64_t ids[] = {30, 20, 10};
+    const uint64_t rtt[] = {5, 5, NETELECT_RTT_UNKNOWN};
+    const uint8_t ok[] = {1, 1, 1};
+    struct netelect_result r = netelect_elect(ids, rtt, ok, 3, 99);
+    printf("%s %d %llu\n", netelect_version(), r.outcome, (unsigned long long)r.winner);
+    return !(r.outcome == NETELECT_PEER_WINS && r.winner == 20);
+}
+C
+cc -std=c17 -Wall -Werror $(pkg-config --cflags netelect) "$tmp/use.c" -o "$tmp/use-shared" \
+    $(pkg-config --libs netelect)
+LD_LIBRARY_PATH="$tmp/root$prefix/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo .):$tmp/root$prefix/lib" \
+    "$tmp/use-shared"
+cc -std=c17 -Wall -Werror $(pkg-config --cflags netelect) "$tmp/use.c" -o "$tmp/use-static" \
+    $(pkg-config --libs --static netelect | sed 's/-lnetelect/-l:libnetelect.a/')
+"$tmp/use-static"
+# Only the public API is exported.
+so=$(find "$tmp/root" -name 'libnetelect.so.*.*' | head -n1)
+bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^netelect_' | grep -v '^_' || true)
+[[ -z $bad ]] || { echo "unexpected exported symbols: $bad"; exit 1; }
+echo "install check ok"
