@@ -85,6 +85,12 @@ uint64_t netelect__serf_next_deadline(const struct netelect_serf *s);
 struct netelect_serf_stats {
     uint64_t connects, disconnects, malformed, events, coord_polls;
     int connected;
+    /* Added after the interface was settled (append-only): */
+    uint64_t rpc_errors;         /* replies whose Error was set */
+    uint64_t timeouts;           /* connects or requests that timed out */
+    uint64_t members;            /* members tracked now */
+    uint64_t members_without_id; /* of those, with no valid id tag */
+    uint64_t members_untracked;  /* reported but not tracked (table full) */
 };
 void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out);
 
