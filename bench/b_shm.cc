@@ -1,0 +1,496 @@
+// SPDX-License-Identifier: MIT
+//
+// The shared-memory view through the public reader API (netelect/view.h)
+// and the internal writer (shm/writer.h).
+//
+// Rows (group "shm", run pinned like the core rows):
+//   shm/open_close/<nodes>        netelect_view_open + netelect_view_close
+//   shm/generation/<nodes>        netelect_view_generation (the cheap check)
+//   shm/view_elect/<n>            netelect_view_elect on an n-replica channel
+//   shm/mem_elect/<n>             netelect_elect on the same n replicas in
+//                                 memory (the arrays the view was published from)
+//   shm/publish/<nodes>           netelect__writer_publish of a <nodes>-node
+//                                 view (one channel holding every node plus a
+//                                 3-replica one), no reader attached
+// Rows (group "shm_mt": need two CPUs, report.py runs them unpinned):
+//   shm_mt/publish_to_visible/3   a writer publishes, a reader thread spins on
+//                                 netelect_view_generation; manual time is the
+//                                 latency from the publish call to the reader
+//                                 seeing the new generation (counters give
+//                                 the median from the call and from its return)
+//   shm_mt/readers_1khz/3/threads:T  T reader threads elect on a 3-replica
+//                                 channel while a writer thread publishes a
+//                                 1k-node view every millisecond
+//
+// Segments are named netelect-bench-<pid>-<tag> and removed at exit
+// (segment, .lock, .readers and anything else with that prefix).
+//
+// The shm layer is written in parallel with this suite: every writer and
+// reader entry point is referenced weakly (the library is linked whole),
+// and if any is missing or a trial open fails, no shm row is registered and
+// the context says why.
+#include "bench/bench.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <thread>
+
+#include <dirent.h>
+#include <unistd.h>
+
+extern "C" {
+#include "core/dsp.h"
+#include "shm/writer.h"
+}
+
+#pragma weak netelect__writer_open
+#pragma weak netelect__writer_publish
+#pragma weak netelect__writer_close
+#pragma weak netelect__writer_generation
+#pragma weak netelect_view_open
+#pragma weak netelect_view_close
+#pragma weak netelect_view_elect
+#pragma weak netelect_view_generation
+
+namespace nb {
+namespace {
+
+std::string prefix()
+{
+    return "netelect-bench-" + std::to_string(getpid());
+}
+
+uint64_t now_ns()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// A published view: nodes from dataset(nodes, rand) copy 0, one channel
+// "all" with every node and a channel "c3" with the first three.
+struct View {
+    std::string name;
+    size_t nodes = 0;
+    netelect_writer *w = nullptr;
+    std::vector<netelect_wnode> wn;
+    std::vector<uint64_t> all, c3;
+    std::vector<netelect_wchan> chans;
+    // The in-memory arrays the channels were built from (member order).
+    const uint64_t *ids = nullptr, *rtt = nullptr;
+    const uint8_t *healthy = nullptr;
+};
+
+std::map<std::string, View *> &views()
+{
+    static std::map<std::string, View *> v;
+    return v;
+}
+
+int make_view(const std::string &tag, size_t nodes, View **out)
+{
+    auto it = views().find(tag);
+    if (it != views().end()) {
+        *out = it->second;
+        return 0;
+    }
+    View *v = new View;
+    v->name = prefix() + "-" + tag;
+    v->nodes = nodes;
+    Dataset &ds = dataset(nodes, Input::rand, 0);
+    const Copy &cp = ds.copies[0];
+    v->ids = cp.ids;
+    v->rtt = cp.rtt;
+    v->healthy = cp.healthy;
+    v->wn.resize(nodes);
+    for (size_t i = 0; i < nodes; i++) {
+        v->wn[i] = netelect_wnode{cp.ids[i], cp.rtt[i], cp.rtt[i], 0, now_ns(), cp.healthy[i],
+                                  static_cast<uint8_t>(cp.rtt[i] == NETELECT_RTT_UNKNOWN
+                                                           ? NETELECT_SRC_NONE
+                                                           : NETELECT_SRC_PROBE)};
+        v->all.push_back(cp.ids[i]);
+    }
+    for (size_t i = 0; i < std::min<size_t>(3, nodes); i++)
+        v->c3.push_back(cp.ids[i]);
+    v->chans.push_back({"all", v->all.data(), static_cast<uint32_t>(v->all.size())});
+    v->chans.push_back({"c3", v->c3.data(), static_cast<uint32_t>(v->c3.size())});
+
+    netelect_writer_config cfg{};
+    cfg.name = v->name.c_str();
+    cfg.mode = 0600;
+    cfg.group = static_cast<gid_t>(-1);
+    cfg.self_id = kSelf;
+    cfg.max_nodes = static_cast<uint32_t>(nodes + 16);
+    cfg.max_chans = 4;
+    cfg.max_members = static_cast<uint32_t>(nodes + 16);
+    int rc = netelect__writer_open(&cfg, &v->w);
+    if (rc == 0)
+        rc = netelect__writer_publish(v->w, v->wn.data(), v->wn.size(), v->chans.data(),
+                                      v->chans.size());
+    if (rc != 0) {
+        if (v->w)
+            netelect__writer_close(v->w, true);
+        delete v;
+        return rc;
+    }
+    views()[tag] = v;
+    *out = v;
+    return 0;
+}
+
+int publish(View *v)
+{
+    return netelect__writer_publish(v->w, v->wn.data(), v->wn.size(), v->chans.data(),
+                                    v->chans.size());
+}
+
+std::string err_text(const char *what, int rc)
+{
+    return std::string(what) + ": " + netelect_strerror(rc);
+}
+
+// Elect through the view and check the answer against the in-memory
+// reference on the same replicas.
+std::string check_view(netelect_view *h, const View *v, const char *chan, size_t n)
+{
+    netelect_result r{};
+    int rc = netelect_view_elect(h, chan, kSelf, &r);
+    if (rc)
+        return err_text("netelect_view_elect", rc);
+    const netelect_result e = netelect__elect_ref(v->ids, v->rtt, v->healthy, n, kSelf);
+    if (r.outcome != e.outcome || r.winner != e.winner)
+        return "netelect_view_elect differs from the in-memory reference";
+    return {};
+}
+
+
+// ---------------------------------------------------------------- pinned rows
+
+struct ViewHandle {
+    netelect_view *h = nullptr;
+    int rc = 0;
+    explicit ViewHandle(const View *v) { rc = netelect_view_open(v->name.c_str(), &h); }
+    ~ViewHandle()
+    {
+        if (h)
+            netelect_view_close(h);
+    }
+};
+
+void reg_pinned(View *big, View *small)
+{
+    benchmark::RegisterBenchmark(("shm/open_close/" + std::to_string(big->nodes)).c_str(),
+                                 [big](benchmark::State &st) {
+                                     for (auto _ : st) {
+                                         netelect_view *h = nullptr;
+                                         int rc = netelect_view_open(big->name.c_str(), &h);
+                                         if (rc) {
+                                             st.SkipWithError(
+                                                 err_text("netelect_view_open", rc).c_str());
+                                             break;
+                                         }
+                                         netelect_view_close(h);
+                                     }
+                                 });
+    benchmark::RegisterBenchmark(("shm/generation/" + std::to_string(big->nodes)).c_str(),
+                                 [big](benchmark::State &st) {
+                                     ViewHandle vh(big);
+                                     if (vh.rc) {
+                                         st.SkipWithError(
+                                             err_text("netelect_view_open", vh.rc).c_str());
+                                         return;
+                                     }
+                                     for (auto _ : st) {
+                                         uint64_t g = netelect_view_generation(vh.h);
+                                         benchmark::DoNotOptimize(g);
+                                     }
+                                 });
+    // view_elect / mem_elect on a 3-replica channel (of the big view) and on
+    // the channel holding all of the small... the 10k view.
+    struct Case {
+        View *v;
+        const char *chan;
+        size_t n;
+    };
+    const Case cases[] = {{big, "c3", 3}, {small, "all", small->nodes}};
+    for (const Case &c : cases) {
+        benchmark::RegisterBenchmark(
+            ("shm/view_elect/" + std::to_string(c.n)).c_str(), [c](benchmark::State &st) {
+                ViewHandle vh(c.v);
+                if (vh.rc) {
+                    st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
+                    return;
+                }
+                std::string e = check_view(vh.h, c.v, c.chan, c.n);
+                if (!e.empty()) {
+                    st.SkipWithError(e.c_str());
+                    return;
+                }
+                int bad = 0;
+                for (auto _ : st) {
+                    netelect_result r;
+                    bad |= netelect_view_elect(vh.h, c.chan, kSelf, &r);
+                    benchmark::DoNotOptimize(r);
+                }
+                if (bad)
+                    st.SkipWithError("netelect_view_elect failed while timed");
+                set_counters(st, c.n);
+            });
+        benchmark::RegisterBenchmark(
+            ("shm/mem_elect/" + std::to_string(c.n)).c_str(), [c](benchmark::State &st) {
+                for (auto _ : st) {
+                    netelect_result r = netelect_elect(c.v->ids, c.v->rtt, c.v->healthy, c.n, kSelf);
+                    benchmark::DoNotOptimize(r);
+                }
+                set_counters(st, c.n);
+            });
+    }
+}
+
+void reg_publish(size_t nodes)
+{
+    const std::string tag = "p" + std::to_string(nodes);
+    benchmark::RegisterBenchmark(
+        ("shm/publish/" + std::to_string(nodes)).c_str(), [tag, nodes](benchmark::State &st) {
+            View *v = nullptr;
+            int rc = make_view(tag, nodes, &v);
+            if (rc) {
+                st.SkipWithError(err_text("writer open/publish", rc).c_str());
+                return;
+            }
+            for (auto _ : st) {
+                rc = publish(v);
+                if (rc) {
+                    st.SkipWithError(err_text("netelect__writer_publish", rc).c_str());
+                    break;
+                }
+            }
+            set_counters(st, nodes);
+        });
+}
+
+// ---------------------------------------------------------------- two-CPU rows
+
+void publish_to_visible(benchmark::State &st)
+{
+    View *v = nullptr;
+    int rc = make_view("ptv", 3, &v);
+    if (rc) {
+        st.SkipWithError(err_text("writer open/publish", rc).c_str());
+        return;
+    }
+    ViewHandle vh(v);
+    if (vh.rc) {
+        st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
+        return;
+    }
+    std::atomic<uint64_t> seen_gen{netelect_view_generation(vh.h)};
+    std::atomic<uint64_t> seen_ns{0};
+    std::atomic<bool> stop{false};
+    std::thread reader([&] {
+        uint64_t last = seen_gen.load();
+        while (!stop.load(std::memory_order_relaxed)) {
+            const uint64_t g = netelect_view_generation(vh.h);
+            if (g != last) {
+                seen_ns.store(now_ns(), std::memory_order_relaxed);
+                seen_gen.store(g, std::memory_order_release);
+                last = g;
+            }
+        }
+    });
+    std::vector<double> from_call, from_return;
+    std::string err;
+    for (auto _ : st) {
+        const uint64_t before = seen_gen.load(std::memory_order_acquire);
+        const uint64_t t0 = now_ns();
+        rc = publish(v);
+        const uint64_t t1 = now_ns();
+        if (rc) {
+            err = err_text("netelect__writer_publish", rc);
+            break;
+        }
+        const uint64_t deadline = t1 + 1000000000u;
+        uint64_t g;
+        while ((g = seen_gen.load(std::memory_order_acquire)) == before && now_ns() < deadline)
+            ;
+        if (g == before) {
+            err = "the reader never saw the new generation (1 s)";
+            break;
+        }
+        const uint64_t seen = seen_ns.load(std::memory_order_relaxed);
+        const double lat = static_cast<double>(seen - t0);
+        from_call.push_back(lat);
+        from_return.push_back(seen > t1 ? static_cast<double>(seen - t1) : 0.0);
+        st.SetIterationTime(lat * 1e-9);
+    }
+    stop.store(true);
+    reader.join();
+    if (!err.empty()) {
+        st.SkipWithError(err.c_str());
+        return;
+    }
+    auto pct = [](std::vector<double> x, double p) {
+        if (x.empty())
+            return 0.0;
+        std::sort(x.begin(), x.end());
+        return x[std::min(x.size() - 1, static_cast<size_t>(p * static_cast<double>(x.size())))];
+    };
+    st.counters["p50_from_call_ns"] = pct(from_call, 0.5);
+    st.counters["p99_from_call_ns"] = pct(from_call, 0.99);
+    st.counters["p50_from_return_ns"] = pct(from_return, 0.5);
+}
+
+// The 1 kHz writer behind the reader-throughput rows: started in Setup,
+// stopped in Teardown (both run once per run, outside the reader threads).
+struct Ticker {
+    View *v = nullptr;
+    std::thread t;
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> published{0}, failed{0};
+};
+Ticker ticker;
+
+void ticker_setup(const benchmark::State &)
+{
+    if (make_view("r1k", 1000, &ticker.v))
+        return;
+    ticker.stop = false;
+    ticker.t = std::thread([] {
+        struct timespec next;
+        clock_gettime(CLOCK_MONOTONIC, &next);
+        while (!ticker.stop.load(std::memory_order_relaxed)) {
+            next.tv_nsec += 1000000;
+            if (next.tv_nsec >= 1000000000) {
+                next.tv_nsec -= 1000000000;
+                next.tv_sec++;
+            }
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr);
+            if (publish(ticker.v))
+                ticker.failed++;
+            else
+                ticker.published++;
+        }
+    });
+}
+
+void ticker_teardown(const benchmark::State &)
+{
+    ticker.stop = true;
+    if (ticker.t.joinable())
+        ticker.t.join();
+}
+
+void readers(benchmark::State &st)
+{
+    if (!ticker.v) {
+        st.SkipWithError("could not create the 1 kHz writer's segment");
+        return;
+    }
+    ViewHandle vh(ticker.v);
+    if (vh.rc) {
+        st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
+        return;
+    }
+    const uint64_t g0 = netelect_view_generation(vh.h);
+    int bad = 0;
+    for (auto _ : st) {
+        netelect_result r;
+        bad |= netelect_view_elect(vh.h, "c3", kSelf, &r);
+        benchmark::DoNotOptimize(r);
+    }
+    const uint64_t g1 = netelect_view_generation(vh.h);
+    if (bad) {
+        st.SkipWithError("netelect_view_elect failed while the writer published");
+        return;
+    }
+    st.SetItemsProcessed(static_cast<int64_t>(st.iterations()));
+    // Generations seen by this thread while it ran (about 1 per ms).
+    st.counters["generations_seen"] =
+        benchmark::Counter(static_cast<double>(g1 - g0), benchmark::Counter::kAvgThreads);
+}
+
+bool shm_linked()
+{
+    return netelect__writer_open && netelect__writer_publish && netelect__writer_close &&
+           netelect__writer_generation && netelect_view_open && netelect_view_close &&
+           netelect_view_elect && netelect_view_generation;
+}
+
+} // namespace
+
+void register_shm()
+{
+    const bool pinned = opt.has_group("shm"), mt = opt.has_group("shm_mt");
+    if (!pinned && !mt)
+        return;
+    if (!shm_linked()) {
+        add_context("shm", "not benchmarked: the shm writer/reader is not in this build");
+        return;
+    }
+    // Trial: a writer and a reader on a small view must work end to end.
+    View *small3 = nullptr;
+    int rc = make_view("trial", 3, &small3);
+    netelect_view *h = nullptr;
+    if (rc == 0)
+        rc = netelect_view_open(small3->name.c_str(), &h);
+    std::string e;
+    if (rc == 0) {
+        e = check_view(h, small3, "c3", 3);
+        netelect_view_close(h);
+    } else {
+        e = err_text("trial writer/reader", rc);
+    }
+    if (!e.empty()) {
+        add_context("shm", "not benchmarked: " + e);
+        return;
+    }
+    add_context("shm", "benchmarked");
+
+    if (pinned) {
+        View *big = nullptr;
+        rc = make_view("v10k", 10000, &big);
+        if (rc) {
+            add_context("shm", "not benchmarked: 10k view: " + err_text("writer", rc));
+            return;
+        }
+        reg_pinned(big, big);
+        for (size_t n : {size_t{1000}, size_t{10000}, size_t{100000}})
+            reg_publish(n);
+    }
+    if (mt) {
+        benchmark::RegisterBenchmark("shm_mt/publish_to_visible/3", publish_to_visible)
+            ->UseManualTime()
+            ->Iterations(opt.quick ? 200 : 5000);
+        benchmark::RegisterBenchmark("shm_mt/readers_1khz/3", readers)
+            ->Setup(ticker_setup)
+            ->Teardown(ticker_teardown)
+            ->Threads(1)
+            ->Threads(2)
+            ->UseRealTime();
+    }
+}
+
+void shm_cleanup()
+{
+    for (auto &[tag, v] : views()) {
+        if (v->w)
+            netelect__writer_close(v->w, true);
+        delete v;
+    }
+    views().clear();
+    const std::string p = prefix();
+    if (DIR *d = opendir("/dev/shm")) {
+        while (struct dirent *de = readdir(d))
+            if (!std::strncmp(de->d_name, p.c_str(), p.size()))
+                unlinkat(dirfd(d), de->d_name, 0);
+        closedir(d);
+    }
+}
+
+} // namespace nb
