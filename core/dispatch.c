@@ -15,9 +15,10 @@
 
 void netelect__dsp_init(struct netelect__dsp *d, unsigned flags)
 {
-    d->elect = netelect__elect_ref;
-    d->rank = netelect__rank_ref;
-    d->topk = netelect__topk_ref;
+    /* The references are the oracle; the portable kernels are what runs. */
+    d->elect = netelect__elect_scalar;
+    d->rank = netelect__rank_scalar;
+    d->topk = netelect__topk_scalar;
 #if NETELECT_HAVE_X86_SIMD
     netelect__dsp_init_x86(d, flags);
 #else

@@ -5,7 +5,7 @@
  * Every operation has a scalar reference (ref.c), which is the oracle for
  * the differential tests and is never trimmed away, and optional per-ISA
  * kernels that live in their own translation units with their own target
- * flags.  netelect__dsp_init() fills a table with the reference first and
+ * flags.  netelect__dsp_init() fills a table with the portable kernels first and
  * then walks an early-return ladder over the effective CPU flags, so a
  * table built for flags F only ever holds kernels the CPU can run.
  */
@@ -46,7 +46,7 @@ int netelect__cpu_flags_for(const char *name);
 /* Name of the highest level present in `flags`. */
 const char *netelect__cpu_name(unsigned flags);
 
-/* Fills `d` for exactly the levels in `flags` (reference first). */
+/* Fills `d` for exactly the levels in `flags` (portable kernels first). */
 void netelect__dsp_init(struct netelect__dsp *d, unsigned flags);
 /* Per-ISA ladders; each only overwrites the entries it implements. */
 void netelect__dsp_init_x86(struct netelect__dsp *d, unsigned flags);
@@ -61,5 +61,41 @@ size_t netelect__rank_ref(const uint64_t *ids, const uint64_t *rtt, const uint8_
                           size_t n, uint64_t self_id, uint64_t *out_ids);
 size_t netelect__topk_ref(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                           size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+
+/*
+ * Production kernels.  `_scalar` ones are portable and fill the scalar
+ * table; rank_scalar is also the rank of every SIMD table.
+ */
+struct netelect_result netelect__elect_scalar(const uint64_t *ids, const uint64_t *rtt,
+                                              const uint8_t *healthy, size_t n,
+                                              uint64_t self_id);
+size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, uint64_t *out_ids);
+size_t netelect__topk_scalar(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+/* Top-k by a full `rank` into a private buffer; for k beyond the buffer. */
+size_t netelect__topk_sorted(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, size_t k, uint64_t *out_ids,
+                             netelect__rank_fn rank);
+
+struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t *rtt,
+                                            const uint8_t *healthy, size_t n, uint64_t self_id);
+size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                           size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_t *rtt,
+                                              const uint8_t *healthy, size_t n,
+                                              uint64_t self_id);
+size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+
+/*
+ * The calling thread's cached scratch buffer, at least `bytes` long and
+ * 64-byte aligned, or NULL when memory is short (callers then fall back to
+ * the allocation-free reference).  Give it back with netelect__scratch_put,
+ * which frees it only if it was too large to keep.  Not re-entrant: one
+ * user per thread at a time.
+ */
+void *netelect__scratch_get(size_t bytes);
+void netelect__scratch_put(void *p);
 
 #endif /* CORE_DSP_H */

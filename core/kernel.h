@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Scalar building blocks shared by every kernel family.  They are static
+ * inline on purpose: each per-ISA translation unit gets its own copy,
+ * compiled with that unit's target flags, so the SIMD units never call into
+ * a baseline TU for their small-n and candidate-resolution paths and the
+ * baseline TU never sees an AVX flag.
+ */
+#ifndef CORE_KERNEL_H
+#define CORE_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "netelect.h"
+
+/* The running minimum (rtt, id) of the candidates seen so far. */
+struct netelect__best {
+    uint64_t rtt, id;
+    int found;
+};
+
+static inline void netelect__best_init(struct netelect__best *b)
+{
+    b->rtt = UINT64_MAX;
+    b->id = UINT64_MAX;
+    b->found = 0;
+}
+
+/* Offers one candidate whose key (self already mapped to 0) is (r, id). */
+static inline void netelect__best_offer(struct netelect__best *b, uint64_t r, uint64_t id)
+{
+    if (r < b->rtt || (r == b->rtt && id <= b->id)) {
+        b->rtt = r;
+        b->id = id;
+        b->found = 1;
+    }
+}
+
+/* Offers entry i if it is healthy, mapping self to rtt 0. */
+static inline void netelect__best_offer_idx(struct netelect__best *b, const uint64_t *ids,
+                                            const uint64_t *rtt, const uint8_t *healthy,
+                                            size_t i, uint64_t self_id)
+{
+    if (healthy[i])
+        netelect__best_offer(b, ids[i] == self_id ? 0 : rtt[i], ids[i]);
+}
+
+static inline struct netelect_result netelect__best_result(const struct netelect__best *b,
+                                                           uint64_t self_id)
+{
+    struct netelect_result r = {NETELECT_NO_ELIGIBLE, 0};
+    if (b->found) {
+        r.winner = b->id;
+        r.outcome = b->id == self_id ? NETELECT_SELF_WINS : NETELECT_PEER_WINS;
+    }
+    return r;
+}
+
+/*
+ * The plain loop, for sizes where vector set-up costs more than it saves.
+ * The threshold test first: with random order almost every entry fails it
+ * and the branch predicts well.
+ */
+static inline struct netelect_result netelect__elect_small(const uint64_t *ids,
+                                                           const uint64_t *rtt,
+                                                           const uint8_t *healthy, size_t n,
+                                                           uint64_t self_id)
+{
+    struct netelect__best b;
+    netelect__best_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        if (!healthy[i])
+            continue;
+        const uint64_t id = ids[i], r = id == self_id ? 0 : rtt[i];
+        netelect__best_offer(&b, r, id);
+    }
+    return netelect__best_result(&b, self_id);
+}
+
+/*
+ * The top-k insertion buffer: the best `len` keys so far, ascending.  Keys
+ * that tie exactly also have equal ids, so which copy is kept never shows
+ * in the output.
+ */
+struct netelect__topbuf {
+    size_t len, k;
+    uint64_t *r, *id; /* room for k each */
+};
+
+/* Non-zero when (r, id) would enter the buffer. */
+static inline int netelect__topbuf_wants(const struct netelect__topbuf *t, uint64_t r,
+                                         uint64_t id)
+{
+    if (t->len < t->k)
+        return 1;
+    const uint64_t wr = t->r[t->len - 1], wi = t->id[t->len - 1];
+    return r < wr || (r == wr && id < wi);
+}
+
+static inline void netelect__topbuf_insert(struct netelect__topbuf *t, uint64_t r, uint64_t id)
+{
+    if (!netelect__topbuf_wants(t, r, id))
+        return;
+    size_t j = t->len < t->k ? t->len++ : t->len - 1;
+    while (j > 0 && (t->r[j - 1] > r || (t->r[j - 1] == r && t->id[j - 1] > id))) {
+        t->r[j] = t->r[j - 1];
+        t->id[j] = t->id[j - 1];
+        j--;
+    }
+    t->r[j] = r;
+    t->id[j] = id;
+}
+
+static inline void netelect__topbuf_offer_idx(struct netelect__topbuf *t, const uint64_t *ids,
+                                              const uint64_t *rtt, const uint8_t *healthy,
+                                              size_t i, uint64_t self_id)
+{
+    if (healthy[i])
+        netelect__topbuf_insert(t, ids[i] == self_id ? 0 : rtt[i], ids[i]);
+}
+
+/* Largest k served by the insertion buffer; larger k sort instead. */
+#define NETELECT__TOPK_BUF_MAX 32
+
+/*
+ * Order-independent bound for top-k: split the entries into `lanes`
+ * interleaved classes (index mod lanes) and take each class's minimum
+ * rtt.  The classes are disjoint, so the k smallest minima belong to k
+ * distinct candidates and every one of the true top k has rtt <= the k-th
+ * smallest minimum.  Returns UINT64_MAX (no bound) when fewer than k
+ * classes have a candidate.  `mins` is sorted in place.
+ */
+static inline uint64_t netelect__kth_of_mins(uint64_t *mins, size_t lanes, size_t k)
+{
+    for (size_t i = 1; i < lanes; i++) {
+        uint64_t v = mins[i];
+        size_t j = i;
+        while (j > 0 && mins[j - 1] > v) {
+            mins[j] = mins[j - 1];
+            j--;
+        }
+        mins[j] = v;
+    }
+    return k && k <= lanes ? mins[k - 1] : UINT64_MAX;
+}
+
+#endif /* CORE_KERNEL_H */
