@@ -1,0 +1,900 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the Serf RPC client's decoding, driven with crafted msgpack
+ * byte streams fed through netelect__serf_feed() (no Serf needed), plus the
+ * socket path against an in-test fake Serf on loopback.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netelect.h"
+#include "tests/serf/helpers.h"
+
+#define S 1000000000ull
+#define T0 (100 * S)
+
+static const struct tmember three[] = {
+    {"n1", "1", "ch1,ch2", "alive", {127, 0, 0, 1}, 7946},
+    {"n2", "0x2A", "ch1", "alive", {127, 0, 0, 2}, 7947},
+    {"n3", NULL, "ch2", "alive", {10, 1, 2, 3}, 7948},
+};
+
+static struct netelect_serf *client(struct rec *r, const struct netelect_serf_config *cfg)
+{
+    struct netelect_serf *s = NULL;
+    int rc = netelect__serf_new(cfg, &rec_callbacks, r, &s);
+    cr_assert_eq(rc, 0, "new: %d", rc);
+    return s;
+}
+
+static int feed_mp(struct netelect_serf *s, struct mp *m, uint64_t now)
+{
+    int rc = netelect__serf_feed(s, m->sb.data, m->sb.size, now);
+    msgpack_sbuffer_clear(&m->sb);
+    return rc;
+}
+
+/* Brings a test-mode client through the handshake; checks what it sends. */
+static struct netelect_serf *up_session(struct rec *r, const struct netelect_serf_config *cfg)
+{
+    struct netelect_serf *s = client(r, cfg);
+    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    struct treq q[8];
+    cr_assert_eq(take_requests(s, q, 8), 1);
+    cr_assert_str_eq(q[0].cmd, "handshake");
+    cr_assert_eq(q[0].seq, 0);
+    cr_assert_str_eq(q[0].arg_key, "Version");
+    cr_assert_eq(q[0].version, 1);
+    struct mp m;
+    mp_init(&m);
+    mp_header(&m, 0, NULL);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_free(&m);
+    cr_assert_eq(r->nconn, 1);
+    cr_assert_eq(r->conn[0].up, 1);
+    cr_assert_eq(take_requests(s, q, 8), 3);
+    cr_assert_str_eq(q[0].cmd, "stats");
+    cr_assert_eq(q[0].seq, 1);
+    cr_assert_str_eq(q[1].cmd, "stream");
+    cr_assert_eq(q[1].seq, 2);
+    cr_assert_str_eq(q[1].arg_key, "Type");
+    cr_assert_str_eq(q[1].arg,
+                     "member-join,member-leave,member-failed,member-update,member-reap");
+    cr_assert_str_eq(q[2].cmd, "members");
+    cr_assert_eq(q[2].seq, 3);
+    return s;
+}
+
+/* stats (seq 1) + stream ack (2) + members (3) */
+static void pack_setup(struct mp *m, const struct tmember *t, size_t n)
+{
+    mp_header(m, 1, NULL);
+    mp_stats_body(m, "n1");
+    mp_header(m, 2, NULL);
+    mp_header(m, 3, NULL);
+    mp_members_body(m, t, n);
+}
+
+static void last_conn_is(const struct rec *r, int up, int err)
+{
+    cr_assert_gt(r->nconn, 0);
+    cr_assert_eq(r->conn[r->nconn - 1].up, up);
+    cr_assert_eq(r->conn[r->nconn - 1].err, err, "err %d, expected %d",
+                 r->conn[r->nconn - 1].err, err);
+}
+
+Test(serf, handshake_stats_members_snapshot, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_str_eq(netelect__serf_self_name(s), "n1");
+    cr_assert_eq(r->nm, 3);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(r->m[i].ev, NETELECT_SERF_EV_SNAPSHOT);
+        cr_assert_str_eq(r->m[i].name, three[i].name);
+        cr_assert_eq(r->m[i].status, NETELECT_SERF_ALIVE);
+        cr_assert_eq(r->m[i].port, three[i].port);
+        cr_assert_str_eq(r->m[i].channels, three[i].channels);
+    }
+    cr_assert_eq(r->m[0].has_id, 1);
+    cr_assert_eq(r->m[0].id, 1);
+    cr_assert_eq(r->m[1].has_id, 1);
+    cr_assert_eq(r->m[1].id, 42);
+    cr_assert_eq(r->m[2].has_id, 0);
+    cr_assert_str_eq(r->m[0].addr, "127.0.0.1");
+    cr_assert_str_eq(r->m[2].addr, "10.1.2.3");
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.connected, 1);
+    cr_assert_eq(st.connects, 1);
+    cr_assert_eq(st.members, 3);
+    cr_assert_eq(st.members_without_id, 1);
+    cr_assert_eq(st.malformed, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, auth_then_ready, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.auth_key = "s3cret"};
+    struct netelect_serf *s = client(r, &cfg);
+    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    struct treq q[8];
+    cr_assert_eq(take_requests(s, q, 8), 2);
+    cr_assert_str_eq(q[1].cmd, "auth");
+    cr_assert_eq(q[1].seq, 1);
+    cr_assert_str_eq(q[1].arg_key, "AuthKey");
+    cr_assert_str_eq(q[1].arg, "s3cret");
+    struct mp m;
+    mp_init(&m);
+    mp_header(&m, 0, NULL);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nconn, 0, "up before auth succeeded");
+    mp_header(&m, 1, NULL);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    last_conn_is(r, 1, 0);
+    cr_assert_eq(take_requests(s, q, 8), 3);
+    cr_assert_str_eq(q[0].cmd, "stats");
+    cr_assert_eq(q[0].seq, 2);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, auth_rejected, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.auth_key = "wrong"};
+    struct netelect_serf *s = client(r, &cfg);
+    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    struct mp m;
+    mp_init(&m);
+    mp_header(&m, 0, NULL);
+    mp_header(&m, 1, "Invalid authentication token");
+    cr_assert_eq(feed_mp(s, &m, T0), -EACCES);
+    last_conn_is(r, 0, -EACCES);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.connected, 0);
+    cr_assert_eq(st.rpc_errors, 1);
+    cr_assert_eq(st.malformed, 0);
+    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 100000000ull, "backoff_min default");
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, handshake_rejected, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = client(r, NULL);
+    netelect__serf_test_connected(s, T0);
+    struct mp m;
+    mp_init(&m);
+    mp_header(&m, 0, "Unsupported IPC version");
+    cr_assert_eq(feed_mp(s, &m, T0), -EPROTO);
+    last_conn_is(r, 0, -EPROTO);
+    cr_assert_eq(netelect__serf_feed(s, "x", 1, T0), -ENOTCONN);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, stream_events, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    r->nm = 0;
+
+    struct tmember n4 = {"n4", "4", "ch9", "alive", {127, 0, 0, 4}, 7949};
+    struct tmember n2u = {"n2", "0x2A", "ch1,ch3", "alive", {127, 0, 0, 2}, 7947};
+    struct tmember n2l = {"n2", "0x2A", "ch1,ch3", "left", {127, 0, 0, 2}, 7947};
+    struct tmember n1f = {"n1", "1", "ch1,ch2", "failed", {127, 0, 0, 1}, 7946};
+    struct tmember n4r = {"n4", "4", "ch9", "left", {127, 0, 0, 4}, 7949};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-join", &n4, 1);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-update", &n2u, 1);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-leave", &n2l, 1);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-failed", &n1f, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_member_count(s), 4);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-reap", &n4r, 1);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "user", NULL, 0); /* not ours: ignored, not an error */
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_member_count(s), 3);
+
+    cr_assert_eq(r->nm, 5);
+    cr_assert_eq(r->m[0].ev, NETELECT_SERF_EV_JOIN);
+    cr_assert_eq(r->m[0].id, 4);
+    cr_assert_eq(r->m[1].ev, NETELECT_SERF_EV_UPDATE);
+    cr_assert_str_eq(r->m[1].channels, "ch1,ch3");
+    cr_assert_eq(r->m[2].ev, NETELECT_SERF_EV_LEAVE);
+    cr_assert_eq(r->m[2].status, NETELECT_SERF_LEFT);
+    cr_assert_eq(r->m[3].ev, NETELECT_SERF_EV_FAILED);
+    cr_assert_eq(r->m[3].status, NETELECT_SERF_FAILED);
+    cr_assert_eq(r->m[4].ev, NETELECT_SERF_EV_REAP);
+    cr_assert_str_eq(r->m[4].name, "n4");
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.events, 5);
+    cr_assert_eq(st.malformed, 0);
+    cr_assert_eq(st.connected, 1);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+static void set_coord(struct netelect_serf_coord *c, double x, double y, double h, double adj,
+                      double err)
+{
+    memset(c, 0, sizeof(*c));
+    c->dim = 8;
+    c->vec[0] = x;
+    c->vec[1] = y;
+    c->height = h;
+    c->adjustment = adj;
+    c->error = err;
+}
+
+Test(serf, distance_formula, .timeout = 5)
+{
+    struct netelect_serf_coord a, b;
+    uint64_t rtt, err;
+    /* |(3,4) ms| = 5 ms; + heights 0.1 + 0.2 ms = 5.3 ms; adjustments
+     * -1 + 0.2 ms keep it positive: 4.5 ms.  Errors 0.2 + 0.3 = 0.5 of it. */
+    set_coord(&a, 0.003, 0.004, 0.0001, -0.001, 0.2);
+    set_coord(&b, 0, 0, 0.0002, 0.0002, 0.3);
+    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), 0);
+    cr_assert(rtt >= 4499999 && rtt <= 4500000, "rtt %" PRIu64, rtt);
+    cr_assert(err >= 2249999 && err <= 2250000, "err %" PRIu64, err);
+    /* Symmetric. */
+    uint64_t rtt2;
+    cr_assert_eq(netelect__serf_distance(&b, &a, &rtt2, NULL), 0);
+    cr_assert_eq(rtt, rtt2);
+    /* Adjustments that would make it <= 0 are ignored: raw 5.3 ms. */
+    set_coord(&a, 0.003, 0.004, 0.0001, -0.01, 0.2);
+    set_coord(&b, 0, 0, 0.0002, -0.01, 0.3);
+    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, NULL), 0);
+    cr_assert(rtt >= 5299999 && rtt <= 5300000, "rtt %" PRIu64, rtt);
+    /* Same point: heights only (10 us minimum each in Serf): 20 us. */
+    set_coord(&a, 0.5, 0.5, 0.00001, 0, 0);
+    set_coord(&b, 0.5, 0.5, 0.00001, 0, 0);
+    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), 0);
+    cr_assert(rtt >= 19999 && rtt <= 20000, "rtt %" PRIu64, rtt);
+    cr_assert_eq(err, 0);
+    /* Saturates below "unknown". */
+    set_coord(&a, 1e12, 0, 0, 0, 1.5);
+    set_coord(&b, -1e12, 0, 0, 0, 1.5);
+    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), 0);
+    cr_assert_eq(rtt, NETELECT_RTT_MAX_MEASURED);
+    cr_assert_eq(err, NETELECT_RTT_MAX_MEASURED);
+    /* Incomparable or invalid. */
+    b.dim = 3;
+    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), -EINVAL);
+    set_coord(&b, NAN, 0, 0, 0, 0);
+    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), -EINVAL);
+}
+
+Test(serf, coordinates_polled_and_reported, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.coord_period_ns = 2 * S};
+    struct netelect_serf *s = up_session(r, &cfg);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_next_deadline(s), T0, "polls at once after stats");
+    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    struct treq q[8];
+    /* Self first, then each member with an id except self (n3 has none). */
+    cr_assert_eq(take_requests(s, q, 8), 2);
+    cr_assert_str_eq(q[0].cmd, "get-coordinate");
+    cr_assert_eq(q[0].seq, 4);
+    cr_assert_str_eq(q[0].arg, "n1");
+    cr_assert_str_eq(q[1].arg, "n2");
+    cr_assert_eq(q[1].seq, 5);
+
+    struct netelect_serf_coord self, peer;
+    set_coord(&self, 0.003, 0.004, 0.0001, -0.001, 0.2);
+    set_coord(&peer, 0, 0, 0.0002, 0.0002, 0.3);
+    mp_header(&m, 4, NULL);
+    mp_coord_body(&m, &self, 1);
+    mp_header(&m, 5, NULL);
+    mp_coord_body(&m, &peer, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nc, 1);
+    cr_assert_eq(r->c[0].id, 42);
+    cr_assert(r->c[0].rtt >= 4499999 && r->c[0].rtt <= 4500000, "%" PRIu64, r->c[0].rtt);
+    cr_assert(r->c[0].err >= 2249999 && r->c[0].err <= 2250000);
+
+    /* Next cycle only after the period; an unknown coordinate (Ok false)
+     * gives no estimate. */
+    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 2 * S);
+    cr_assert_eq(netelect__serf_tick(s, T0 + S), 0);
+    cr_assert_eq(take_requests(s, q, 8), 0);
+    cr_assert_eq(netelect__serf_tick(s, T0 + 2 * S), 0);
+    cr_assert_eq(take_requests(s, q, 8), 2);
+    mp_header(&m, q[0].seq, NULL);
+    mp_coord_body(&m, &self, 1);
+    mp_header(&m, q[1].seq, NULL);
+    mp_coord_body(&m, NULL, 0);
+    cr_assert_eq(feed_mp(s, &m, T0 + 2 * S), 0);
+    cr_assert_eq(r->nc, 1);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.coord_polls, 4);
+    cr_assert_eq(st.malformed, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+/* The whole session as one byte string, replayed with different splits. */
+static void replay(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
+                   size_t (*chunk)(size_t i), struct rec *r)
+{
+    struct netelect_serf *s = up_session(r, NULL);
+    for (size_t i = 0, k = 0; i < na; k++) {
+        size_t c = chunk(k);
+        if (c > na - i)
+            c = na - i;
+        cr_assert_eq(netelect__serf_feed(s, a + i, c, T0), 0);
+        i += c;
+    }
+    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    netelect__serf_take_output(s, NULL, SIZE_MAX);
+    for (size_t i = 0, k = 0; i < nb; k++) {
+        size_t c = chunk(k);
+        if (c > nb - i)
+            c = nb - i;
+        cr_assert_eq(netelect__serf_feed(s, b + i, c, T0), 0);
+        i += c;
+    }
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.malformed, 0);
+    cr_assert_eq(st.connected, 1);
+    netelect__serf_free(s);
+}
+
+static size_t whole(size_t i)
+{
+    (void)i;
+    return SIZE_MAX;
+}
+static size_t one(size_t i)
+{
+    (void)i;
+    return 1;
+}
+static size_t odd(size_t i)
+{
+    static const size_t sizes[] = {3, 1, 7, 2, 13, 5, 64, 11, 1, 1, 29};
+    return sizes[i % (sizeof(sizes) / sizeof(sizes[0]))];
+}
+
+Test(serf, split_across_chunks, .timeout = 20)
+{
+    struct mp a, b;
+    mp_init(&a);
+    mp_init(&b);
+    pack_setup(&a, three, 3);
+    struct tmember n4 = {"n4", "18446744073709551615", "ch9", "alive", {127, 0, 0, 4}, 1};
+    mp_header(&a, 2, NULL);
+    mp_event_body(&a, "member-join", &n4, 1);
+    struct netelect_serf_coord self, peer;
+    set_coord(&self, 0.001, 0.002, 0.0001, 0.0001, 0.5);
+    set_coord(&peer, -0.002, 0.001, 0.0003, -0.00005, 0.25);
+    /* Requests after the tick: self 4, n2 5, n4 6. */
+    mp_header(&b, 4, NULL);
+    mp_coord_body(&b, &self, 1);
+    mp_header(&b, 2, NULL);
+    mp_event_body(&b, "member-failed", &three[1], 1);
+    mp_header(&b, 5, NULL);
+    mp_coord_body(&b, &peer, 1);
+    mp_header(&b, 6, NULL);
+    mp_coord_body(&b, &self, 1);
+
+    struct rec *r1 = calloc(1, sizeof(*r1)), *r2 = calloc(1, sizeof(*r2)),
+               *r3 = calloc(1, sizeof(*r3));
+    const unsigned char *pa = (const unsigned char *)a.sb.data;
+    const unsigned char *pb = (const unsigned char *)b.sb.data;
+    replay(pa, a.sb.size, pb, b.sb.size, whole, r1);
+    replay(pa, a.sb.size, pb, b.sb.size, one, r2);
+    replay(pa, a.sb.size, pb, b.sb.size, odd, r3);
+    cr_assert_eq(r1->nm, 5);
+    cr_assert_eq(r1->m[3].id, UINT64_MAX);
+    cr_assert_eq(r1->nc, 2);
+    cr_assert_eq(memcmp(r1, r2, sizeof(*r1)), 0, "1-byte chunks differ");
+    cr_assert_eq(memcmp(r1, r3, sizeof(*r1)), 0, "odd chunks differ");
+    free(r1);
+    free(r2);
+    free(r3);
+    mp_free(&a);
+    mp_free(&b);
+}
+
+/* Feeds `bytes` to a client that has just handshaken and sent stats,
+ * stream, members (seqs 1-3); checks that it is rejected with `err`. */
+static void expect_rejected(const void *bytes, size_t n, int err, int malformed)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    size_t nm = r->nm;
+    int rc = netelect__serf_feed(s, bytes, n, T0);
+    cr_assert_eq(rc, err, "feed returned %d, expected %d", rc, err);
+    cr_assert_eq(r->nm, nm, "a rejected reply reported members");
+    last_conn_is(r, 0, err);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.connected, 0);
+    cr_assert_eq(st.disconnects, 1);
+    cr_assert_eq(st.malformed, (uint64_t)malformed);
+    netelect__serf_free(s);
+    free(r);
+}
+
+static void expect_mp_rejected(struct mp *m, int err)
+{
+    expect_rejected(m->sb.data, m->sb.size, err, err == -EBADMSG || err == -EMSGSIZE);
+    msgpack_sbuffer_clear(&m->sb);
+}
+
+Test(serf, malformed_replies, .timeout = 20)
+{
+    struct mp m;
+    mp_init(&m);
+
+    msgpack_pack_array(&m.pk, 2); /* header not a map */
+    msgpack_pack_uint8(&m.pk, 1);
+    msgpack_pack_nil(&m.pk);
+    expect_mp_rejected(&m, -EBADMSG);
+
+    mp_header(&m, 99, NULL); /* nobody asked */
+    expect_mp_rejected(&m, -EBADMSG);
+
+    msgpack_pack_map(&m.pk, 2); /* Seq of the wrong type */
+    mp_str(&m, "Error");
+    mp_str(&m, "");
+    mp_str(&m, "Seq");
+    mp_str(&m, "1");
+    expect_mp_rejected(&m, -EBADMSG);
+
+    msgpack_pack_map(&m.pk, 1); /* no Seq */
+    mp_str(&m, "Error");
+    mp_str(&m, "");
+    expect_mp_rejected(&m, -EBADMSG);
+
+    mp_header(&m, 1, NULL); /* stats without agent.name */
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m, "agent");
+    msgpack_pack_map(&m.pk, 0);
+    expect_mp_rejected(&m, -EBADMSG);
+
+    mp_header(&m, 1, NULL);
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    mp_header(&m, 3, NULL); /* Members is a map */
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m, "Members");
+    msgpack_pack_map(&m.pk, 0);
+    expect_mp_rejected(&m, -EBADMSG);
+
+    /* One bad member (Port is a string) after good ones: nothing reported. */
+    mp_header(&m, 1, NULL);
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    mp_header(&m, 3, NULL);
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m, "Members");
+    msgpack_pack_array(&m.pk, 3);
+    mp_member(&m, &three[0]);
+    mp_member(&m, &three[1]);
+    msgpack_pack_map(&m.pk, 3);
+    mp_str(&m, "Name");
+    mp_str(&m, "n9");
+    mp_str(&m, "Status");
+    mp_str(&m, "alive");
+    mp_str(&m, "Port");
+    mp_str(&m, "1");
+    expect_mp_rejected(&m, -EBADMSG);
+
+    mp_header(&m, 1, NULL); /* Name is an integer */
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    mp_header(&m, 3, NULL);
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m, "Members");
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_map(&m.pk, 2);
+    mp_str(&m, "Name");
+    msgpack_pack_int(&m.pk, 7);
+    mp_str(&m, "Status");
+    mp_str(&m, "alive");
+    expect_mp_rejected(&m, -EBADMSG);
+
+    mp_header(&m, 1, NULL); /* Port out of range */
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    mp_header(&m, 3, NULL);
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m, "Members");
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_map(&m.pk, 3);
+    mp_str(&m, "Name");
+    mp_str(&m, "n1");
+    mp_str(&m, "Status");
+    mp_str(&m, "alive");
+    mp_str(&m, "Port");
+    msgpack_pack_uint32(&m.pk, 70000);
+    expect_mp_rejected(&m, -EBADMSG);
+
+    mp_header(&m, 1, NULL); /* an event on the stream without Event */
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    mp_header(&m, 2, NULL);
+    msgpack_pack_map(&m.pk, 1);
+    mp_str(&m, "Members");
+    msgpack_pack_array(&m.pk, 0);
+    expect_mp_rejected(&m, -EBADMSG);
+
+    static const unsigned char never_used[] = {0xc1};
+    expect_rejected(never_used, 1, -EBADMSG, 1);
+
+    mp_header(&m, 1, "Authentication required"); /* Serf's error, not garbage */
+    expect_rejected(m.sb.data, m.sb.size, -EPROTO, 0);
+    msgpack_sbuffer_clear(&m.sb);
+    mp_free(&m);
+}
+
+Test(serf, malformed_coordinate, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    mp_header(&m, 4, NULL);
+    msgpack_pack_map(&m.pk, 2);
+    mp_str(&m, "Coord");
+    msgpack_pack_map(&m.pk, 4);
+    mp_str(&m, "Adjustment");
+    msgpack_pack_double(&m.pk, 0);
+    mp_str(&m, "Error");
+    msgpack_pack_double(&m.pk, 0);
+    mp_str(&m, "Height");
+    msgpack_pack_double(&m.pk, 0);
+    mp_str(&m, "Vec");
+    msgpack_pack_array(&m.pk, 2);
+    msgpack_pack_double(&m.pk, 0);
+    mp_str(&m, "0.1");
+    mp_str(&m, "Ok");
+    msgpack_pack_true(&m.pk);
+    cr_assert_eq(feed_mp(s, &m, T0), -EBADMSG);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.malformed, 1);
+    cr_assert_eq(r->nc, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, oversized_rejected_before_allocation, .timeout = 10)
+{
+    /* map32 claiming 2^32-1 entries: msgpack-c would allocate ~200 GB. */
+    static const unsigned char bigmap[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+    expect_rejected(bigmap, sizeof(bigmap), -EMSGSIZE, 1);
+    static const unsigned char bigarr[] = {0xdd, 0x00, 0x20, 0x00, 0x00}; /* 2M */
+    expect_rejected(bigarr, sizeof(bigarr), -EMSGSIZE, 1);
+    static const unsigned char bigstr[] = {0xdb, 0x10, 0x00, 0x00, 0x00}; /* 256 MiB */
+    expect_rejected(bigstr, sizeof(bigstr), -EMSGSIZE, 1);
+    static const unsigned char bigbin[] = {0xc6, 0x00, 0x01, 0x00, 0x01};
+    expect_rejected(bigbin, sizeof(bigbin), -EMSGSIZE, 1);
+    /* Nesting deeper than any Serf reply. */
+    unsigned char deep[40];
+    memset(deep, 0x91, sizeof(deep));
+    expect_rejected(deep, sizeof(deep), -EMSGSIZE, 1);
+    /* Each array within the limit, but together declaring > 256 MiB of
+     * msgpack-c slots (1M x 24 bytes each, nested). */
+    unsigned char slots[12 * 5];
+    for (int i = 0; i < 12; i++) {
+        unsigned char h[5] = {0xdd, 0x00, 0x10, 0x00, 0x00};
+        memcpy(slots + 5 * i, h, 5);
+    }
+    expect_rejected(slots, sizeof(slots), -EMSGSIZE, 1);
+    /* A member whose name is longer than any Serf name. */
+    struct mp m;
+    mp_init(&m);
+    char *longname = malloc(70001);
+    memset(longname, 'x', 70000);
+    longname[70000] = 0;
+    struct tmember t = {longname, "1", NULL, "alive", {1, 1, 1, 1}, 1};
+    mp_header(&m, 1, NULL);
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    mp_header(&m, 3, NULL);
+    mp_members_body(&m, &t, 1);
+    expect_mp_rejected(&m, -EMSGSIZE);
+    free(longname);
+    mp_free(&m);
+}
+
+Test(serf, truncated_reply_times_out, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    struct mp m;
+    mp_init(&m);
+    mp_header(&m, 1, NULL);
+    mp_stats_body(&m, "n1");
+    cr_assert_eq(netelect__serf_feed(s, m.sb.data, m.sb.size - 3, T0), 0);
+    cr_assert_eq(netelect__serf_tick(s, T0 + 5 * S), 0);
+    cr_assert_eq(netelect__serf_next_deadline(s), T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS);
+    cr_assert_eq(netelect__serf_tick(s, T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS), -ETIMEDOUT);
+    last_conn_is(r, 0, -ETIMEDOUT);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.timeouts, 1);
+    cr_assert_eq(st.malformed, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, resnapshot_reaps_vanished, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    static const unsigned char junk[] = {0xc1};
+    cr_assert_eq(netelect__serf_feed(s, junk, 1, T0), -EBADMSG);
+    cr_assert_eq(netelect__serf_member_count(s), 3, "members kept while disconnected");
+    /* Reconnected: Serf has forgotten n3 meanwhile. */
+    cr_assert_eq(netelect__serf_test_connected(s, T0 + S), 0);
+    netelect__serf_take_output(s, NULL, SIZE_MAX);
+    r->nm = 0;
+    mp_header(&m, 0, NULL);
+    pack_setup(&m, three, 2);
+    cr_assert_eq(feed_mp(s, &m, T0 + S), 0);
+    cr_assert_eq(r->nm, 3);
+    cr_assert_eq(r->m[0].ev, NETELECT_SERF_EV_SNAPSHOT);
+    cr_assert_eq(r->m[1].ev, NETELECT_SERF_EV_SNAPSHOT);
+    cr_assert_eq(r->m[2].ev, NETELECT_SERF_EV_REAP);
+    cr_assert_str_eq(r->m[2].name, "n3");
+    cr_assert_eq(netelect__serf_member_count(s), 2);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.connects, 2);
+    cr_assert_eq(st.members_without_id, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, parse_id, .timeout = 5)
+{
+    uint64_t v = 0;
+#define OK(str, want)                                                              \
+    do {                                                                           \
+        cr_assert_eq(netelect__serf_parse_id(str, strlen(str), &v), 0, "%s", str); \
+        cr_assert_eq(v, (uint64_t)(want), "%s", str);                              \
+    } while (0)
+#define BAD(str) cr_assert_eq(netelect__serf_parse_id(str, strlen(str), &v), -EINVAL, "%s", str)
+    OK("0", 0);
+    OK("42", 42);
+    OK("0x2A", 42);
+    OK("0X2a", 42);
+    OK("007", 7);
+    OK("18446744073709551615", UINT64_MAX);
+    OK("0xffffffffffffffff", UINT64_MAX);
+    BAD("");
+    BAD("18446744073709551616");
+    BAD("0x10000000000000000");
+    BAD("-1");
+    BAD("+1");
+    BAD(" 1");
+    BAD("1 ");
+    BAD("0x");
+    BAD("12x");
+    BAD("0xg");
+    BAD("1e3");
+#undef OK
+#undef BAD
+}
+
+Test(serf, config_validation, .timeout = 5)
+{
+    struct netelect_serf *s = NULL;
+    const char *bad[] = {"nonsense", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536",
+                         "127.0.0.1:x", ":7373", "::1:7373", "[::1:7373", "host.example:7373",
+                         "127.0.0.1:123456"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct netelect_serf_config c = {.rpc_addr = bad[i]};
+        cr_assert_eq(netelect__serf_new(&c, NULL, NULL, &s), -EINVAL, "%s", bad[i]);
+        cr_assert_null(s);
+    }
+    const char *good[] = {"127.0.0.1:7373", "[::1]:7373", "localhost:1"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct netelect_serf_config c = {.rpc_addr = good[i]};
+        cr_assert_eq(netelect__serf_new(&c, NULL, NULL, &s), 0, "%s", good[i]);
+        cr_assert_eq(netelect__serf_fd(s), -1, "no connection before the first tick");
+        netelect__serf_free(s);
+    }
+    struct netelect_serf_config c = {.backoff_min_ns = 2 * S, .backoff_max_ns = S};
+    cr_assert_eq(netelect__serf_new(&c, NULL, NULL, &s), -EINVAL);
+    struct netelect_serf_config e = {.id_tag = ""};
+    cr_assert_eq(netelect__serf_new(&e, NULL, NULL, &s), -EINVAL);
+    cr_assert_eq(netelect__serf_new(NULL, NULL, NULL, NULL), -EINVAL);
+    /* NULL config and callbacks mean defaults and no reports. */
+    cr_assert_eq(netelect__serf_new(NULL, NULL, NULL, &s), 0);
+    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    static const unsigned char hs[] = {0x82, 0xa5, 'E', 'r', 'r', 'o', 'r', 0xa0,
+                                       0xa3, 'S', 'e', 'q', 0x00};
+    cr_assert_eq(netelect__serf_feed(s, hs, sizeof(hs), T0), 0);
+    netelect__serf_free(s);
+    netelect__serf_free(NULL);
+}
+
+/* ---- the socket path, against a fake Serf in this process ---- */
+
+static uint64_t mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * S + (uint64_t)ts.tv_nsec;
+}
+
+static int listener(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(listen(fd, 4), 0);
+    socklen_t l = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Runs the client's loop for up to `ms`, also polling `extra` (if >= 0);
+ * returns when `extra` is readable or `done` holds. */
+static int drive(struct netelect_serf *s, int extra, int ms, const struct rec *r, size_t nconn)
+{
+    uint64_t end = mono() + (uint64_t)ms * 1000000ull;
+    while (mono() < end) {
+        if (r && r->nconn >= nconn)
+            return 1;
+        struct pollfd p[2] = {{.fd = netelect__serf_fd(s), .events = 0}, {.fd = extra,
+                                                                         .events = POLLIN}};
+        uint32_t ev = netelect__serf_events(s);
+        p[0].events = (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0));
+        uint64_t now = mono(), dl = netelect__serf_next_deadline(s);
+        int to = dl <= now ? 0 : (int)((dl - now) / 1000000 + 1);
+        if (to > 20)
+            to = 20;
+        poll(p, 2, to);
+        now = mono();
+        if (p[0].revents) {
+            uint32_t re = (p[0].revents & POLLIN ? EPOLLIN : 0) |
+                          (p[0].revents & POLLOUT ? EPOLLOUT : 0) |
+                          (p[0].revents & POLLERR ? EPOLLERR : 0) |
+                          (p[0].revents & POLLHUP ? EPOLLHUP : 0);
+            netelect__serf_handle(s, re, now);
+        }
+        netelect__serf_tick(s, mono());
+        if (extra >= 0 && (p[1].revents & POLLIN))
+            return 1;
+    }
+    return r && r->nconn >= nconn;
+}
+
+Test(serf, backoff_when_serf_is_down, .timeout = 20)
+{
+    uint16_t port;
+    int l = listener(&port);
+    close(l); /* nothing listens there now */
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {
+        .rpc_addr = addr, .backoff_min_ns = 50000000ull, .backoff_max_ns = 200000000ull};
+    struct netelect_serf *s = client(r, &cfg);
+    uint64_t prev = 0, gaps[6];
+    int ngaps = 0;
+    uint64_t end = mono() + 3 * S;
+    while (ngaps < 6 && mono() < end) {
+        uint64_t before = netelect__serf_next_deadline(s);
+        drive(s, -1, 5, NULL, 0);
+        uint64_t after = netelect__serf_next_deadline(s);
+        if (netelect__serf_fd(s) < 0 && after != before && after != UINT64_MAX) {
+            if (prev)
+                gaps[ngaps++] = after - prev;
+            prev = after;
+        }
+    }
+    cr_assert_eq(ngaps, 6, "only %d reconnect attempts", ngaps);
+    /* The waits double from 50 ms and stop at the maximum: the gaps between
+     * the scheduled attempts after the first are 100, 200, 200, ... ms. */
+    for (int i = 0; i < ngaps; i++) {
+        uint64_t want = i == 0 ? 100000000ull : 200000000ull;
+        cr_assert(gaps[i] >= want && gaps[i] < want + 60000000ull,
+                  "gap %d: %" PRIu64 " ns, want ~%" PRIu64, i, gaps[i], want);
+    }
+    cr_assert_eq(r->nconn, 1, "one report per outage, not per attempt");
+    last_conn_is(r, 0, -ECONNREFUSED);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, socket_connect_lose_reconnect, .timeout = 20)
+{
+    uint16_t port;
+    int l = listener(&port);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.rpc_addr = addr, .backoff_min_ns = 50000000ull};
+    struct netelect_serf *s = client(r, &cfg);
+    static const unsigned char hs_ok[] = {0x82, 0xa5, 'E', 'r', 'r', 'o', 'r', 0xa0,
+                                          0xa3, 'S', 'e', 'q', 0x00};
+    for (int round = 0; round < 2; round++) {
+        cr_assert(drive(s, l, 3000, NULL, 0), "no connection attempt");
+        int c = accept(l, NULL, NULL);
+        cr_assert_geq(c, 0);
+        /* Read the handshake request, answer it. */
+        unsigned char buf[256];
+        size_t got = 0;
+        uint64_t end = mono() + 2 * S;
+        while (got < 30 && mono() < end) {
+            drive(s, c, 50, NULL, 0);
+            ssize_t n = recv(c, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+            if (n > 0)
+                got += (size_t)n;
+        }
+        cr_assert_geq(got, 30, "handshake request not received");
+        cr_assert(memmem(buf, got, "handshake", 9) != NULL);
+        cr_assert_eq(send(c, hs_ok, sizeof(hs_ok), 0), (ssize_t)sizeof(hs_ok));
+        cr_assert(drive(s, -1, 2000, r, (size_t)(2 * round + 1)), "not up");
+        last_conn_is(r, 1, 0);
+        close(c); /* Serf goes away */
+        cr_assert(drive(s, -1, 2000, r, (size_t)(2 * round + 2)), "loss not seen");
+        last_conn_is(r, 0, -ECONNRESET);
+    }
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.connects, 2);
+    cr_assert_eq(st.disconnects, 2);
+    netelect__serf_free(s);
+    close(l);
+    free(r);
+}
