@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netelectd's state, shared by its translation units (netelectd.c: main,
+ * event loop, UDP and publishing; nodes.c: node table, probe heap,
+ * channels; control.c: the control socket).
+ *
+ * The agent is single-threaded: one epoll loop owns every structure below,
+ * so the node table is a plain hash table (no rculfhash/call_rcu needed;
+ * readers in other processes only ever see the shm segment).
+ */
+#ifndef AGENT_AGENT_H
+#define AGENT_AGENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <netelect.h>
+
+#include "agent/config.h"
+#include "agent/packet.h"
+#include "agent/prober.h"
+#include "shm/writer.h"
+
+/* Where a node or a channel member came from; reload replaces only CFG. */
+enum { ORIG_CFG = 1, ORIG_CTL = 2, ORIG_SERF = 4 };
+
+struct node {
+    uint64_t id;
+    unsigned orig;              /* ORIG_* bits that keep this node in the table */
+    bool probed;                /* has an address: probed over UDP */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct netelect_probe pr;
+    struct netelect_replay rp;  /* anti-replay state for packets it sends us */
+    uint64_t peer_inc;          /* its incarnation as last seen (echoed in PINGs) */
+    uint64_t tx_seq;            /* our seq towards it (per receiver, so its window is dense) */
+    uint64_t heard_ns;          /* any authenticated packet from it */
+    size_t heap_idx;            /* position in the probe heap, SIZE_MAX: not in it */
+    bool rtt_ovr, health_ovr;   /* operator overrides */
+    uint64_t rtt_ovr_ns;
+    uint8_t health_ovr_val;
+    bool serf_known, serf_alive, serf_has_rtt;
+    uint64_t serf_rtt_ns, serf_err_ns, serf_heard_ns;
+    char *serf_channels;        /* the member's channel tag (comma-separated) */
+    struct netelect_wnode pub;  /* as last published, for change detection */
+    bool pub_valid;
+};
+
+struct member {
+    uint64_t id;
+    unsigned orig;
+};
+
+struct chan {
+    char name[NETELECT_CHAN_NAME_MAX + 1];
+    struct member *m;
+    size_t n, cap;
+};
+
+struct stats {
+    uint64_t rx, rx_ok, tx_ping, tx_pong, tx_err;
+    uint64_t drop[16];          /* indexed by enum drop_reason */
+    uint64_t publishes, publish_err, heartbeats, heartbeat_err;
+    uint64_t ctl_requests, ctl_errors, ctl_denied, ctl_clients;
+    uint64_t reloads, reload_failures;
+    uint64_t health_changes, peer_restarts;
+};
+
+enum drop_reason {
+    DROP_RATE, DROP_TRUNC, DROP_OVERSIZE, DROP_GARBAGE, DROP_VERSION, DROP_AUTH, DROP_FIELDS,
+    DROP_NOT_FOR_US, DROP_UNKNOWN_SENDER, DROP_REPLAY, DROP_STALE_INC, DROP_STALE_PONG,
+    DROP_UNSOLICITED, DROP_N
+};
+extern const char *const netelect__drop_names[DROP_N];
+
+struct client;
+
+struct agent {
+    struct netelect_cfg cfg;
+    const char *cfg_path;       /* NULL: embedded default */
+    /* command-line overrides, re-applied on every reload */
+    const char *opt_shm, *opt_control, *opt_listen;
+    uint64_t opt_node_id;
+
+    uint64_t self;
+    uint64_t inc;               /* our incarnation */
+    uint8_t key[NETELECT_KEY_LEN];
+    bool have_key;
+    struct netelect_probe_params pp;
+    gid_t ctl_gid;              /* (gid_t)-1: none */
+
+    int ep, udp, ctl_fd, sig_fd, probe_tfd, hb_tfd, pub_tfd;
+    struct netelect_writer *w;
+
+    /* node table: open addressing by id (linear probing, backward-shift delete) */
+    struct node **tab;
+    size_t tab_cap, n_nodes;
+    /* probe heap keyed by netelect__probe_next() */
+    struct node **heap;
+    size_t heap_n, heap_cap;
+
+    struct chan *chans;
+    size_t n_chans, cap_chans;
+
+    /* per-source token buckets, direct-mapped by a hash of the address */
+    struct { struct sockaddr_storage a; struct netelect_bucket b; } *buckets;
+    size_t n_buckets;
+
+    bool dirty_hard, dirty_soft, pub_armed, quit;
+    uint64_t last_pub_ns, start_ns;
+    struct stats st;
+
+    struct client *clients;
+    size_t n_clients;
+
+    void *serf;                 /* struct netelect_serf * when built with Serf */
+    int serf_fd, serf_tfd;
+    uint32_t serf_events;
+    bool serf_up;
+};
+
+uint64_t netelect__now_ns(void);
+
+/* nodes.c */
+struct node *netelect__node_find(struct agent *a, uint64_t id);
+struct node *netelect__node_get(struct agent *a, uint64_t id); /* find or create */
+void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig);
+void netelect__node_set_addr(struct agent *a, struct node *n, const struct sockaddr_storage *ss,
+                             socklen_t len);
+void netelect__node_clear_addr(struct agent *a, struct node *n);
+void netelect__heap_fix(struct agent *a, struct node *n);
+struct node *netelect__heap_top(struct agent *a);
+struct netelect_wnode netelect__node_view(const struct agent *a, const struct node *n);
+/* Recomputes n's published form and marks the view dirty (hard or soft). */
+void netelect__node_changed(struct agent *a, struct node *n);
+struct chan *netelect__chan_find(struct agent *a, const char *name);
+struct chan *netelect__chan_get(struct agent *a, const char *name);
+int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig);
+void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id);
+void netelect__chan_remove(struct agent *a, struct chan *c);
+void netelect__chan_forget_orig(struct agent *a, unsigned orig);
+void netelect__mark_dirty(struct agent *a, bool hard);
+
+/* netelectd.c */
+int netelect__reload(struct agent *a, char *err, size_t errlen);
+
+/* control.c */
+int netelect__control_open(struct agent *a);
+void netelect__control_close(struct agent *a);
+void netelect__control_accept(struct agent *a);
+void netelect__control_event(struct agent *a, struct client *c, uint32_t events);
+
+/* epoll tags: the low bits of data.u64 say what fired */
+enum { EV_UDP = 1, EV_CTL, EV_SIG, EV_PROBE, EV_HB, EV_PUB, EV_SERF, EV_SERF_T, EV_CLIENT };
+#define EV_TAG(t, p) ((uint64_t)(uintptr_t)(p) | (uint64_t)(t) << 56)
+
+#endif /* AGENT_AGENT_H */

@@ -1,0 +1,878 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netelect: inspect the replica view netelectd publishes, elect from it, and
+ * drive the agent over its control socket.  See `netelect --help`.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <netelect.h>
+
+#include "agent/config.h"
+#include "agent/util.h"
+
+enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NONE = 3, EX_STALE = 4 };
+
+/* A heartbeat older than this means the agent is not alive (the agent's
+ * default period is 100 ms; readers use max(3 periods, 300 ms)). */
+#define STALE_NS 1000000000ull
+
+static struct {
+    const char *shm, *control;
+    bool json, has_self;
+    uint64_t self;
+    uint64_t count;
+    bool help;
+} o = {.control = NETELECT_DEFAULT_CONTROL};
+
+static volatile sig_atomic_t stop;
+static void on_sig(int s)
+{
+    (void)s;
+    stop = 1;
+}
+
+static const char *const verb_help[][2] = {
+    {"status", "netelect status\n  Agent liveness, heartbeat age, generation, node id and counts, from the\n"
+               "  segment. Exit 0 alive, 4 abandoned or stale (no heartbeat for 1 s), 1 no segment."},
+    {"view", "netelect view\n  Every node (id, rtt, raw sample, error, source, health, last heard) and\n"
+             "  every channel (members, leader for --self or the agent's node)."},
+    {"elect", "netelect elect CHANNEL [--self ID]\n  The leader of CHANNEL as ID (default: the agent's node) sees it.\n"
+              "  Exit 0 a leader, 3 no eligible replica, 4 agent gone, 1 unknown channel."},
+    {"rank", "netelect rank CHANNEL [--self ID]\n  The failover order of CHANNEL (winner first). Exit codes as elect."},
+    {"watch", "netelect watch CHANNEL [--self ID] [--count N]\n  Prints the leader, then each change of it with a UTC timestamp, as it\n"
+              "  happens (polls the generation every millisecond), until SIGINT/SIGTERM or\n"
+              "  N lines (the first line counts)."},
+    {"peer", "netelect peer add ID ADDR | netelect peer remove ID\n  Adds (or re-addresses) / removes a probed peer. ADDR: a.b.c.d:port or [v6]:port."},
+    {"channel", "netelect channel add NAME ID|self... | netelect channel remove NAME [ID|self...]\n"
+                "  Adds members (creating the channel) / removes members or the whole channel."},
+    {"set-rtt", "netelect set-rtt ID RTT\n  Overrides ID's RTT (source operator). RTT: ns, or with a unit: 250us, 1.5ms, 2s."},
+    {"set-health", "netelect set-health ID up|down\n  Overrides ID's health."},
+    {"clear", "netelect clear ID\n  Drops ID's RTT and health overrides."},
+    {"stats", "netelect stats\n  The agent's counters: packets, drops by reason, publishes, control requests, peers."},
+    {"reload", "netelect reload\n  Makes the agent re-read its configuration (as SIGHUP); a bad one is refused\n"
+               "  with file:line and the running configuration is kept."},
+    {"raw", "netelect raw JSON\n  Sends one raw request line to the control socket and prints the reply\n"
+            "  (for debugging and tests)."},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: netelect [--shm NAME] [--control PATH] [--json] VERB [ARGS]\n"
+"\n"
+"Reading the view (from the shared-memory segment, no agent round trip):\n"
+"  status                      agent alive?, heartbeat age, generation, node id, counts\n"
+"  view                        nodes and channels\n"
+"  elect CHANNEL [--self ID]   the leader of CHANNEL\n"
+"  rank CHANNEL [--self ID]    the failover order of CHANNEL\n"
+"  watch CHANNEL [--self ID] [--count N]   print each leader change as it happens\n"
+"Driving the agent (over its control socket):\n"
+"  peer add ID ADDR | peer remove ID\n"
+"  channel add NAME ID... | channel remove NAME [ID...]\n"
+"  set-rtt ID RTT | set-health ID up|down | clear ID\n"
+"  stats | reload | raw JSON\n"
+"\n"
+"Options (anywhere on the line):\n"
+"  --shm NAME       segment name or path (default: netelect, i.e. /dev/shm/netelect)\n"
+"  --control PATH   control socket (default " NETELECT_DEFAULT_CONTROL ")\n"
+"  --json           one JSON object per result, for scripts\n"
+"  --self ID        elect as node ID instead of the agent's own node\n"
+"  --count N        watch: stop after N lines\n"
+"  -h, --help       this text; `netelect VERB --help` for one verb\n"
+"  -V, --version\n"
+"\n"
+"Ids are decimal or 0x-hex. Exit status: 0 success; 1 error (no segment, agent\n"
+"unreachable or refused the request, unknown channel); 2 usage error; 3 no\n"
+"eligible replica (elect, rank, watch); 4 the agent is gone (abandoned segment\n"
+"or no heartbeat for 1 s).\n");
+}
+
+__attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "netelect: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see netelect --help)\n");
+    va_end(ap);
+    return EX_USAGE;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
+}
+
+static const char *idstr(uint64_t id, char *b)
+{
+    snprintf(b, 24, "%#" PRIx64, id);
+    return b;
+}
+
+static const char *fmt_ns(uint64_t ns, char *b, size_t n)
+{
+    if (ns == NETELECT_RTT_UNKNOWN)
+        snprintf(b, n, "unknown");
+    else if (ns < 1000)
+        snprintf(b, n, "%" PRIu64 " ns", ns);
+    else if (ns < 1000000)
+        snprintf(b, n, "%.1f us", ns / 1e3);
+    else if (ns < 10000000000ull)
+        snprintf(b, n, "%.3f ms", ns / 1e6);
+    else
+        snprintf(b, n, "%.1f s", ns / 1e9);
+    return b;
+}
+
+static const char *src_name(int s)
+{
+    switch (s) {
+    case NETELECT_SRC_PROBE: return "probe";
+    case NETELECT_SRC_SERF: return "serf";
+    case NETELECT_SRC_OPERATOR: return "operator";
+    default: return "none";
+    }
+}
+
+static int exit_for(int err)
+{
+    return err == NETELECT_ESTALE ? EX_STALE : EX_ERR;
+}
+
+static int open_view(struct netelect_view **v)
+{
+    int r = netelect_view_open(o.shm, v);
+    if (r < 0) {
+        fprintf(stderr, "netelect: cannot attach to segment %s: %s%s\n", o.shm ? o.shm : "netelect",
+                netelect_strerror(r), r == -ENOENT ? " (is netelectd running?)" : "");
+        return EX_ERR;
+    }
+    return 0;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static int cmd_status(void)
+{
+    struct netelect_view *v;
+    int r = open_view(&v);
+    if (r)
+        return r;
+    struct netelect_view_status s;
+    r = netelect_view_status(v, &s);
+    if (r < 0) {
+        fprintf(stderr, "netelect: status: %s\n", netelect_strerror(r));
+        netelect_view_close(v);
+        return exit_for(r);
+    }
+    const char *state = s.state == 2 ? "abandoned" : s.heartbeat_age_ns > STALE_NS ? "stale" : s.state == 1 ? "alive" : "initialising";
+    char inc[33], b[24];
+    for (int i = 0; i < 16; i++)
+        snprintf(inc + 2 * i, 3, "%02x", s.incarnation[i]);
+    if (o.json) {
+        print_json(json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:s, s:I, s:i, s:s}",
+            "segment", o.shm ? o.shm : "netelect", "alive", !strcmp(state, "alive"), "state", state,
+            "generation", (json_int_t)s.generation, "heartbeat_seq", (json_int_t)s.heartbeat_seq,
+            "heartbeat_age_ns", (json_int_t)s.heartbeat_age_ns, "forced_reuse", (json_int_t)s.forced_reuse,
+            "nodes", (int)s.n_nodes, "channels", (int)s.n_chans, "node_id", idstr(s.self_id, b),
+            "agent_pid", (json_int_t)s.agent_pid, "abi_major", (int)s.abi_major, "incarnation", inc));
+    } else {
+        char hb[32];
+        printf("agent:        %s (pid %d)\n", state, (int)s.agent_pid);
+        printf("node id:      %s\n", idstr(s.self_id, b));
+        printf("generation:   %" PRIu64 "\n", s.generation);
+        printf("heartbeat:    seq %" PRIu64 ", %s ago\n", s.heartbeat_seq,
+               fmt_ns(s.heartbeat_age_ns, hb, sizeof hb));
+        printf("nodes:        %u\n", s.n_nodes);
+        printf("channels:     %u\n", s.n_chans);
+        printf("incarnation:  %s\n", inc);
+        printf("abi:          %u.%u\n", s.abi_major, s.abi_minor);
+        printf("forced reuse: %" PRIu64 "\n", s.forced_reuse);
+    }
+    netelect_view_close(v);
+    return strcmp(state, "alive") ? EX_STALE : EX_OK;
+}
+
+/* ---- view ---------------------------------------------------------------- */
+
+struct vec {
+    struct netelect_node_info *n;
+    size_t len, cap;
+};
+
+static int collect_node(void *ctx, const struct netelect_node_info *ni)
+{
+    struct vec *v = ctx;
+    if (v->len == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 64;
+        void *np = realloc(v->n, cap * sizeof *v->n);
+        if (!np)
+            return -ENOMEM;
+        v->n = np;
+        v->cap = cap;
+    }
+    v->n[v->len++] = *ni;
+    return 0;
+}
+
+struct chans {
+    struct { char name[NETELECT_CHAN_NAME_MAX + 1]; uint64_t *m; size_t n; } *c;
+    size_t len, cap;
+};
+
+static int collect_chan(void *ctx, const char *name, const uint64_t *members, size_t n)
+{
+    struct chans *cs = ctx;
+    if (cs->len == cs->cap) {
+        size_t cap = cs->cap ? 2 * cs->cap : 16;
+        void *np = realloc(cs->c, cap * sizeof *cs->c);
+        if (!np)
+            return -ENOMEM;
+        cs->c = np;
+        cs->cap = cap;
+    }
+    snprintf(cs->c[cs->len].name, sizeof cs->c[cs->len].name, "%s", name);
+    cs->c[cs->len].m = malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!cs->c[cs->len].m)
+        return -ENOMEM;
+    memcpy(cs->c[cs->len].m, members, n * sizeof(uint64_t));
+    cs->c[cs->len].n = n;
+    cs->len++;
+    return 0;
+}
+
+static void free_chans(struct chans *cs)
+{
+    for (size_t i = 0; i < cs->len; i++)
+        free(cs->c[i].m);
+    free(cs->c);
+    cs->c = NULL;
+    cs->len = cs->cap = 0;
+}
+
+static int cmd_view(void)
+{
+    struct netelect_view *v;
+    int r = open_view(&v);
+    if (r)
+        return r;
+    struct vec nodes = {0};
+    struct chans cs = {0};
+    /* foreach may retry and call back twice: start each attempt afresh */
+    r = netelect_view_foreach_node(v, collect_node, &nodes);
+    if (r == 0)
+        r = netelect_view_foreach_channel(v, collect_chan, &cs);
+    if (r < 0) {
+        fprintf(stderr, "netelect: view: %s\n", netelect_strerror(r));
+        netelect_view_close(v);
+        return exit_for(r);
+    }
+    uint64_t self = o.has_self ? o.self : netelect_view_self(v);
+    uint64_t now = mono_ns();
+    char b1[32], b2[32], b3[32], b4[32], b5[24];
+    json_t *jn = json_array(), *jc = json_array();
+    if (!o.json)
+        printf("%-20s %12s %12s %12s %-8s %-9s %s\n", "NODE", "RTT", "RAW", "ERR", "SOURCE",
+               "HEALTH", "HEARD");
+    for (size_t i = 0; i < nodes.len; i++) {
+        const struct netelect_node_info *n = &nodes.n[i];
+        uint64_t age = n->last_heard_ns && now > n->last_heard_ns ? now - n->last_heard_ns : 0;
+        if (o.json) {
+            json_array_append_new(jn, json_pack("{s:s, s:I, s:I, s:I, s:s, s:b, s:I}",
+                "id", idstr(n->id, b5),
+                "rtt_ns", n->rtt_ns == NETELECT_RTT_UNKNOWN ? (json_int_t)-1 : (json_int_t)n->rtt_ns,
+                "raw_ns", n->rtt_raw_ns == NETELECT_RTT_UNKNOWN ? (json_int_t)-1 : (json_int_t)n->rtt_raw_ns,
+                "err_ns", (json_int_t)n->rtt_err_ns, "source", src_name(n->source),
+                "healthy", n->healthy != 0,
+                "heard_age_ns", n->last_heard_ns ? (json_int_t)age : (json_int_t)-1));
+        } else {
+            char heard[40];
+            if (n->last_heard_ns)
+                snprintf(heard, sizeof heard, "%s ago", fmt_ns(age, b4, sizeof b4));
+            else
+                snprintf(heard, sizeof heard, "never");
+            printf("%-20s %12s %12s %12s %-8s %-9s %s%s\n", idstr(n->id, b5),
+                   fmt_ns(n->rtt_ns, b1, sizeof b1), fmt_ns(n->rtt_raw_ns, b2, sizeof b2),
+                   fmt_ns(n->rtt_err_ns, b3, sizeof b3), src_name(n->source),
+                   n->healthy ? "healthy" : "unhealthy", heard, n->id == self ? "  (self)" : "");
+        }
+    }
+    if (!o.json)
+        printf("\n%-24s %-20s %s\n", "CHANNEL", "LEADER", "MEMBERS");
+    for (size_t i = 0; i < cs.len; i++) {
+        struct netelect_result res;
+        int er = netelect_view_elect(v, cs.c[i].name, self, &res);
+        char leader[40];
+        if (er < 0)
+            snprintf(leader, sizeof leader, "(%s)", netelect_strerror(er));
+        else if (res.outcome == NETELECT_NO_ELIGIBLE)
+            snprintf(leader, sizeof leader, "none");
+        else
+            snprintf(leader, sizeof leader, "%s%s", idstr(res.winner, b5),
+                     res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
+        if (o.json) {
+            json_t *m = json_array();
+            for (size_t j = 0; j < cs.c[i].n; j++)
+                json_array_append_new(m, json_string(idstr(cs.c[i].m[j], b5)));
+            json_array_append_new(jc, json_pack("{s:s, s:o, s:s}", "name", cs.c[i].name,
+                                                "members", m, "leader", leader));
+        } else {
+            printf("%-24s %-20s", cs.c[i].name, leader);
+            for (size_t j = 0; j < cs.c[i].n; j++)
+                printf("%s%s", j ? "," : " ", idstr(cs.c[i].m[j], b5));
+            printf("\n");
+        }
+    }
+    if (o.json)
+        print_json(json_pack("{s:s, s:I, s:o, s:o}", "self", idstr(self, b5), "generation",
+                             (json_int_t)netelect_view_generation(v), "nodes", jn, "channels", jc));
+    else {
+        json_decref(jn);
+        json_decref(jc);
+    }
+    free(nodes.n);
+    free_chans(&cs);
+    netelect_view_close(v);
+    return EX_OK;
+}
+
+/* ---- elect / rank / watch -------------------------------------------------------- */
+
+static const char *outcome_name(enum netelect_outcome oc)
+{
+    return oc == NETELECT_SELF_WINS ? "self" : oc == NETELECT_PEER_WINS ? "peer" : "none";
+}
+
+static int cmd_elect(const char *ch)
+{
+    struct netelect_view *v;
+    int r = open_view(&v);
+    if (r)
+        return r;
+    uint64_t self = o.has_self ? o.self : netelect_view_self(v);
+    struct netelect_result res;
+    uint64_t g0, g1;
+    /* Report the generation the answer belongs to: retry if one was published meanwhile. */
+    int tries = 0;
+    do {
+        g0 = netelect_view_generation(v);
+        r = netelect_view_elect(v, ch, self, &res);
+        g1 = netelect_view_generation(v);
+    } while (r == 0 && g0 != g1 && ++tries < 100);
+    if (r < 0) {
+        fprintf(stderr, "netelect: elect %s: %s\n", ch, netelect_strerror(r));
+        netelect_view_close(v);
+        return exit_for(r);
+    }
+    char b[24], sb[24];
+    if (o.json)
+        print_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "channel", ch, "self", idstr(self, sb),
+                             "outcome", outcome_name(res.outcome), "leader",
+                             res.outcome == NETELECT_NO_ELIGIBLE ? "" : idstr(res.winner, b),
+                             "generation", (json_int_t)g1));
+    else if (res.outcome == NETELECT_NO_ELIGIBLE)
+        printf("%s: no eligible replica\n", ch);
+    else
+        printf("%s: leader %s%s\n", ch, idstr(res.winner, b),
+               res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
+    netelect_view_close(v);
+    return res.outcome == NETELECT_NO_ELIGIBLE ? EX_NONE : EX_OK;
+}
+
+static int cmd_rank(const char *ch)
+{
+    struct netelect_view *v;
+    int r = open_view(&v);
+    if (r)
+        return r;
+    uint64_t self = o.has_self ? o.self : netelect_view_self(v);
+    size_t cap = 256, count = 0;
+    uint64_t *ids = NULL;
+    for (;;) {
+        free(ids);
+        ids = malloc(cap * sizeof *ids);
+        if (!ids)
+            return EX_ERR;
+        r = netelect_view_rank(v, ch, self, ids, cap, &count);
+        if (r < 0 || count <= cap)
+            break;
+        cap = count;
+    }
+    if (r < 0) {
+        fprintf(stderr, "netelect: rank %s: %s\n", ch, netelect_strerror(r));
+        free(ids);
+        netelect_view_close(v);
+        return exit_for(r);
+    }
+    char b[24], b1[32];
+    json_t *arr = json_array();
+    if (!o.json)
+        printf("%-5s %-20s %12s\n", "RANK", "NODE", "RTT");
+    for (size_t i = 0; i < count; i++) {
+        struct netelect_node_info ni = {.rtt_ns = NETELECT_RTT_UNKNOWN};
+        netelect_view_node(v, ids[i], &ni);
+        uint64_t rtt = ids[i] == self ? 0 : ni.rtt_ns;
+        if (o.json)
+            json_array_append_new(arr, json_pack("{s:s, s:I}", "id", idstr(ids[i], b), "rtt_ns",
+                                                 rtt == NETELECT_RTT_UNKNOWN ? (json_int_t)-1 : (json_int_t)rtt));
+        else
+            printf("%-5zu %-20s %12s%s\n", i + 1, idstr(ids[i], b), fmt_ns(rtt, b1, sizeof b1),
+                   ids[i] == self ? "  (self)" : "");
+    }
+    if (o.json)
+        print_json(json_pack("{s:s, s:o}", "channel", ch, "order", arr));
+    else
+        json_decref(arr);
+    free(ids);
+    netelect_view_close(v);
+    return count ? EX_OK : EX_NONE;
+}
+
+static int cmd_watch(const char *ch)
+{
+    struct netelect_view *v;
+    int r = open_view(&v);
+    if (r)
+        return r;
+    struct sigaction sa = {.sa_handler = on_sig};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    uint64_t self = o.has_self ? o.self : netelect_view_self(v);
+    uint64_t last_gen = UINT64_MAX, printed = 0;
+    int last_r = 1;
+    struct netelect_result last = {.outcome = (enum netelect_outcome)-1};
+    int rc = EX_OK;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while (!stop && (!o.count || printed < o.count)) {
+        uint64_t g = netelect_view_generation(v);
+        /* An unchanged generation means an unchanged answer: one load per poll,
+         * except for a periodic re-check that notices a stale agent. */
+        static uint64_t polls;
+        if (g != last_gen || ++polls % 100 == 0) {
+            last_gen = g;
+            struct netelect_result res = {0};
+            r = netelect_view_elect(v, ch, self, &res);
+            if (r != last_r || (r == 0 && (res.outcome != last.outcome || res.winner != last.winner))) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                struct tm tm;
+                gmtime_r(&ts.tv_sec, &tm);
+                char when[64], b[24];
+                snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         ts.tv_nsec / 1000);
+                uint64_t tns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+                if (o.json)
+                    print_json(json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "ts", when,
+                        "ts_ns", (json_int_t)tns, "channel", ch,
+                        "outcome", r < 0 ? "error" : outcome_name(res.outcome),
+                        "leader", r == 0 && res.outcome != NETELECT_NO_ELIGIBLE ? idstr(res.winner, b) : "",
+                        "generation", (json_int_t)g, "error", r < 0 ? netelect_strerror(r) : ""));
+                else if (r < 0)
+                    printf("%s %s: %s\n", when, ch, netelect_strerror(r));
+                else if (res.outcome == NETELECT_NO_ELIGIBLE)
+                    printf("%s %s: no eligible replica (generation %" PRIu64 ")\n", when, ch, g);
+                else
+                    printf("%s %s: leader %s%s (generation %" PRIu64 ")\n", when, ch,
+                           idstr(res.winner, b), res.outcome == NETELECT_SELF_WINS ? " (self)" : "", g);
+                printed++;
+                last_r = r;
+                last = res;
+                if (r == -ENOENT && printed == 1) {
+                    rc = EX_ERR; /* unknown channel: say so once and carry on watching */
+                }
+            }
+        }
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+    }
+    netelect_view_close(v);
+    return rc;
+}
+
+/* ---- control ------------------------------------------------------------------ */
+
+static int control(json_t *req, json_t **reply)
+{
+    char *line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    if (!line)
+        return EX_ERR;
+    int rc = EX_ERR;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", o.control);
+    struct timeval tv = {10, 0};
+    if (fd < 0)
+        goto out;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        fprintf(stderr, "netelect: cannot connect to control socket %s: %s%s\n", o.control,
+                strerror(errno), errno == ENOENT || errno == ECONNREFUSED ? " (is netelectd running?)" : "");
+        goto out;
+    }
+    size_t l = strlen(line);
+    line[l] = '\n'; /* json_dumps leaves the NUL we overwrite: send l + 1 bytes */
+    if (send(fd, line, l + 1, MSG_NOSIGNAL) != (ssize_t)(l + 1)) {
+        fprintf(stderr, "netelect: control: send: %s\n", strerror(errno));
+        goto out;
+    }
+    size_t cap = 65536, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf)
+            goto out;
+        if (len + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                goto out;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            fprintf(stderr, "netelect: control: no reply from the agent%s%s\n", n < 0 ? ": " : "",
+                    n < 0 ? strerror(errno) : "");
+            free(buf);
+            goto out;
+        }
+        len += (size_t)n;
+        if (memchr(buf, '\n', len))
+            break;
+    }
+    json_error_t je;
+    *reply = json_loadb(buf, (size_t)((char *)memchr(buf, '\n', len) - buf), 0, &je);
+    free(buf);
+    if (!*reply) {
+        fprintf(stderr, "netelect: control: unreadable reply: %s\n", je.text);
+        goto out;
+    }
+    rc = EX_OK;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(line);
+    return rc;
+}
+
+static const char *errmsg(json_t *rep)
+{
+    const char *m = json_string_value(json_object_get(rep, "error"));
+    return m ? m : "(no message)";
+}
+
+static int simple(json_t *req)
+{
+    json_t *rep = NULL;
+    int rc = control(req, &rep);
+    if (rc)
+        return rc;
+    bool ok = json_is_true(json_object_get(rep, "ok"));
+    if (o.json)
+        print_json(json_incref(rep));
+    else if (!ok)
+        fprintf(stderr, "netelect: the agent refused: %s\n",
+                errmsg(rep));
+    else
+        printf("ok\n");
+    json_decref(rep);
+    return ok ? EX_OK : EX_ERR;
+}
+
+static int cmd_stats(void)
+{
+    json_t *rep = NULL;
+    int rc = control(json_pack("{s:s}", "cmd", "stats"), &rep);
+    if (rc)
+        return rc;
+    if (!json_is_true(json_object_get(rep, "ok"))) {
+        fprintf(stderr, "netelect: stats: %s\n", errmsg(rep));
+        json_decref(rep);
+        return EX_ERR;
+    }
+    if (o.json) {
+        print_json(rep);
+        return EX_OK;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(rep, key, val) {
+        if (json_is_integer(val))
+            printf("%-18s %lld\n", key, (long long)json_integer_value(val));
+        else if (json_is_string(val))
+            printf("%-18s %s\n", key, json_string_value(val));
+        else if (json_is_boolean(val) && strcmp(key, "ok"))
+            printf("%-18s %s\n", key, json_is_true(val) ? "yes" : "no");
+    }
+    printf("\n%-18s %s\n", "DROP REASON", "COUNT");
+    json_object_foreach(json_object_get(rep, "drops"), key, val)
+        printf("%-18s %lld\n", key, (long long)json_integer_value(val));
+    printf("\n%-20s %-24s %-9s %12s %8s %8s %6s\n", "PEER", "ADDR", "HEALTH", "RTT", "SENT",
+           "MISSED", "FLAPS");
+    size_t i;
+    json_array_foreach(json_object_get(rep, "peers"), i, val) {
+        char b[32];
+        json_int_t rtt = json_integer_value(json_object_get(val, "rtt_ns"));
+        printf("%-20s %-24s %-9s %12s %8lld %8lld %6lld\n",
+               json_string_value(json_object_get(val, "id")),
+               json_string_value(json_object_get(val, "addr")),
+               json_is_true(json_object_get(val, "healthy")) ? "healthy" : "unhealthy",
+               fmt_ns(rtt < 0 ? NETELECT_RTT_UNKNOWN : (uint64_t)rtt, b, sizeof b),
+               (long long)json_integer_value(json_object_get(val, "sent")),
+               (long long)json_integer_value(json_object_get(val, "missed")),
+               (long long)json_integer_value(json_object_get(val, "flaps")));
+    }
+    json_decref(rep);
+    return EX_OK;
+}
+
+static int cmd_raw(const char *text)
+{
+    /* Sent verbatim (not re-encoded), so malformed requests can be tested. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", o.control);
+    struct timeval tv = {10, 0};
+    if (fd < 0)
+        return EX_ERR;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+        fprintf(stderr, "netelect: cannot connect to control socket %s: %s\n", o.control, strerror(errno));
+        close(fd);
+        return EX_ERR;
+    }
+    size_t l = strlen(text);
+    if (send(fd, text, l, MSG_NOSIGNAL) != (ssize_t)l || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+        close(fd);
+        return EX_ERR;
+    }
+    char buf[65536];
+    size_t len = 0;
+    while (len < sizeof buf - 1) {
+        ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if (memchr(buf, '\n', len))
+            break;
+    }
+    close(fd);
+    buf[len] = 0;
+    if (!len) {
+        fprintf(stderr, "netelect: raw: no reply\n");
+        return EX_ERR;
+    }
+    fputs(buf, stdout);
+    json_t *rep = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
+    int ok = rep && json_is_true(json_object_get(rep, "ok"));
+    json_decref(rep);
+    return ok ? EX_OK : EX_ERR;
+}
+
+static int parse_id_arg(const char *s, uint64_t *id)
+{
+    if (netelect__parse_id(s, id) < 0) {
+        fprintf(stderr, "netelect: '%s' is not a node id (1..2^64-1, decimal or 0x-hex)\n", s);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *id_list(char **v, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        uint64_t id;
+        char b[24];
+        if (!strcmp(v[i], "self")) {
+            json_array_append_new(arr, json_string("self"));
+            continue;
+        }
+        if (parse_id_arg(v[i], &id) < 0) {
+            json_decref(arr);
+            return NULL;
+        }
+        json_array_append_new(arr, json_string(idstr(id, b)));
+    }
+    return arr;
+}
+
+static int verb_usage(const char *verb)
+{
+    for (size_t i = 0; i < sizeof verb_help / sizeof verb_help[0]; i++)
+        if (!strcmp(verb_help[i][0], verb)) {
+            printf("usage: %s\n", verb_help[i][1]);
+            return EX_OK;
+        }
+    usage(stdout);
+    return EX_OK;
+}
+
+int main(int argc, char **argv)
+{
+    char *pos[64];
+    int np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool more = i + 1 < argc;
+        if (!strcmp(a, "--json"))
+            o.json = true;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            o.help = true;
+        else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            printf("netelect %s (libnetelect %s, kernels %s)\n", NETELECT_VERSION_STRING_CLI,
+                   netelect_version(), netelect_isa());
+            return EX_OK;
+        } else if (!strcmp(a, "--shm") && more)
+            o.shm = argv[++i];
+        else if (!strcmp(a, "--control") && more)
+            o.control = argv[++i];
+        else if (!strcmp(a, "--self") && more) {
+            if (parse_id_arg(argv[++i], &o.self) < 0)
+                return EX_USAGE;
+            o.has_self = true;
+        } else if (!strcmp(a, "--count") && more) {
+            if (netelect__parse_u64(argv[++i], &o.count) < 0 || !o.count)
+                return die_usage("--count wants a positive integer");
+        } else if (a[0] == '-' && a[1] == '-' && a[2])
+            return die_usage("unknown option %s (or it lacks its value)", a);
+        else if (np < 64)
+            pos[np++] = argv[i];
+        else
+            return die_usage("too many arguments");
+    }
+    if (!np) {
+        usage(o.help ? stdout : stderr);
+        return o.help ? EX_OK : EX_USAGE;
+    }
+    const char *verb = pos[0];
+    if (o.help)
+        return verb_usage(verb);
+    char b[24];
+    uint64_t id;
+#define NEED(k, what) do { if (np != (k)) return die_usage("%s wants %s", verb, what); } while (0)
+    if (!strcmp(verb, "status")) {
+        NEED(1, "no arguments");
+        return cmd_status();
+    }
+    if (!strcmp(verb, "view")) {
+        NEED(1, "no arguments");
+        return cmd_view();
+    }
+    if (!strcmp(verb, "elect")) {
+        NEED(2, "CHANNEL");
+        return cmd_elect(pos[1]);
+    }
+    if (!strcmp(verb, "rank")) {
+        NEED(2, "CHANNEL");
+        return cmd_rank(pos[1]);
+    }
+    if (!strcmp(verb, "watch")) {
+        NEED(2, "CHANNEL");
+        return cmd_watch(pos[1]);
+    }
+    if (!strcmp(verb, "peer")) {
+        if (np >= 2 && !strcmp(pos[1], "add")) {
+            NEED(4, "add ID ADDR");
+            struct sockaddr_storage ss;
+            socklen_t l;
+            if (parse_id_arg(pos[2], &id) < 0)
+                return EX_USAGE;
+            if (netelect__parse_addr(pos[3], &ss, &l, 0) < 0)
+                return die_usage("'%s' is not a numeric address:port ([v6]:port for IPv6)", pos[3]);
+            return simple(json_pack("{s:s, s:s, s:s}", "cmd", "peer-add", "id", idstr(id, b), "addr", pos[3]));
+        }
+        if (np >= 2 && !strcmp(pos[1], "remove")) {
+            NEED(3, "remove ID");
+            if (parse_id_arg(pos[2], &id) < 0)
+                return EX_USAGE;
+            return simple(json_pack("{s:s, s:s}", "cmd", "peer-remove", "id", idstr(id, b)));
+        }
+        return die_usage("peer wants add or remove");
+    }
+    if (!strcmp(verb, "channel")) {
+        if (np < 3 || (strcmp(pos[1], "add") && strcmp(pos[1], "remove")))
+            return die_usage("channel wants add NAME ID... or remove NAME [ID...]");
+        if (!netelect__valid_chan_name(pos[2]))
+            return die_usage("'%s' is not a valid channel name", pos[2]);
+        bool add = !strcmp(pos[1], "add");
+        if (add && np < 4)
+            return die_usage("channel add wants at least one member");
+        json_t *req = json_pack("{s:s, s:s}", "cmd", add ? "channel-add" : "channel-remove", "name", pos[2]);
+        if (np > 3) {
+            json_t *m = id_list(pos + 3, np - 3);
+            if (!m) {
+                json_decref(req);
+                return EX_USAGE;
+            }
+            json_object_set_new(req, "members", m);
+        }
+        return simple(req);
+    }
+    if (!strcmp(verb, "set-rtt")) {
+        NEED(3, "ID RTT");
+        uint64_t ns;
+        if (parse_id_arg(pos[1], &id) < 0)
+            return EX_USAGE;
+        if (netelect__parse_duration(pos[2], &ns) < 0 && netelect__parse_u64(pos[2], &ns) < 0)
+            return die_usage("'%s' is not an RTT (ns, or with a unit: 250us, 1.5ms)", pos[2]);
+        if (ns > INT64_MAX)
+            return die_usage("RTT too large");
+        return simple(json_pack("{s:s, s:s, s:I}", "cmd", "set-rtt", "id", idstr(id, b), "rtt_ns", (json_int_t)ns));
+    }
+    if (!strcmp(verb, "set-health")) {
+        NEED(3, "ID up|down");
+        if (parse_id_arg(pos[1], &id) < 0)
+            return EX_USAGE;
+        int up = !strcmp(pos[2], "up") || !strcmp(pos[2], "healthy");
+        if (!up && strcmp(pos[2], "down") && strcmp(pos[2], "unhealthy"))
+            return die_usage("set-health wants up or down");
+        return simple(json_pack("{s:s, s:s, s:b}", "cmd", "set-health", "id", idstr(id, b), "healthy", up));
+    }
+    if (!strcmp(verb, "clear")) {
+        NEED(2, "ID");
+        if (parse_id_arg(pos[1], &id) < 0)
+            return EX_USAGE;
+        return simple(json_pack("{s:s, s:s}", "cmd", "clear", "id", idstr(id, b)));
+    }
+    if (!strcmp(verb, "stats")) {
+        NEED(1, "no arguments");
+        return cmd_stats();
+    }
+    if (!strcmp(verb, "reload")) {
+        NEED(1, "no arguments");
+        return simple(json_pack("{s:s}", "cmd", "reload"));
+    }
+    if (!strcmp(verb, "raw")) {
+        NEED(2, "one JSON argument");
+        return cmd_raw(pos[1]);
+    }
+    return die_usage("unknown verb '%s'", verb);
+}

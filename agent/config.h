@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netelectd's configuration: an INI file (format: agent/netelectd.conf.example)
+ * parsed by inih.  Loading is pure (a path or a memory buffer in, a struct or
+ * "file:line: message" out), so --check-config, SIGHUP and the fuzzers share
+ * it.  The key file and group names are resolved separately, by the caller,
+ * because they touch the system.
+ */
+#ifndef AGENT_CONFIG_H
+#define AGENT_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "agent/util.h"
+
+#define NETELECT_DEFAULT_PORT 7707
+#define NETELECT_DEFAULT_CONTROL "/run/netelect/control"
+#define NETELECT_KEY_LEN 32
+#define NETELECT_CFG_ERR_LEN 512
+/* inih reads at most this many bytes of a line (Debian's INI_MAX_LINE=200
+ * minus CR, LF and NUL); longer lines are refused rather than split. */
+#define NETELECT_CFG_MAX_LINE 197
+
+enum netelect_log_level { NETELECT_LOG_ERR = 3, NETELECT_LOG_WARN = 4, NETELECT_LOG_NOTICE = 5,
+                          NETELECT_LOG_INFO = 6, NETELECT_LOG_DEBUG = 7 };
+
+struct netelect_cfg_peer {
+    uint64_t id;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int line;
+};
+
+struct netelect_cfg_chan {
+    char name[NETELECT_CHAN_NAME_MAX + 1];
+    uint64_t *members;
+    size_t n, cap;
+    int line;
+};
+
+struct netelect_cfg {
+    char source[PATH_MAX];          /* file name, or "<embedded default>" */
+    uint64_t node_id;               /* 0: derive from /etc/machine-id */
+    int node_id_line;
+    char listen[80];
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_len;
+    char key_file[PATH_MAX];        /* "" : no key, so no peers may be configured */
+    int key_file_line;
+    int log_level;
+    char control_path[108];         /* sun_path size */
+    char control_group[64];         /* "" : only root and the agent's uid */
+    uint32_t rate_pps, rate_burst;  /* per-source token bucket */
+
+    uint64_t probe_interval_ns, probe_timeout_ns;
+    uint32_t probe_misses;
+    uint32_t flap_threshold, flap_rise;
+    uint64_t flap_half_life_ns;
+
+    char shm_name[128];
+    uint32_t shm_mode;
+    char shm_group[64];
+    uint64_t heartbeat_ns;
+    uint64_t publish_min_interval_ns;
+    uint32_t rtt_change_pct;
+
+    struct netelect_cfg_peer *peers;
+    size_t n_peers, cap_peers;
+    int peers_line;                 /* first [peers] entry, for cross-checks */
+    struct netelect_cfg_chan *chans;
+    size_t n_chans, cap_chans;
+
+    int serf_enabled;
+    char serf_rpc_addr[80];
+    char serf_auth_key[128];
+    char serf_id_tag[64];
+    char serf_channel_tag[64];
+    uint64_t serf_coord_period_ns;
+};
+
+/* Fills in the built-in defaults (also the embedded default configuration:
+ * this host alone, one channel "default" whose replica is itself). */
+void netelect__cfg_defaults(struct netelect_cfg *c);
+/* 0, or -EINVAL/-ENOENT/-ENOMEM/... with "file:line: message" in err. */
+int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *err, size_t errlen);
+int netelect__cfg_load_buffer(const char *buf, size_t len, const char *name,
+                              struct netelect_cfg *out, char *err, size_t errlen);
+void netelect__cfg_free(struct netelect_cfg *c);
+/* Deep copy (peers, channels). 0 or -ENOMEM. */
+int netelect__cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src);
+
+/* Key file: 64 hex digits (whitespace around them ignored); must be a regular
+ * file not readable by group or others.  0, or -errno with a message. */
+int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen);
+/* Creates a new key file (O_EXCL, mode 0600) from getrandom(). */
+int netelect__key_generate(const char *path, char *err, size_t errlen);
+
+/* The stable default node id: the first 8 bytes (little-endian) of
+ * BLAKE2b(key = "netelect node id v1", machine-id), so the machine id itself
+ * is not disclosed.  Never 0.  0, or -errno if no machine id is readable. */
+int netelect__default_node_id(const char *machine_id_path, uint64_t *out);
+
+const char *netelect__log_level_name(int level);
+
+#endif /* AGENT_CONFIG_H */

@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: a Unix stream socket (default /run/netelect/control,
+ * mode 0660, group control_group), one JSON request per line, one JSON reply
+ * per line (protocol: agent/control_proto.h).
+ *
+ * Who may do what is decided from SO_PEERCRED at accept time: root, the
+ * agent's own uid and members of control_group may change state; anyone who
+ * can connect may read (ping, stats).  The socket's mode keeps out everyone
+ * else.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/control_proto.h"
+#include "agent/log.h"
+
+#define MAX_CLIENTS 128
+#define MAX_OUT (1u << 20)
+
+struct client {
+    struct client *next;
+    int fd;
+    struct ucred cred;
+    bool privileged;
+    char *in;
+    size_t in_len, in_cap;
+    char *out;
+    size_t out_len, out_off;
+    bool closing; /* close once out is flushed */
+};
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+    char tmp[108];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -errno;
+            *p = '/';
+        }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int netelect__control_open(struct agent *a)
+{
+    const char *path = a->cfg.control_path;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sun.sun_path) {
+        LOG_E("control socket path %s is too long", path);
+        return -ENAMETOOLONG;
+    }
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    char dcopy[108];
+    snprintf(dcopy, sizeof dcopy, "%s", path);
+    int r = mkdir_p(dirname(dcopy), 0755);
+    if (r < 0) {
+        LOG_E("cannot create the directory of control socket %s: %s", path, strerror(-r));
+        return r;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    /* A socket left by a dead agent is removed; a live one means another
+     * agent owns this path, and we must not steal it. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            LOG_E("control socket path %s exists and is not a socket", path);
+            close(fd);
+            return -EEXIST;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0) {
+            close(probe);
+            close(fd);
+            LOG_E("another agent is listening on control socket %s", path);
+            return -EADDRINUSE;
+        }
+        if (probe >= 0)
+            close(probe);
+        unlink(path);
+    }
+    mode_t old = umask(0117);
+    r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    umask(old);
+    if (r < 0 || listen(fd, 64) < 0) {
+        r = -errno;
+        LOG_E("control socket %s: %s", path, strerror(-r));
+        close(fd);
+        return r;
+    }
+    if (chmod(path, 0660) < 0)
+        LOG_W("chmod 0660 %s: %s", path, strerror(errno));
+    if (a->ctl_gid != (gid_t)-1 && chown(path, (uid_t)-1, a->ctl_gid) < 0)
+        LOG_W("chgrp %s to gid %u: %s", path, (unsigned)a->ctl_gid, strerror(errno));
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_TAG(EV_CTL, 0)};
+    if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        DIE("epoll_ctl(control): %s", strerror(errno));
+    a->ctl_fd = fd;
+    return 0;
+}
+
+static void client_free(struct agent *a, struct client *c)
+{
+    epoll_ctl(a->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    free(c->in);
+    free(c->out);
+    for (struct client **pp = &a->clients; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    a->n_clients--;
+    free(c);
+}
+
+void netelect__control_close(struct agent *a)
+{
+    while (a->clients)
+        client_free(a, a->clients);
+    if (a->ctl_fd >= 0) {
+        close(a->ctl_fd);
+        a->ctl_fd = -1;
+        unlink(a->cfg.control_path);
+    }
+}
+
+static bool in_group(pid_t pid, gid_t gid)
+{
+    /* SO_PEERCRED carries only the primary gid; supplementary groups come
+     * from the connecting process's status file. */
+    char path[64], line[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool found = false;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "Groups:", 7))
+            continue;
+        char *save = NULL;
+        for (char *t = strtok_r(line + 7, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
+            if ((gid_t)strtoul(t, NULL, 10) == gid)
+                found = true;
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+void netelect__control_accept(struct agent *a)
+{
+    for (;;) {
+        int fd = accept4(a->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                LOG_W("control accept: %s", strerror(errno));
+            return;
+        }
+        if (a->n_clients >= MAX_CLIENTS) {
+            static const char busy[] = "{\"ok\":false,\"error\":\"too many control clients\","
+                                       "\"errno\":-16}\n";
+            ssize_t wr = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)wr;
+            close(fd);
+            continue;
+        }
+        struct client *c = calloc(1, sizeof *c);
+        socklen_t l = sizeof c->cred;
+        if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &l) < 0) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->privileged = c->cred.uid == 0 || c->cred.uid == geteuid() ||
+                        (a->ctl_gid != (gid_t)-1 &&
+                         (c->cred.gid == a->ctl_gid || in_group(c->cred.pid, a->ctl_gid)));
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EV_TAG(EV_CLIENT, c)};
+        if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+            DIE("epoll_ctl(client): %s", strerror(errno));
+        c->next = a->clients;
+        a->clients = c;
+        a->n_clients++;
+        a->st.ctl_clients++;
+    }
+}
+
+static void queue_reply(struct agent *a, struct client *c, json_t *reply)
+{
+    char *s = json_dumps(reply, JSON_COMPACT);
+    json_decref(reply);
+    if (!s)
+        DIE("out of memory formatting a control reply");
+    size_t l = strlen(s);
+    if (c->out_len + l + 1 > MAX_OUT) {
+        /* A client that never reads its replies is dropped, not buffered forever. */
+        free(s);
+        c->closing = true;
+        return;
+    }
+    char *np = realloc(c->out, c->out_len + l + 1);
+    if (!np)
+        DIE("out of memory queueing a control reply");
+    c->out = np;
+    memcpy(c->out + c->out_len, s, l);
+    c->out[c->out_len + l] = '\n';
+    c->out_len += l + 1;
+    free(s);
+    (void)a;
+}
+
+static json_t *err_reply(int code, const char *msg)
+{
+    return json_pack("{s:b, s:s, s:i}", "ok", 0, "error", msg, "errno", code);
+}
+
+static char *id_str(uint64_t id, char *buf)
+{
+    snprintf(buf, 24, "%#llx", (unsigned long long)id);
+    return buf;
+}
+
+static json_t *stats_reply(struct agent *a)
+{
+    char b[64];
+    json_t *drops = json_object();
+    for (int i = 0; i < DROP_N; i++)
+        json_object_set_new(drops, netelect__drop_names[i], json_integer((json_int_t)a->st.drop[i]));
+    json_t *peers = json_array();
+    for (size_t i = 0; i < a->tab_cap; i++) {
+        struct node *n = a->tab[i];
+        if (!n)
+            continue;
+        struct netelect_wnode w = netelect__node_view(a, n);
+        char ab[80] = "";
+        if (n->probed)
+            netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab);
+        json_t *p = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:b, s:b}",
+                              "id", id_str(n->id, b), "addr", ab, "healthy", w.healthy,
+                              "rtt_ns", (json_int_t)(w.rtt_ns == NETELECT_RTT_UNKNOWN ? -1 : (json_int_t)w.rtt_ns),
+                              "samples", (json_int_t)n->pr.samples, "sent", (json_int_t)n->pr.sent,
+                              "missed", (json_int_t)n->pr.missed, "flaps", (json_int_t)n->pr.flaps,
+                              "miss_run", (json_int_t)n->pr.miss_run,
+                              "flap_penalty", netelect__probe_penalty(&n->pr, &a->pp, netelect__now_ns()),
+                              "rtt_override", n->rtt_ovr, "health_override", n->health_ovr,
+                              "serf", n->serf_known);
+        json_array_append_new(peers, p);
+    }
+    json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:s}",
+        "ok", 1, "self", id_str(a->self, b),
+        "generation", (json_int_t)(a->w ? netelect__writer_generation(a->w) : 0),
+        "nodes", (json_int_t)a->n_nodes, "channels", (json_int_t)a->n_chans,
+        "rx", (json_int_t)a->st.rx, "rx_ok", (json_int_t)a->st.rx_ok,
+        "tx_ping", (json_int_t)a->st.tx_ping, "tx_pong", (json_int_t)a->st.tx_pong,
+        "tx_err", (json_int_t)a->st.tx_err, "publishes", (json_int_t)a->st.publishes,
+        "publish_errors", (json_int_t)a->st.publish_err, "heartbeats", (json_int_t)a->st.heartbeats,
+        "ctl_requests", (json_int_t)a->st.ctl_requests, "ctl_errors", (json_int_t)a->st.ctl_errors,
+        "ctl_denied", (json_int_t)a->st.ctl_denied, "reloads", (json_int_t)a->st.reloads,
+        "reload_failures", (json_int_t)a->st.reload_failures,
+        "health_changes", (json_int_t)a->st.health_changes,
+        "drops", drops, "peers", peers, "config", a->cfg.source);
+    json_object_set_new(r, "peer_restarts", json_integer((json_int_t)a->st.peer_restarts));
+    json_object_set_new(r, "uptime_ns", json_integer((json_int_t)(netelect__now_ns() - a->start_ns)));
+    json_object_set_new(r, "serf_connected", json_boolean(a->serf_up));
+    return r;
+}
+
+static json_t *dispatch(struct agent *a, struct client *c, const char *line, size_t len)
+{
+    char err[256];
+    struct netelect_ctl_req q;
+    a->st.ctl_requests++;
+    int r = netelect__ctl_parse(line, len, &q, err, sizeof err);
+    if (r < 0) {
+        a->st.ctl_errors++;
+        return err_reply(r, err);
+    }
+    json_t *rep = NULL;
+    if (netelect__ctl_mutates(q.verb) && !c->privileged) {
+        a->st.ctl_denied++;
+        snprintf(err, sizeof err, "%s: permission denied (uid %u is not root, the agent's uid, "
+                                  "or in the control group)",
+                 netelect__ctl_verb_name(q.verb), (unsigned)c->cred.uid);
+        rep = err_reply(-EPERM, err);
+        goto out;
+    }
+    if ((q.verb == NETELECT_CTL_PEER_ADD || q.verb == NETELECT_CTL_PEER_REMOVE ||
+         q.verb == NETELECT_CTL_SET_RTT || q.verb == NETELECT_CTL_SET_HEALTH ||
+         q.verb == NETELECT_CTL_CLEAR) && q.id == a->self) {
+        rep = err_reply(-EINVAL, "that is this node's own id: it is always at RTT 0 and healthy");
+        goto out;
+    }
+    struct node *n;
+    switch (q.verb) {
+    case NETELECT_CTL_PING:
+        rep = json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_STATS:
+        rep = stats_reply(a);
+        break;
+    case NETELECT_CTL_PEER_ADD:
+        if (!a->have_key || a->udp < 0) {
+            rep = err_reply(-ENOKEY, "no key_file is configured, so this agent does not probe: "
+                                     "set [agent] key_file and restart");
+            break;
+        }
+        n = netelect__node_get(a, q.id);
+        n->orig |= ORIG_CTL;
+        netelect__node_set_addr(a, n, &q.addr, q.addrlen);
+        LOG_I("control: peer %#llx at %s added (uid %u)", (unsigned long long)q.id,
+              netelect__fmt_addr((struct sockaddr *)&q.addr, err, sizeof err), (unsigned)c->cred.uid);
+        rep = json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_PEER_REMOVE:
+        n = netelect__node_find(a, q.id);
+        if (!n || !(n->orig & (ORIG_CFG | ORIG_CTL))) {
+            rep = err_reply(-ENOENT, "no such peer");
+            break;
+        }
+        /* Both origins go: the operator asked for it (a reload brings a
+         * configured peer back). */
+        netelect__node_forget_orig(a, n, ORIG_CFG | ORIG_CTL);
+        LOG_I("control: peer %#llx removed (uid %u)", (unsigned long long)q.id, (unsigned)c->cred.uid);
+        rep = json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_CHANNEL_ADD: {
+        struct chan *ch = netelect__chan_get(a, q.name);
+        for (size_t i = 0; i < q.n_members; i++)
+            if (netelect__chan_add_member(a, ch, q.members[i] ? q.members[i] : a->self,
+                                          ORIG_CTL) < 0)
+                DIE("out of memory adding a channel member");
+        LOG_I("control: channel %s: %zu member(s) added (uid %u)", q.name, q.n_members,
+              (unsigned)c->cred.uid);
+        rep = json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
+        break;
+    }
+    case NETELECT_CTL_CHANNEL_REMOVE: {
+        struct chan *ch = netelect__chan_find(a, q.name);
+        if (!ch) {
+            rep = err_reply(-ENOENT, "no such channel");
+            break;
+        }
+        if (!q.has_members) {
+            netelect__chan_remove(a, ch);
+            LOG_I("control: channel %s removed (uid %u)", q.name, (unsigned)c->cred.uid);
+            rep = json_pack("{s:b}", "ok", 1);
+            break;
+        }
+        for (size_t i = 0; i < q.n_members; i++)
+            netelect__chan_remove_member(a, ch, q.members[i] ? q.members[i] : a->self);
+        LOG_I("control: channel %s: member(s) removed (uid %u)", q.name, (unsigned)c->cred.uid);
+        rep = json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
+        break;
+    }
+    case NETELECT_CTL_SET_RTT:
+        n = netelect__node_get(a, q.id);
+        n->orig |= ORIG_CTL;
+        n->rtt_ovr = true;
+        n->rtt_ovr_ns = q.rtt_ns;
+        netelect__node_changed(a, n);
+        LOG_I("control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q.id,
+              (unsigned long long)q.rtt_ns, (unsigned)c->cred.uid);
+        rep = json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_SET_HEALTH:
+        n = netelect__node_get(a, q.id);
+        n->orig |= ORIG_CTL;
+        n->health_ovr = true;
+        n->health_ovr_val = (uint8_t)q.healthy;
+        netelect__node_changed(a, n);
+        LOG_I("control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q.id,
+              q.healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
+        rep = json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_CLEAR:
+        n = netelect__node_find(a, q.id);
+        if (!n) {
+            rep = err_reply(-ENOENT, "no such node");
+            break;
+        }
+        n->rtt_ovr = n->health_ovr = false;
+        netelect__node_changed(a, n);
+        LOG_I("control: overrides of %#llx cleared (uid %u)", (unsigned long long)q.id,
+              (unsigned)c->cred.uid);
+        rep = json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_RELOAD:
+        r = netelect__reload(a, err, sizeof err);
+        rep = r < 0 ? err_reply(r, err) : json_pack("{s:b}", "ok", 1);
+        break;
+    }
+out:
+    if (rep && json_is_false(json_object_get(rep, "ok")))
+        a->st.ctl_errors++;
+    netelect__ctl_req_free(&q);
+    return rep ? rep : err_reply(-ENOMEM, "out of memory");
+}
+
+static void update_events(struct agent *a, struct client *c)
+{
+    struct epoll_event ev = {.events = (c->closing ? 0 : EPOLLIN) |
+                                       (c->out_len > c->out_off ? EPOLLOUT : 0),
+                             .data.u64 = EV_TAG(EV_CLIENT, c)};
+    epoll_ctl(a->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
+{
+    if (events & EPOLLIN) {
+        for (;;) {
+            if (c->in_cap - c->in_len < 4096) {
+                size_t cap = c->in_cap ? c->in_cap * 2 : 8192;
+                if (cap > NETELECT_CTL_MAX_LINE + 8192)
+                    cap = NETELECT_CTL_MAX_LINE + 8192;
+                if (cap <= c->in_len + 1) {
+                    /* no newline within the limit: answer once and hang up */
+                    queue_reply(a, c, err_reply(-E2BIG, "request line too long"));
+                    a->st.ctl_errors++;
+                    c->closing = true;
+                    c->in_len = 0;
+                    break;
+                }
+                char *np = realloc(c->in, cap);
+                if (!np)
+                    DIE("out of memory reading a control request");
+                c->in = np;
+                c->in_cap = cap;
+            }
+            ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (n <= 0) {
+                c->closing = true;
+                break;
+            }
+            c->in_len += (size_t)n;
+            char *nl;
+            size_t start = 0;
+            while ((nl = memchr(c->in + start, '\n', c->in_len - start))) {
+                size_t l = (size_t)(nl - (c->in + start));
+                if (l && c->in[start + l - 1] == '\r')
+                    l--;
+                if (l)
+                    queue_reply(a, c, dispatch(a, c, c->in + start, l));
+                start = (size_t)(nl - c->in) + 1;
+            }
+            memmove(c->in, c->in + start, c->in_len - start);
+            c->in_len -= start;
+        }
+    }
+    if (events & (EPOLLHUP | EPOLLERR))
+        c->closing = true;
+    while (c->out_len > c->out_off) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            client_free(a, c);
+            return;
+        }
+        c->out_off += (size_t)n;
+    }
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->closing && c->out_len == 0) {
+        client_free(a, c);
+        return;
+    }
+    update_events(a, c);
+}

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/control_proto.h"
+
+static const char *const verbs[] = {
+    [NETELECT_CTL_PING] = "ping",
+    [NETELECT_CTL_STATS] = "stats",
+    [NETELECT_CTL_PEER_ADD] = "peer-add",
+    [NETELECT_CTL_PEER_REMOVE] = "peer-remove",
+    [NETELECT_CTL_CHANNEL_ADD] = "channel-add",
+    [NETELECT_CTL_CHANNEL_REMOVE] = "channel-remove",
+    [NETELECT_CTL_SET_RTT] = "set-rtt",
+    [NETELECT_CTL_SET_HEALTH] = "set-health",
+    [NETELECT_CTL_CLEAR] = "clear",
+    [NETELECT_CTL_RELOAD] = "reload",
+};
+
+const char *netelect__ctl_verb_name(enum netelect_ctl_verb v)
+{
+    return (unsigned)v < sizeof verbs / sizeof verbs[0] ? verbs[v] : "?";
+}
+
+int netelect__ctl_mutates(enum netelect_ctl_verb v)
+{
+    return v != NETELECT_CTL_PING && v != NETELECT_CTL_STATS;
+}
+
+void netelect__ctl_req_free(struct netelect_ctl_req *r)
+{
+    free(r->members);
+    r->members = NULL;
+    r->n_members = 0;
+}
+
+static int get_id(json_t *v, uint64_t *out, int allow_self)
+{
+    if (json_is_integer(v)) {
+        json_int_t i = json_integer_value(v);
+        if (i <= 0)
+            return -EINVAL;
+        *out = (uint64_t)i;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return -EINVAL;
+    if (allow_self && !strcmp(json_string_value(v), "self")) {
+        *out = 0;
+        return 0;
+    }
+    return netelect__parse_id(json_string_value(v), out);
+}
+
+#define ERR(code, ...) do { snprintf(err, errlen, __VA_ARGS__); r = (code); goto out; } while (0)
+
+int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
+                        size_t errlen)
+{
+    int r = 0;
+    json_error_t je;
+    memset(out, 0, sizeof *out);
+    if (len > NETELECT_CTL_MAX_LINE) {
+        snprintf(err, errlen, "request longer than %d bytes", NETELECT_CTL_MAX_LINE);
+        return -E2BIG;
+    }
+    /* JSON_REJECT_DUPLICATES: {"id":1,"id":2} must not mean whichever came last. */
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        snprintf(err, errlen, "malformed JSON at column %d: %s", je.column, je.text);
+        return -EINVAL;
+    }
+    if (!json_is_object(root))
+        ERR(-EINVAL, "request must be a JSON object");
+    json_t *cmd = json_object_get(root, "cmd");
+    if (!json_is_string(cmd))
+        ERR(-EINVAL, "missing \"cmd\" string");
+    const char *c = json_string_value(cmd);
+    size_t nv = sizeof verbs / sizeof verbs[0], i;
+    for (i = 0; i < nv; i++)
+        if (!strcmp(c, verbs[i]))
+            break;
+    if (i == nv)
+        ERR(-EINVAL, "unknown cmd \"%.64s\" (ping, stats, peer-add, peer-remove, channel-add, "
+                     "channel-remove, set-rtt, set-health, clear, reload)", c);
+    out->verb = (enum netelect_ctl_verb)i;
+
+    /* Every key must be one this verb uses: a typo is an error, not a no-op. */
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        int ok = !strcmp(key, "cmd");
+        switch (out->verb) {
+        case NETELECT_CTL_PEER_ADD: ok |= !strcmp(key, "id") || !strcmp(key, "addr"); break;
+        case NETELECT_CTL_PEER_REMOVE:
+        case NETELECT_CTL_CLEAR: ok |= !strcmp(key, "id"); break;
+        case NETELECT_CTL_CHANNEL_ADD:
+        case NETELECT_CTL_CHANNEL_REMOVE: ok |= !strcmp(key, "name") || !strcmp(key, "members"); break;
+        case NETELECT_CTL_SET_RTT: ok |= !strcmp(key, "id") || !strcmp(key, "rtt_ns"); break;
+        case NETELECT_CTL_SET_HEALTH: ok |= !strcmp(key, "id") || !strcmp(key, "healthy"); break;
+        default: break;
+        }
+        if (!ok)
+            ERR(-EINVAL, "unexpected key \"%.64s\" for %s", key, c);
+    }
+
+    switch (out->verb) {
+    case NETELECT_CTL_PEER_ADD:
+    case NETELECT_CTL_PEER_REMOVE:
+    case NETELECT_CTL_SET_RTT:
+    case NETELECT_CTL_SET_HEALTH:
+    case NETELECT_CTL_CLEAR:
+        if (get_id(json_object_get(root, "id"), &out->id, 0) < 0)
+            ERR(-EINVAL, "\"id\" must be a node id: a string (decimal or 0x-hex) or a positive "
+                         "integer, not 0");
+        break;
+    default:
+        break;
+    }
+    switch (out->verb) {
+    case NETELECT_CTL_PEER_ADD: {
+        json_t *a = json_object_get(root, "addr");
+        if (!json_is_string(a) ||
+            netelect__parse_addr(json_string_value(a), &out->addr, &out->addrlen, 0) < 0)
+            ERR(-EINVAL, "\"addr\" must be a numeric \"address:port\" string ([v6]:port for IPv6)");
+        break;
+    }
+    case NETELECT_CTL_CHANNEL_ADD:
+    case NETELECT_CTL_CHANNEL_REMOVE: {
+        json_t *n = json_object_get(root, "name");
+        if (!json_is_string(n) || !netelect__valid_chan_name(json_string_value(n)))
+            ERR(-EINVAL, "\"name\" must be a channel name: 1..%d characters of "
+                         "A-Z a-z 0-9 . _ : / @ -", NETELECT_CHAN_NAME_MAX);
+        snprintf(out->name, sizeof out->name, "%s", json_string_value(n));
+        json_t *m = json_object_get(root, "members");
+        if (!m && out->verb == NETELECT_CTL_CHANNEL_ADD)
+            ERR(-EINVAL, "channel-add needs \"members\"");
+        if (!m)
+            break;
+        if (!json_is_array(m) || json_array_size(m) == 0)
+            ERR(-EINVAL, "\"members\" must be a non-empty array of node ids");
+        if (json_array_size(m) > NETELECT_CTL_MAX_MEMBERS)
+            ERR(-E2BIG, "at most %d members per request", NETELECT_CTL_MAX_MEMBERS);
+        out->members = calloc(json_array_size(m), sizeof *out->members);
+        if (!out->members)
+            ERR(-ENOMEM, "out of memory");
+        out->has_members = 1;
+        size_t idx;
+        json_t *e;
+        json_array_foreach(m, idx, e) {
+            uint64_t id;
+            if (get_id(e, &id, 1) < 0)
+                ERR(-EINVAL, "members[%zu] is not a node id or \"self\"", idx);
+            for (size_t j = 0; j < out->n_members; j++)
+                if (out->members[j] == id)
+                    ERR(-EINVAL, "members[%zu] is listed twice", idx);
+            out->members[out->n_members++] = id;
+        }
+        break;
+    }
+    case NETELECT_CTL_SET_RTT: {
+        json_t *v = json_object_get(root, "rtt_ns");
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            ERR(-EINVAL, "\"rtt_ns\" must be a non-negative integer (nanoseconds)");
+        out->rtt_ns = (uint64_t)json_integer_value(v);
+        break;
+    }
+    case NETELECT_CTL_SET_HEALTH: {
+        json_t *v = json_object_get(root, "healthy");
+        if (!json_is_boolean(v))
+            ERR(-EINVAL, "\"healthy\" must be true or false");
+        out->healthy = json_is_true(v);
+        break;
+    }
+    default:
+        break;
+    }
+out:
+    json_decref(root);
+    if (r < 0)
+        netelect__ctl_req_free(out);
+    return r;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control protocol: one JSON object per line over a Unix stream socket,
+ * one JSON reply per request line.
+ *
+ *   {"cmd": "peer-add", "id": "0x11", "addr": "192.0.2.11:7707"}
+ *   {"cmd": "peer-remove", "id": "0x11"}
+ *   {"cmd": "channel-add", "name": "orders", "members": ["0x10", "0x11"]}
+ *   {"cmd": "channel-remove", "name": "orders"}                 (whole channel)
+ *   {"cmd": "channel-remove", "name": "orders", "members": ["0x11"]}
+ *   {"cmd": "set-rtt", "id": "0x11", "rtt_ns": 1500000}          (source OPERATOR)
+ *   {"cmd": "set-health", "id": "0x11", "healthy": false}
+ *   {"cmd": "clear", "id": "0x11"}                               (drop both overrides)
+ *   {"cmd": "stats"}   {"cmd": "reload"}   {"cmd": "ping"}
+ *
+ * Ids are strings (decimal or 0x-hex) because JSON numbers cannot carry every
+ * 64-bit id; a non-negative integer is accepted too.  "self" is accepted for
+ * channel members.  Replies are {"ok": true, ...} or
+ * {"ok": false, "error": "<message>", "errno": <n>}.
+ *
+ * netelect__ctl_parse() is a pure function (bytes in, request or error out).
+ */
+#ifndef AGENT_CONTROL_PROTO_H
+#define AGENT_CONTROL_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "agent/util.h"
+
+#define NETELECT_CTL_MAX_LINE 65536
+#define NETELECT_CTL_MAX_MEMBERS 4096
+
+enum netelect_ctl_verb {
+    NETELECT_CTL_PING,
+    NETELECT_CTL_STATS,
+    NETELECT_CTL_PEER_ADD,
+    NETELECT_CTL_PEER_REMOVE,
+    NETELECT_CTL_CHANNEL_ADD,
+    NETELECT_CTL_CHANNEL_REMOVE,
+    NETELECT_CTL_SET_RTT,
+    NETELECT_CTL_SET_HEALTH,
+    NETELECT_CTL_CLEAR,
+    NETELECT_CTL_RELOAD,
+};
+
+struct netelect_ctl_req {
+    enum netelect_ctl_verb verb;
+    uint64_t id;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char name[NETELECT_CHAN_NAME_MAX + 1];
+    uint64_t *members; /* 0 means "self"; malloc'd, free with netelect__ctl_req_free */
+    size_t n_members;
+    int has_members;
+    uint64_t rtt_ns;
+    int healthy;
+};
+
+/* 0, or -EINVAL/-E2BIG/-ENOMEM with a message for the reply in err. */
+int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
+                        size_t errlen);
+void netelect__ctl_req_free(struct netelect_ctl_req *r);
+/* Non-zero for verbs that change state (and so need a privileged peer). */
+int netelect__ctl_mutates(enum netelect_ctl_verb v);
+const char *netelect__ctl_verb_name(enum netelect_ctl_verb v);
+
+#endif /* AGENT_CONTROL_PROTO_H */

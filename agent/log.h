@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * netelectd's log: one line per event on stderr.  Under systemd
+ * (JOURNAL_STREAM set) each line starts with a "<N>" syslog priority, which
+ * journald turns into the entry's priority; otherwise lines are prefixed with
+ * a UTC timestamp and the level, for people.
+ */
+#ifndef AGENT_LOG_H
+#define AGENT_LOG_H
+
+#include "agent/config.h"
+
+void netelect__log_init(int level);
+void netelect__log_set_level(int level);
+int netelect__log_enabled(int level);
+__attribute__((format(printf, 2, 3))) void netelect__log(int level, const char *fmt, ...);
+/* Unrecoverable: logs file:line and the message, then aborts (agent only). */
+__attribute__((noreturn, format(printf, 3, 4))) void netelect__die(const char *file, int line,
+                                                                  const char *fmt, ...);
+
+#define LOG_E(...) netelect__log(NETELECT_LOG_ERR, __VA_ARGS__)
+#define LOG_W(...) netelect__log(NETELECT_LOG_WARN, __VA_ARGS__)
+#define LOG_N(...) netelect__log(NETELECT_LOG_NOTICE, __VA_ARGS__)
+#define LOG_I(...) netelect__log(NETELECT_LOG_INFO, __VA_ARGS__)
+#define LOG_D(...) do { if (netelect__log_enabled(NETELECT_LOG_DEBUG)) \
+                            netelect__log(NETELECT_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define DIE(...) netelect__die(__FILE__, __LINE__, __VA_ARGS__)
+
+#endif /* AGENT_LOG_H */

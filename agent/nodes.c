@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The node table (open addressing by id), the probe heap (a binary min-heap
+ * of next-event times: one timerfd serves thousands of peers), channels, and
+ * the change detection that decides when the view is republished.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/log.h"
+
+static size_t hash_id(uint64_t id)
+{
+    id ^= id >> 33;
+    id *= 0xff51afd7ed558ccdull;
+    id ^= id >> 33;
+    return (size_t)id;
+}
+
+struct node *netelect__node_find(struct agent *a, uint64_t id)
+{
+    if (!a->tab_cap)
+        return NULL;
+    for (size_t i = hash_id(id) & (a->tab_cap - 1);; i = (i + 1) & (a->tab_cap - 1)) {
+        struct node *n = a->tab[i];
+        if (!n)
+            return NULL;
+        if (n->id == id)
+            return n;
+    }
+}
+
+static void tab_insert(struct agent *a, struct node *n)
+{
+    size_t i = hash_id(n->id) & (a->tab_cap - 1);
+    while (a->tab[i])
+        i = (i + 1) & (a->tab_cap - 1);
+    a->tab[i] = n;
+}
+
+struct node *netelect__node_get(struct agent *a, uint64_t id)
+{
+    struct node *n = netelect__node_find(a, id);
+    if (n)
+        return n;
+    if ((a->n_nodes + 1) * 2 > a->tab_cap) {
+        size_t cap = a->tab_cap ? a->tab_cap * 2 : 64;
+        struct node **old = a->tab;
+        size_t old_cap = a->tab_cap;
+        a->tab = calloc(cap, sizeof *a->tab);
+        if (!a->tab)
+            DIE("out of memory growing the node table to %zu", cap);
+        a->tab_cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i])
+                tab_insert(a, old[i]);
+        free(old);
+    }
+    n = calloc(1, sizeof *n);
+    if (!n)
+        DIE("out of memory adding node %#llx", (unsigned long long)id);
+    n->id = id;
+    n->heap_idx = SIZE_MAX;
+    tab_insert(a, n);
+    a->n_nodes++;
+    netelect__node_changed(a, n);
+    return n;
+}
+
+/* ---- heap ---------------------------------------------------------------- */
+
+static uint64_t key_of(const struct node *n)
+{
+    return netelect__probe_next(&n->pr);
+}
+
+static void heap_swap(struct agent *a, size_t i, size_t j)
+{
+    struct node *t = a->heap[i];
+    a->heap[i] = a->heap[j];
+    a->heap[j] = t;
+    a->heap[i]->heap_idx = i;
+    a->heap[j]->heap_idx = j;
+}
+
+static void heap_up(struct agent *a, size_t i)
+{
+    while (i && key_of(a->heap[(i - 1) / 2]) > key_of(a->heap[i])) {
+        heap_swap(a, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(struct agent *a, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < a->heap_n && key_of(a->heap[l]) < key_of(a->heap[m]))
+            m = l;
+        if (r < a->heap_n && key_of(a->heap[r]) < key_of(a->heap[m]))
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(a, i, m);
+        i = m;
+    }
+}
+
+void netelect__heap_fix(struct agent *a, struct node *n)
+{
+    if (n->heap_idx == SIZE_MAX)
+        return;
+    heap_up(a, n->heap_idx);
+    heap_down(a, n->heap_idx);
+}
+
+struct node *netelect__heap_top(struct agent *a)
+{
+    return a->heap_n ? a->heap[0] : NULL;
+}
+
+static void heap_remove(struct agent *a, struct node *n)
+{
+    size_t i = n->heap_idx;
+    if (i == SIZE_MAX)
+        return;
+    a->heap_n--;
+    if (i != a->heap_n) {
+        a->heap[i] = a->heap[a->heap_n];
+        a->heap[i]->heap_idx = i;
+        heap_up(a, i);
+        heap_down(a, i);
+    }
+    n->heap_idx = SIZE_MAX;
+}
+
+void netelect__node_set_addr(struct agent *a, struct node *n, const struct sockaddr_storage *ss,
+                             socklen_t len)
+{
+    bool same = n->probed && n->addrlen == len && !memcmp(&n->addr, ss, len);
+    n->addr = *ss;
+    n->addrlen = len;
+    if (same)
+        return;
+    if (!n->probed) {
+        /* Spread first probes over one interval so a big config does not burst. */
+        uint64_t now = netelect__now_ns();
+        netelect__probe_init(&n->pr, now + hash_id(n->id) % (a->pp.interval_ns / 4 + 1));
+        n->probed = true;
+        if (a->heap_n == a->heap_cap) {
+            size_t cap = a->heap_cap ? a->heap_cap * 2 : 64;
+            void *np = realloc(a->heap, cap * sizeof *a->heap);
+            if (!np)
+                DIE("out of memory growing the probe heap");
+            a->heap = np;
+            a->heap_cap = cap;
+        }
+        n->heap_idx = a->heap_n;
+        a->heap[a->heap_n++] = n;
+        heap_up(a, n->heap_idx);
+    }
+    netelect__node_changed(a, n);
+}
+
+void netelect__node_clear_addr(struct agent *a, struct node *n)
+{
+    if (!n->probed)
+        return;
+    heap_remove(a, n);
+    n->probed = false;
+    memset(&n->pr, 0, sizeof n->pr);
+    netelect__node_changed(a, n);
+}
+
+static void node_delete(struct agent *a, struct node *n)
+{
+    heap_remove(a, n);
+    size_t i = hash_id(n->id) & (a->tab_cap - 1);
+    while (a->tab[i] != n)
+        i = (i + 1) & (a->tab_cap - 1);
+    a->tab[i] = NULL;
+    /* backward-shift so that probe sequences stay unbroken */
+    for (size_t j = (i + 1) & (a->tab_cap - 1); a->tab[j]; j = (j + 1) & (a->tab_cap - 1)) {
+        size_t h = hash_id(a->tab[j]->id) & (a->tab_cap - 1);
+        bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+        if (movable) {
+            a->tab[i] = a->tab[j];
+            a->tab[j] = NULL;
+            i = j;
+        }
+    }
+    a->n_nodes--;
+    free(n->serf_channels);
+    free(n);
+    netelect__mark_dirty(a, true);
+}
+
+void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig)
+{
+    n->orig &= ~orig;
+    if (orig & (ORIG_CFG | ORIG_CTL) && !(n->orig & (ORIG_CFG | ORIG_CTL)))
+        netelect__node_clear_addr(a, n);
+    if (!n->orig)
+        node_delete(a, n);
+}
+
+/* ---- the published form of a node ------------------------------------------ */
+
+/*
+ * How the sources combine (documented in agent/README.md):
+ *  RTT:    operator override > own probes (once measured) > Serf estimate > unknown.
+ *  health: operator override; else a probed node is healthy iff probes say so
+ *          and Serf does not say failed/left; a Serf-only node is healthy iff
+ *          Serf says alive; a node known only as a channel member is unhealthy.
+ */
+struct netelect_wnode netelect__node_view(const struct agent *a, const struct node *n)
+{
+    (void)a;
+    struct netelect_wnode w = {.id = n->id, .rtt_ns = NETELECT_RTT_UNKNOWN,
+                               .rtt_raw_ns = NETELECT_RTT_UNKNOWN, .source = NETELECT_SRC_NONE};
+    if (n->probed && n->pr.samples) {
+        w.rtt_ns = n->pr.srtt_ns;
+        w.rtt_raw_ns = n->pr.raw_ns;
+        w.rtt_err_ns = n->pr.rttvar_ns;
+        w.source = NETELECT_SRC_PROBE;
+    } else if (n->serf_has_rtt) {
+        w.rtt_ns = n->serf_rtt_ns;
+        w.rtt_raw_ns = n->serf_rtt_ns;
+        w.rtt_err_ns = n->serf_err_ns;
+        w.source = NETELECT_SRC_SERF;
+    }
+    if (n->rtt_ovr) {
+        w.rtt_ns = n->rtt_ovr_ns > NETELECT_RTT_MAX_MEASURED ? NETELECT_RTT_MAX_MEASURED
+                                                             : n->rtt_ovr_ns;
+        w.source = NETELECT_SRC_OPERATOR;
+    }
+    if (n->health_ovr)
+        w.healthy = n->health_ovr_val;
+    else if (n->probed)
+        w.healthy = n->pr.healthy && !(n->serf_known && !n->serf_alive);
+    else if (n->serf_known)
+        w.healthy = n->serf_alive;
+    uint64_t h = n->heard_ns;
+    if (n->pr.last_heard_ns > h)
+        h = n->pr.last_heard_ns;
+    if (n->serf_heard_ns > h)
+        h = n->serf_heard_ns;
+    w.last_heard_ns = h;
+    return w;
+}
+
+void netelect__mark_dirty(struct agent *a, bool hard)
+{
+    if (hard)
+        a->dirty_hard = true;
+    else
+        a->dirty_soft = true;
+}
+
+/* Health, source, membership and large RTT moves go out within
+ * publish_min_interval; small RTT drifts and last-heard times ride on the
+ * next heartbeat, so thousands of peers do not force a full copy per reply. */
+void netelect__node_changed(struct agent *a, struct node *n)
+{
+    struct netelect_wnode w = netelect__node_view(a, n);
+    const struct netelect_wnode *p = &n->pub;
+    if (!n->pub_valid || w.healthy != p->healthy || w.source != p->source ||
+        (w.rtt_ns == NETELECT_RTT_UNKNOWN) != (p->rtt_ns == NETELECT_RTT_UNKNOWN)) {
+        netelect__mark_dirty(a, true);
+        return;
+    }
+    if (w.rtt_ns != p->rtt_ns) {
+        uint64_t d = w.rtt_ns > p->rtt_ns ? w.rtt_ns - p->rtt_ns : p->rtt_ns - w.rtt_ns;
+        if (w.source == NETELECT_SRC_OPERATOR || (double)d * 100.0 > (double)p->rtt_ns *
+                                                                        a->cfg.rtt_change_pct) {
+            netelect__mark_dirty(a, true);
+            return;
+        }
+    }
+    if (memcmp(&w, p, sizeof w))
+        netelect__mark_dirty(a, false);
+}
+
+/* ---- channels ------------------------------------------------------------------ */
+
+struct chan *netelect__chan_find(struct agent *a, const char *name)
+{
+    for (size_t i = 0; i < a->n_chans; i++)
+        if (!strcmp(a->chans[i].name, name))
+            return &a->chans[i];
+    return NULL;
+}
+
+struct chan *netelect__chan_get(struct agent *a, const char *name)
+{
+    struct chan *c = netelect__chan_find(a, name);
+    if (c)
+        return c;
+    if (a->n_chans == a->cap_chans) {
+        size_t cap = a->cap_chans ? a->cap_chans * 2 : 8;
+        void *np = realloc(a->chans, cap * sizeof *a->chans);
+        if (!np)
+            DIE("out of memory growing the channel table");
+        a->chans = np;
+        a->cap_chans = cap;
+    }
+    c = &a->chans[a->n_chans++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    netelect__mark_dirty(a, true);
+    return c;
+}
+
+int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->m[i].id == id) {
+            c->m[i].orig |= orig;
+            return 0;
+        }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        void *np = realloc(c->m, cap * sizeof *c->m);
+        if (!np)
+            return -ENOMEM;
+        c->m = np;
+        c->cap = cap;
+    }
+    c->m[c->n++] = (struct member){id, orig};
+    netelect__mark_dirty(a, true);
+    return 0;
+}
+
+void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->m[i].id == id) {
+            c->m[i] = c->m[--c->n];
+            netelect__mark_dirty(a, true);
+            return;
+        }
+}
+
+void netelect__chan_remove(struct agent *a, struct chan *c)
+{
+    free(c->m);
+    size_t i = (size_t)(c - a->chans);
+    a->chans[i] = a->chans[--a->n_chans];
+    netelect__mark_dirty(a, true);
+}
+
+void netelect__chan_forget_orig(struct agent *a, unsigned orig)
+{
+    for (size_t i = 0; i < a->n_chans;) {
+        struct chan *c = &a->chans[i];
+        for (size_t j = 0; j < c->n;) {
+            c->m[j].orig &= ~orig;
+            if (!c->m[j].orig) {
+                c->m[j] = c->m[--c->n];
+                netelect__mark_dirty(a, true);
+            } else {
+                j++;
+            }
+        }
+        if (!c->n)
+            netelect__chan_remove(a, c); /* moves the last channel to i: recheck i */
+        else
+            i++;
+    }
+}
