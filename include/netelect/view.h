@@ -56,6 +56,15 @@ struct netelect_view_status {
     uint32_t state;           /**< 1 live, 2 abandoned (agent exited cleanly) */
     uint8_t incarnation[16];  /**< random per agent start */
     uint16_t abi_major, abi_minor;
+    /* Appended fields (this handle's own counters and the segment's shape). */
+    uint32_t slot_count;      /**< K, versions the agent keeps */
+    uint32_t max_nodes, max_chans, max_members; /**< capacities of this segment */
+    uint32_t registered;      /**< 1 if this process is in the reader registry */
+    uint32_t stale;           /**< 1 while elections return NETELECT_ESTALE */
+    uint64_t heartbeat_period_ns; /**< the agent's heartbeat period */
+    uint64_t retries;         /**< reads of this handle that a writer lapped */
+    uint64_t reattaches;      /**< mappings this handle replaced (agent restarts, growth) */
+    uint64_t pinned_waits;    /**< publishes that skipped a slot a live reader was on */
 };
 
 /**
@@ -66,6 +75,27 @@ struct netelect_view_status {
  *         failed; -EAGAIN segment still initialising; -ENOMEM.
  */
 NETELECT_API int netelect_view_open(const char *name, struct netelect_view **out);
+
+/** Options for netelect_view_open_opts(); zero-initialise, then set fields. */
+struct netelect_view_opts {
+    /**
+     * How long elections keep answering from the last version once the
+     * agent is gone (clean exit, or heartbeat_seq not moving for
+     * max(3 x heartbeat period, 300 ms) on the reader's clock) before they
+     * return NETELECT_ESTALE.  0: 2 s.  UINT64_MAX: forever.
+     */
+    uint64_t fail_static_ns;
+    /**
+     * The uid the segment must belong to.  0 (with expect_uid_set 0): the
+     * owner of <name>.lock, or, without a lock file, root or our own euid.
+     */
+    uint32_t expect_uid;
+    uint32_t expect_uid_set;
+};
+/** netelect_view_open() with options; `opts` may be NULL. Same returns. */
+NETELECT_API int netelect_view_open_opts(const char *name, const struct netelect_view_opts *opts,
+                                         struct netelect_view **out);
+/** Detaches.  No other thread may use `v` during or after the call. */
 NETELECT_API void netelect_view_close(struct netelect_view *v);
 
 /**
@@ -76,6 +106,15 @@ NETELECT_API void netelect_view_close(struct netelect_view *v);
  */
 NETELECT_API int netelect_view_elect(struct netelect_view *v, const char *channel, uint64_t self_id,
                         struct netelect_result *out);
+/**
+ * netelect_view_elect() that also returns the generation the answer was
+ * computed from: while netelect_view_generation(v) returns the same value,
+ * the cached answer is still the answer (the cheap "is my cached leader
+ * still valid" check: one load).
+ */
+NETELECT_API int netelect_view_elect_gen(struct netelect_view *v, const char *channel,
+                                         uint64_t self_id, struct netelect_result *out,
+                                         uint64_t *generation);
 /**
  * The failover order of `channel`: up to `cap` ids to `out_ids`, the total
  * number of candidates to `*count` (which may exceed cap).
@@ -106,6 +145,45 @@ NETELECT_API int netelect_view_foreach_channel(struct netelect_view *v,
                                   int (*cb)(void *ctx, const char *name,
                                             const uint64_t *members, size_t n),
                                   void *ctx);
+
+/*
+ * A consistent multi-query read section.  netelect_view_read() calls `fn`
+ * with a snapshot of one version; every netelect_snap_* answer inside `fn`
+ * comes from that version.  If the agent lapped the reader, `fn` is called
+ * again (so it must only write to memory it owns and tolerate being run
+ * twice); answers are only meaningful once netelect_view_read() returns 0
+ * (or fn's own non-zero value).  Inside `fn` an answer may be garbage from a
+ * version being overwritten: never act on it before the return.
+ */
+struct netelect_snap;
+/**
+ * @return fn's return value (0 or positive recommended); -EAGAIN retries
+ *         exhausted; NETELECT_ESTALE; NETELECT_ECORRUPT; -EINVAL.
+ */
+NETELECT_API int netelect_view_read(struct netelect_view *v,
+                                    int (*fn)(const struct netelect_snap *s, void *ctx),
+                                    void *ctx);
+/** The generation of the snapshot. */
+NETELECT_API uint64_t netelect_snap_generation(const struct netelect_snap *s);
+/** The agent's publish time (CLOCK_MONOTONIC ns) of the snapshot. */
+NETELECT_API uint64_t netelect_snap_publish_ns(const struct netelect_snap *s);
+/** As netelect_view_elect(), inside a read section. */
+NETELECT_API int netelect_snap_elect(const struct netelect_snap *s, const char *channel,
+                                     uint64_t self_id, struct netelect_result *out);
+/** As netelect_view_rank(), inside a read section. */
+NETELECT_API int netelect_snap_rank(const struct netelect_snap *s, const char *channel,
+                                    uint64_t self_id, uint64_t *out_ids, size_t cap,
+                                    size_t *count);
+/** As netelect_view_node(), inside a read section. */
+NETELECT_API int netelect_snap_node(const struct netelect_snap *s, uint64_t id,
+                                    struct netelect_node_info *out);
+/**
+ * The members of `channel`, copied: up to `cap` ids, their RTTs and health
+ * (any output may be NULL), the member count to `*count`.
+ */
+NETELECT_API int netelect_snap_members(const struct netelect_snap *s, const char *channel,
+                                       uint64_t *ids, uint64_t *rtt_ns, uint8_t *healthy,
+                                       size_t cap, size_t *count);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The reader: netelect_view_* (include/netelect/view.h).  Protocol and
+ * rationale: shm/README.md; field contracts: shm/layout.h.
+ *
+ * Every read is a latch read: load h_current (acquire), load the named
+ * slot's seq (acquire, must be even), read the payload with relaxed loads,
+ * bounds-checking every count and index against the private layout copy,
+ * then an acquire fence and a re-load of seq.  Only if seq did not move is
+ * the answer returned; otherwise the read is retried (bounded).  A read of
+ * a consistent version that is nevertheless out of bounds is a corrupt (or
+ * hostile) segment: NETELECT_ECORRUPT, never an out-of-bounds access.
+ *
+ * The election kernels (netelect_elect/netelect_topk) read the member
+ * arrays with plain loads, which is what makes a 10k-replica election run
+ * at in-memory speed.  In C11 terms that is a data race, but only with a
+ * writer that laps this reader, and any such read is discarded by the seq
+ * re-check; the kernels never trust what they read (they only compare and
+ * index inside [0, n)).  Builds with NETELECT_SHM_ATOMIC_PAYLOAD (the TSAN
+ * test) copy the members out with relaxed atomic loads first instead.
+ *
+ * The mapping itself is swapped on agent restart and segment growth under
+ * liburcu-bp: readers hold urcu_bp_read_lock() while they use a mapping,
+ * and the old mapping is unmapped by call_rcu() after a grace period.
+ *
+ * NETELECT_NO_VALIDATE (the torture test's negative control only) compiles
+ * the seq checks out: such a reader must be caught accepting torn reads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu-bp.h>
+#include <urcu/call-rcu.h>
+#include <urcu/compiler.h>
+
+#include "netelect.h"
+#include "shm/layout.h"
+#include "shm/path.h"
+#include "shm/registry.h"
+#include "shm/view_internal.h"
+
+#define MAX_TRIES 8
+#define DEFAULT_FAIL_STATIC_NS UINT64_C(2000000000)
+#define MIN_STALE_NS UINT64_C(300000000)
+#define REATTACH_BACKOFF_NS UINT64_C(20000000)
+#define LIVENESS_EVERY 64u /* calls per thread between clock reads */
+
+/* Internal "the data I just read is inconsistent" code: retried if the seq
+ * moved, NETELECT_ECORRUPT if it did not. */
+#define E_GARBAGE (-1000000)
+
+struct map {
+    const uint8_t *base;
+    size_t size;
+    struct netelect_shm_layout L;
+    dev_t dev;
+    ino_t ino;
+    uint64_t id; /* process-unique, never reused: keys per-thread caches */
+    struct netelect__reg_reader *reg;
+    struct rcu_head rcu;
+    struct map *live_next; /* g_live list, under g_live_lock */
+};
+
+struct netelect_view {
+    /* The mapping in use: swapped with a release store by the reattaching
+     * thread, read with acquire under urcu_bp_read_lock(). */
+    struct map *_Atomic map;
+    struct netelect__shm_paths p;
+    struct netelect_view_opts opts;
+    uint64_t id;
+    pthread_mutex_t reattach_lock; /* slow path only, never held by readers */
+    /* Liveness, shared by all threads of this handle; relaxed: they are
+     * estimates, and a race only moves a deadline by one check. */
+    _Atomic uint64_t hb_map;      /* map id the two fields below are about */
+    _Atomic uint64_t hb_seen;     /* last h_heartbeat_seq seen */
+    _Atomic uint64_t hb_seen_at;  /* reader clock when it was first seen */
+    _Atomic uint64_t gone_since;  /* reader clock when ABANDONED was first seen, 0 */
+    _Atomic uint64_t next_reattach;
+    _Atomic int stale;
+    _Atomic uint64_t retries, reattaches;
+    netelect__clock_fn clock;
+    void *clock_ctx;
+};
+
+/* Per-thread state: one channel-lookup cache and the registry records.  The
+ * initial-exec model makes each access a %fs-relative load (this sits on
+ * the 15 ns election path); the block is small enough for glibc's static
+ * TLS surplus even when libnetelect is dlopen()ed. */
+#define TLS_REG 4
+struct tls_state {
+    uint64_t view_id, map_id, cur; /* key of the cached lookup */
+    uint32_t chan_idx, name_len;
+    char name[48];
+    uint32_t tick;
+    uint32_t destructor_set;
+    struct {
+        uint64_t map_id;
+        _Atomic uint64_t *announce;
+    } reg[TLS_REG];
+};
+static __thread struct tls_state tls __attribute__((tls_model("initial-exec")));
+
+static _Atomic uint64_t g_ids = 1;
+static pthread_mutex_t g_live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct map *g_live;
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+static uint64_t mono_clock(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- thread exit: give registry records back */
+
+static void thread_exit(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&g_live_lock);
+    for (int i = 0; i < TLS_REG; i++) {
+        if (!tls.reg[i].map_id)
+            continue;
+        for (struct map *m = g_live; m; m = m->live_next)
+            if (m->id == tls.reg[i].map_id && m->reg)
+                netelect__reg_release(m->reg, tls.reg[i].announce);
+        tls.reg[i].map_id = 0;
+    }
+    pthread_mutex_unlock(&g_live_lock);
+}
+
+static void key_init(void)
+{
+    if (pthread_key_create(&g_key, thread_exit) != 0)
+        g_key = (pthread_key_t)-1;
+}
+
+/*
+ * This thread's announce word in map m's registry, claiming a record on
+ * first use (slow, once per thread and mapping).  NULL: no registry, table
+ * full, or this thread already announces in TLS_REG other mappings; the
+ * reader then relies on validation alone.
+ */
+static _Atomic uint64_t *announce_slot(struct map *m)
+{
+    if (!m->reg)
+        return NULL;
+    for (int i = 0; i < TLS_REG; i++)
+        if (tls.reg[i].map_id == m->id)
+            return tls.reg[i].announce;
+    int free_i = -1;
+    pthread_mutex_lock(&g_live_lock);
+    for (int i = 0; i < TLS_REG && free_i < 0; i++) {
+        bool live = false;
+        for (struct map *x = g_live; x && tls.reg[i].map_id; x = x->live_next)
+            live |= x->id == tls.reg[i].map_id;
+        if (!live)
+            free_i = i; /* empty, or its mapping is gone with its registry */
+    }
+    _Atomic uint64_t *a = NULL;
+    if (free_i >= 0 && (a = netelect__reg_claim(m->reg))) {
+        tls.reg[free_i].map_id = m->id;
+        tls.reg[free_i].announce = a;
+    }
+    pthread_mutex_unlock(&g_live_lock);
+    if (a && !tls.destructor_set) {
+        pthread_once(&g_key_once, key_init);
+        if (g_key != (pthread_key_t)-1 && pthread_setspecific(g_key, (void *)1) == 0)
+            tls.destructor_set = 1;
+    }
+    return a;
+}
+
+/* ---- mappings */
+
+static void map_free(struct map *m)
+{
+    pthread_mutex_lock(&g_live_lock);
+    for (struct map **pp = &g_live; *pp; pp = &(*pp)->live_next)
+        if (*pp == m) {
+            *pp = m->live_next;
+            break;
+        }
+    pthread_mutex_unlock(&g_live_lock);
+    if (m->reg)
+        netelect__reg_detach(m->reg);
+    munmap((void *)m->base, m->size);
+    free(m);
+}
+
+static void map_free_rcu(struct rcu_head *head)
+{
+    map_free(caa_container_of(head, struct map, rcu));
+}
+
+/* The uid a segment must have: see struct netelect_view_opts. */
+static int uid_ok(const struct netelect_view *v, uid_t uid)
+{
+    if (v->opts.expect_uid_set)
+        return uid == (uid_t)v->opts.expect_uid;
+    struct stat ls;
+    if (lstat(v->p.lock, &ls) == 0 && S_ISREG(ls.st_mode))
+        return uid == ls.st_uid;
+    return uid == 0 || uid == geteuid();
+}
+
+/*
+ * Opens, checks and maps the file at the view's path.  Nothing read from
+ * the file is trusted until netelect__layout_validate() copied and checked
+ * it; afterwards only the private copy m->L is used for sizes and offsets.
+ */
+static int map_open(struct netelect_view *v, struct map **out)
+{
+    int rc;
+    int fd = open(v->p.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ELOOP ? -EPERM : -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || !uid_ok(v, st.st_uid) || (st.st_mode & 0022)) {
+        rc = -EPERM;
+        goto out;
+    }
+    if (st.st_size < (off_t)NETELECT_SHM_PAGE || (uint64_t)st.st_size > NETELECT_SHM_MAX_SEGMENT) {
+        rc = NETELECT_ECORRUPT;
+        goto out;
+    }
+    struct netelect_shm_hdr h;
+    if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h) {
+        rc = NETELECT_ECORRUPT;
+        goto out;
+    }
+    struct map *m = calloc(1, sizeof *m);
+    if (!m) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if ((rc = netelect__layout_validate(&h, (uint64_t)st.st_size, &m->L))) {
+        free(m);
+        goto out;
+    }
+    m->size = (size_t)st.st_size;
+    void *base = mmap(NULL, m->size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (base == MAP_FAILED) {
+        rc = -errno;
+        free(m);
+        goto out;
+    }
+    m->base = base;
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
+    /* The state may have moved on since the pread (INIT is impossible for
+     * a named file we did not see as INIT; ABANDONED is served as frozen). */
+    if (m->L.compat_flags & NETELECT_SHM_COMPAT_REGISTRY) {
+        if (netelect__reg_attach(v->p.readers, m->L.incarnation, &m->reg))
+            m->reg = NULL; /* no permission, or gone: validation alone */
+    }
+    pthread_mutex_lock(&g_live_lock);
+    m->live_next = g_live;
+    g_live = m;
+    pthread_mutex_unlock(&g_live_lock);
+    *out = m;
+    rc = 0;
+out:
+    close(fd);
+    return rc;
+}
+
+static const struct netelect_shm_hdr *hdr(const struct map *m)
+{
+    return (const struct netelect_shm_hdr *)(const void *)m->base;
+}
+
+static const struct netelect_shm_slot *slot_at(const struct map *m, unsigned s)
+{
+    return (const struct netelect_shm_slot *)(const void *)(m->base + m->L.slot_off[s]);
+}
+
+static const void *rg(const struct map *m, const struct netelect_shm_slot *sl, int r)
+{
+    return (const uint8_t *)sl + m->L.region_off[r];
+}
+
+/* ---- liveness and reattach (slow path) */
+
+static void liveness_reset(struct netelect_view *v, uint64_t map_id, uint64_t hb, uint64_t now)
+{
+    atomic_store_explicit(&v->hb_map, map_id, memory_order_relaxed);
+    atomic_store_explicit(&v->hb_seen, hb, memory_order_relaxed);
+    atomic_store_explicit(&v->hb_seen_at, now, memory_order_relaxed);
+    atomic_store_explicit(&v->gone_since, 0, memory_order_relaxed);
+    atomic_store_explicit(&v->stale, 0, memory_order_relaxed);
+}
+
+/*
+ * Judges the agent by its heartbeat's progress on our own clock (never by
+ * comparing clocks across processes or time namespaces).  Returns true if
+ * the path should be looked at again.
+ */
+static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_t state)
+{
+    const uint64_t now = v->clock(v->clock_ctx);
+    const uint64_t hb = atomic_load_explicit(&hdr(m)->h_heartbeat_seq, memory_order_relaxed);
+    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) != m->id ||
+        atomic_load_explicit(&v->hb_seen, memory_order_relaxed) != hb) {
+        liveness_reset(v, m->id, hb, now);
+        if (state == NETELECT_SHM_LIVE)
+            return false;
+    }
+    uint64_t limit = 3 * m->L.heartbeat_period_ns;
+    if (limit < MIN_STALE_NS)
+        limit = MIN_STALE_NS;
+    uint64_t since; /* when fail-static began */
+    if (state != NETELECT_SHM_LIVE) {
+        since = atomic_load_explicit(&v->gone_since, memory_order_relaxed);
+        if (!since) {
+            since = now;
+            atomic_store_explicit(&v->gone_since, now, memory_order_relaxed);
+        }
+    } else {
+        const uint64_t seen = atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
+        if (now - seen <= limit)
+            return false;
+        since = seen + limit;
+    }
+    if (v->opts.fail_static_ns != UINT64_MAX && now - since > v->opts.fail_static_ns)
+        atomic_store_explicit(&v->stale, 1, memory_order_relaxed);
+    /* Look for a new agent, at most every REATTACH_BACKOFF_NS (a moved
+     * segment at once). */
+    const uint64_t next = atomic_load_explicit(&v->next_reattach, memory_order_relaxed);
+    if (state == NETELECT_SHM_SUPERSEDED || now >= next) {
+        atomic_store_explicit(&v->next_reattach, now + REATTACH_BACKOFF_NS, memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Replaces the mapping if the path now names another valid segment.  Never
+ * blocks the threads that keep electing on the old mapping: they hold only
+ * an RCU read lock, and the old mapping goes away after a grace period.
+ * Must be called outside a read-side critical section.
+ */
+static void reattach(struct netelect_view *v)
+{
+    if (pthread_mutex_trylock(&v->reattach_lock) != 0)
+        return; /* another thread is at it */
+    struct map *nm;
+    if (map_open(v, &nm) == 0) {
+        struct map *old = atomic_load_explicit(&v->map, memory_order_relaxed);
+        if (nm->dev == old->dev && nm->ino == old->ino) {
+            map_free(nm); /* same file: nothing new yet */
+        } else {
+            /* Release: the new map's private fields are complete before
+             * another thread can load the pointer (acquire). */
+            atomic_store_explicit(&v->map, nm, memory_order_release);
+            atomic_fetch_add_explicit(&v->reattaches, 1, memory_order_relaxed);
+            liveness_reset(v, nm->id,
+                           atomic_load_explicit(&hdr(nm)->h_heartbeat_seq, memory_order_relaxed),
+                           v->clock(v->clock_ctx));
+            urcu_bp_call_rcu(&old->rcu, map_free_rcu);
+        }
+    }
+    pthread_mutex_unlock(&v->reattach_lock);
+}
+
+/* ---- open / close */
+
+int netelect_view_open_opts(const char *name, const struct netelect_view_opts *opts,
+                            struct netelect_view **out)
+{
+    int rc;
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    struct netelect_view *v = calloc(1, sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    if ((rc = netelect__shm_paths(name, &v->p))) {
+        free(v);
+        return rc;
+    }
+    if (opts)
+        v->opts = *opts;
+    if (!v->opts.fail_static_ns)
+        v->opts.fail_static_ns = DEFAULT_FAIL_STATIC_NS;
+    v->clock = mono_clock;
+    v->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
+    pthread_mutex_init(&v->reattach_lock, NULL);
+    struct map *m;
+    if ((rc = map_open(v, &m))) {
+        pthread_mutex_destroy(&v->reattach_lock);
+        free(v);
+        return rc;
+    }
+    atomic_store_explicit(&v->map, m, memory_order_relaxed);
+    liveness_reset(v, m->id, atomic_load_explicit(&hdr(m)->h_heartbeat_seq, memory_order_relaxed),
+                   v->clock(v->clock_ctx));
+    *out = v;
+    return 0;
+}
+
+int netelect_view_open(const char *name, struct netelect_view **out)
+{
+    return netelect_view_open_opts(name, NULL, out);
+}
+
+void netelect_view_close(struct netelect_view *v)
+{
+    if (!v)
+        return;
+    /* No thread uses v any more (the contract), but one may still be
+     * inside a read section on a mapping retired earlier: wait for those
+     * callbacks, then free the current mapping directly. */
+    urcu_bp_synchronize_rcu();
+    map_free(atomic_load_explicit(&v->map, memory_order_relaxed));
+    pthread_mutex_destroy(&v->reattach_lock);
+    free(v);
+}
+
+void netelect__view_set_clock(struct netelect_view *v, netelect__clock_fn fn, void *ctx)
+{
+    v->clock = fn ? fn : mono_clock;
+    v->clock_ctx = ctx;
+    liveness_reset(v, 0, 0, v->clock(v->clock_ctx));
+}
+
+/* ---- lookups inside one slot (no validation here: callers validate) */
+
+/*
+ * Index of channel `name` in slot sl, -1 if absent, E_GARBAGE if what was
+ * read cannot belong to a consistent version.  Every probe, index and
+ * length is checked against the private layout.
+ */
+static int64_t chan_find(const struct map *m, const struct netelect_shm_slot *sl,
+                         const char *name, uint32_t len)
+{
+    const uint32_t mask = NETELECT_LOAD_RELAXED(&sl->s_chan_tab_mask);
+    const uint32_t n_chans = NETELECT_LOAD_RELAXED(&sl->s_n_chans);
+    if (mask >= m->L.chan_tab_cap || (mask & (mask + 1)) || n_chans > m->L.max_chans)
+        return E_GARBAGE;
+    const uint32_t *tab = rg(m, sl, NETELECT_RG_CHAN_TAB);
+    const struct netelect_shm_chan *ch = rg(m, sl, NETELECT_RG_CHANS);
+    const uint64_t *names = rg(m, sl, NETELECT_RG_NAMES);
+    const uint64_t hash = netelect__name_hash(name, len);
+    uint32_t i = (uint32_t)hash & mask;
+    for (uint32_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+        const uint32_t e = NETELECT_LOAD_RELAXED(&tab[i]);
+        if (!e)
+            return -1;
+        if (e > n_chans)
+            return E_GARBAGE;
+        const struct netelect_shm_chan *c = &ch[e - 1];
+        if (NETELECT_LOAD_RELAXED(&c->c_hash) != hash ||
+            NETELECT_LOAD_RELAXED(&c->c_name_len) != len)
+            continue;
+        const uint32_t off = NETELECT_LOAD_RELAXED(&c->c_name_off);
+        if ((off & 7) || off > m->L.max_name_bytes || len > m->L.max_name_bytes - off)
+            return E_GARBAGE;
+        uint32_t k = 0;
+        for (; k < len; k += 8) {
+            uint64_t want = 0;
+            memcpy(&want, name + k, len - k < 8 ? len - k : 8);
+            if (NETELECT_LOAD_RELAXED(&names[(off + k) / 8]) != want)
+                break;
+        }
+        if (k >= len)
+            return e - 1;
+    }
+    return E_GARBAGE; /* a table with load <= 1/2 always has a hole */
+}
+
+static int chan_range(const struct map *m, const struct netelect_shm_slot *sl, uint32_t idx,
+                      uint32_t *first, uint32_t *n)
+{
+    const struct netelect_shm_chan *c =
+        &((const struct netelect_shm_chan *)rg(m, sl, NETELECT_RG_CHANS))[idx];
+    *first = NETELECT_LOAD_RELAXED(&c->c_first);
+    *n = NETELECT_LOAD_RELAXED(&c->c_n);
+    if (*n > m->L.max_members || *first > m->L.max_members - *n)
+        return E_GARBAGE;
+    return 0;
+}
+
+static int64_t node_find(const struct map *m, const struct netelect_shm_slot *sl, uint64_t id)
+{
+    const uint32_t mask = NETELECT_LOAD_RELAXED(&sl->s_node_tab_mask);
+    const uint32_t n_nodes = NETELECT_LOAD_RELAXED(&sl->s_n_nodes);
+    if (mask >= m->L.node_tab_cap || (mask & (mask + 1)) || n_nodes > m->L.max_nodes)
+        return E_GARBAGE;
+    const uint32_t *tab = rg(m, sl, NETELECT_RG_NODE_TAB);
+    const struct netelect_shm_node *nd = rg(m, sl, NETELECT_RG_NODES);
+    uint32_t i = (uint32_t)netelect__mix64(id) & mask;
+    for (uint32_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+        const uint32_t e = NETELECT_LOAD_RELAXED(&tab[i]);
+        if (!e)
+            return -1;
+        if (e > n_nodes)
+            return E_GARBAGE;
+        if (NETELECT_LOAD_RELAXED(&nd[e - 1].n_id) == id)
+            return e - 1;
+    }
+    return E_GARBAGE;
+}
+
+static void node_copy(const struct map *m, const struct netelect_shm_slot *sl, uint32_t i,
+                      struct netelect_node_info *o)
+{
+    const struct netelect_shm_node *n = &((const struct netelect_shm_node *)rg(m, sl, NETELECT_RG_NODES))[i];
+    o->id = NETELECT_LOAD_RELAXED(&n->n_id);
+    o->rtt_ns = NETELECT_LOAD_RELAXED(&n->n_rtt);
+    o->rtt_raw_ns = NETELECT_LOAD_RELAXED(&n->n_rtt_raw);
+    o->rtt_err_ns = NETELECT_LOAD_RELAXED(&n->n_rtt_err);
+    o->last_heard_ns = NETELECT_LOAD_RELAXED(&n->n_last_heard);
+    o->healthy = NETELECT_LOAD_RELAXED(&n->n_healthy);
+    o->source = NETELECT_LOAD_RELAXED(&n->n_source);
+}
+
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
+/* The TSAN variant: copy the members out with relaxed atomics, then run
+ * the kernels on private memory. */
+struct members_copy {
+    uint64_t *ids, *rtt;
+    uint8_t *ok;
+};
+static int members_copy(const struct map *m, const struct netelect_shm_slot *sl, uint32_t first,
+                        uint32_t n, struct members_copy *c)
+{
+    c->ids = malloc((size_t)n * 8 + 8);
+    c->rtt = malloc((size_t)n * 8 + 8);
+    c->ok = malloc((size_t)n + 1);
+    if (!c->ids || !c->rtt || !c->ok) {
+        free(c->ids), free(c->rtt), free(c->ok);
+        return -ENOMEM;
+    }
+    const uint64_t *ids = rg(m, sl, NETELECT_RG_M_IDS);
+    const uint64_t *rtt = rg(m, sl, NETELECT_RG_M_RTT);
+    const uint8_t *ok = rg(m, sl, NETELECT_RG_M_HEALTHY);
+    for (uint32_t i = 0; i < n; i++) {
+        c->ids[i] = NETELECT_LOAD_RELAXED(&ids[first + i]);
+        c->rtt[i] = NETELECT_LOAD_RELAXED(&rtt[first + i]);
+        c->ok[i] = NETELECT_LOAD_RELAXED(&ok[first + i]);
+    }
+    return 0;
+}
+#endif
+
+static int do_elect(const struct map *m, const struct netelect_shm_slot *sl, uint32_t ci,
+                    uint64_t self_id, struct netelect_result *out)
+{
+    uint32_t first, n;
+    if (chan_range(m, sl, ci, &first, &n))
+        return E_GARBAGE;
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
+    struct members_copy c;
+    if (members_copy(m, sl, first, n, &c))
+        return -ENOMEM;
+    *out = netelect_elect(c.ids, c.rtt, c.ok, n, self_id);
+    free(c.ids), free(c.rtt), free(c.ok);
+#else
+    const uint64_t *ids = rg(m, sl, NETELECT_RG_M_IDS);
+    const uint64_t *rtt = rg(m, sl, NETELECT_RG_M_RTT);
+    const uint8_t *ok = rg(m, sl, NETELECT_RG_M_HEALTHY);
+    *out = netelect_elect(ids + first, rtt + first, ok + first, n, self_id);
+#endif
+    return 0;
+}
+
+static int do_rank(const struct map *m, const struct netelect_shm_slot *sl, uint32_t ci,
+                   uint64_t self_id, uint64_t *out_ids, size_t cap, size_t *count)
+{
+    uint32_t first, n;
+    if (chan_range(m, sl, ci, &first, &n))
+        return E_GARBAGE;
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
+    struct members_copy c;
+    if (members_copy(m, sl, first, n, &c))
+        return -ENOMEM;
+    const uint64_t *ids = c.ids, *rtt = c.rtt;
+    const uint8_t *ok = c.ok;
+#else
+    const uint64_t *ids = (const uint64_t *)rg(m, sl, NETELECT_RG_M_IDS) + first;
+    const uint64_t *rtt = (const uint64_t *)rg(m, sl, NETELECT_RG_M_RTT) + first;
+    const uint8_t *ok = (const uint8_t *)rg(m, sl, NETELECT_RG_M_HEALTHY) + first;
+#endif
+    size_t cand = 0;
+    for (uint32_t i = 0; i < n; i++)
+        cand += ok[i] != 0;
+    if (cap)
+        netelect_topk(ids, rtt, ok, n, self_id, cap < cand ? cap : cand, out_ids);
+    *count = cand;
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
+    free(c.ids), free(c.rtt), free(c.ok);
+#endif
+    return 0;
+}
+
+/* ---- the read loop */
+
+/* What one validated read does, given the slot it reads.  `final` set by
+ * the op means it validated (and acted on) its own result already. */
+struct op {
+    int (*fn)(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+              uint64_t cur);
+    struct netelect_view *v;
+    bool final;
+};
+
+static inline bool seq_unchanged(const struct netelect_shm_slot *sl, uint64_t q0)
+{
+#ifdef NETELECT_NO_VALIDATE
+    (void)sl, (void)q0;
+    return true;
+#else
+    /* Acquire fence: every payload load above is ordered before the
+     * re-load of seq, so if seq is unchanged none of them saw a store of a
+     * later write (pairs with the writer's release fence after seq odd). */
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&sl->s_seq, memory_order_relaxed) == q0;
+#endif
+}
+
+static int check_name(const char *name, uint32_t *len)
+{
+    if (!name)
+        return -EINVAL;
+    size_t l = strnlen(name, NETELECT_CHAN_NAME_MAX + 1);
+    if (l == 0 || l > NETELECT_CHAN_NAME_MAX)
+        return -EINVAL;
+    *len = (uint32_t)l;
+    return 0;
+}
+
+/*
+ * One read section: the op on the current version of the current mapping,
+ * validated, retried at most MAX_TRIES times.  Sets *want_reattach when
+ * the liveness check says the path should be looked at again.
+ */
+static inline __attribute__((always_inline)) int read_once(struct netelect_view *v, struct op *op,
+                                                           bool *want_reattach)
+{
+    int rc = -EAGAIN;
+    urcu_bp_read_lock();
+    struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
+    const struct netelect_shm_hdr *h = hdr(m);
+    _Atomic uint64_t *ann = announce_slot(m);
+    for (int tries = 0; tries < MAX_TRIES; tries++) {
+        /* Acquire: pairs with the writer's release of h_current, so the
+         * slot's seal (seq even) and payload are visible. */
+        const uint64_t cur = netelect__load_acquire64(&h->h_current);
+        const uint32_t state = atomic_load_explicit(&h->h_state, memory_order_relaxed);
+        if (__builtin_expect(state != NETELECT_SHM_LIVE || (++tls.tick % LIVENESS_EVERY) == 0 ||
+                                 atomic_load_explicit(&v->stale, memory_order_relaxed),
+                             0))
+            *want_reattach |= liveness_check(v, m, state);
+        const unsigned s = (unsigned)(cur & 0xff);
+        if (s >= m->L.slot_count) {
+            rc = NETELECT_ECORRUPT;
+            break;
+        }
+        if (ann)
+            /* Release: a writer that sees this announce keeps slot s
+             * intact for the rest of this read (a late one costs a retry). */
+            atomic_store_explicit(ann, cur, memory_order_release);
+        const struct netelect_shm_slot *sl = slot_at(m, s);
+        const uint64_t q0 = netelect__load_acquire64(&sl->s_seq);
+#ifndef NETELECT_NO_VALIDATE
+        if ((q0 & 1) || NETELECT_LOAD_RELAXED(&sl->s_generation) != cur >> 8) {
+            /* Being rewritten, or reused after we read h_current. */
+            atomic_fetch_add_explicit(&v->retries, 1, memory_order_relaxed);
+            continue;
+        }
+#endif
+        op->final = false;
+        const int r = op->fn(op, m, sl, cur);
+        if (!op->final && !seq_unchanged(sl, q0)) {
+            atomic_fetch_add_explicit(&v->retries, 1, memory_order_relaxed);
+            continue;
+        }
+        rc = r == E_GARBAGE ? NETELECT_ECORRUPT : r;
+        break;
+    }
+    if (ann)
+        atomic_store_explicit(ann, 0, memory_order_release);
+    urcu_bp_read_unlock();
+    return rc;
+}
+
+static inline __attribute__((always_inline)) int run(struct netelect_view *v, struct op *op)
+{
+    bool want = false;
+    op->v = v;
+    int rc = read_once(v, op, &want);
+    if (__builtin_expect(want, 0)) {
+        const uint64_t before = atomic_load_explicit(&v->reattaches, memory_order_relaxed);
+        reattach(v);
+        if (atomic_load_explicit(&v->reattaches, memory_order_relaxed) != before) {
+            want = false;
+            rc = read_once(v, op, &want);
+        }
+    }
+    if (__builtin_expect(atomic_load_explicit(&v->stale, memory_order_relaxed), 0))
+        return NETELECT_ESTALE;
+    return rc;
+}
+
+/* ---- elect / rank */
+
+struct chan_op {
+    struct op op;
+    const char *name;
+    uint32_t len;
+    uint64_t self_id;
+    /* result */
+    int64_t ci;
+    uint64_t map_id, cur;
+    struct netelect_result res;
+    uint64_t *out_ids;
+    size_t cap, count;
+};
+
+static inline int64_t cached_chan(const struct chan_op *c, const struct map *m,
+                                  const struct netelect_shm_slot *sl, uint64_t cur)
+{
+    /* The lookup is a pure function of (mapping, version, name), so a hit
+     * on the same three needs no hashing and no name compare in shm. */
+    if (tls.cur == cur && tls.map_id == m->id && tls.view_id == c->op.v->id &&
+        tls.name_len == c->len && memcmp(tls.name, c->name, c->len) == 0)
+        return tls.chan_idx;
+    return chan_find(m, sl, c->name, c->len);
+}
+
+static void cache_chan(const struct chan_op *c)
+{
+    if (c->len > sizeof tls.name || c->ci < 0)
+        return;
+    tls.view_id = c->op.v->id;
+    tls.map_id = c->map_id;
+    tls.cur = c->cur;
+    tls.chan_idx = (uint32_t)c->ci;
+    tls.name_len = c->len;
+    memcpy(tls.name, c->name, c->len);
+}
+
+static int elect_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                    uint64_t cur)
+{
+    struct chan_op *c = (struct chan_op *)op;
+    c->ci = cached_chan(c, m, sl, cur);
+    if (c->ci < 0)
+        return c->ci == -1 ? -ENOENT : (int)c->ci;
+    c->map_id = m->id;
+    c->cur = cur;
+    return do_elect(m, sl, (uint32_t)c->ci, c->self_id, &c->res);
+}
+
+int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64_t self_id,
+                            struct netelect_result *out, uint64_t *generation)
+{
+    struct chan_op c;
+    if (!v || !out || check_name(channel, &c.len))
+        return -EINVAL;
+    c.op.fn = elect_fn;
+    c.name = channel;
+    c.self_id = self_id;
+    int rc = run(v, &c.op);
+    if (rc == 0) {
+        *out = c.res;
+        if (generation)
+            *generation = c.cur >> 8;
+        cache_chan(&c);
+    }
+    return rc;
+}
+
+int netelect_view_elect(struct netelect_view *v, const char *channel, uint64_t self_id,
+                        struct netelect_result *out)
+{
+    return netelect_view_elect_gen(v, channel, self_id, out, NULL);
+}
+
+static int rank_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                   uint64_t cur)
+{
+    struct chan_op *c = (struct chan_op *)op;
+    c->ci = cached_chan(c, m, sl, cur);
+    if (c->ci < 0)
+        return c->ci == -1 ? -ENOENT : (int)c->ci;
+    c->map_id = m->id;
+    c->cur = cur;
+    return do_rank(m, sl, (uint32_t)c->ci, c->self_id, c->out_ids, c->cap, &c->count);
+}
+
+int netelect_view_rank(struct netelect_view *v, const char *channel, uint64_t self_id,
+                       uint64_t *out_ids, size_t cap, size_t *count)
+{
+    struct chan_op c;
+    if (!v || !count || (cap && !out_ids) || check_name(channel, &c.len))
+        return -EINVAL;
+    c.op.fn = rank_fn;
+    c.name = channel;
+    c.self_id = self_id;
+    c.out_ids = out_ids;
+    c.cap = cap;
+    int rc = run(v, &c.op);
+    if (rc == 0) {
+        *count = c.count;
+        cache_chan(&c);
+    }
+    return rc;
+}
+
+/* ---- generation, self, status */
+
+uint64_t netelect_view_generation(struct netelect_view *v)
+{
+    if (!v)
+        return 0;
+    urcu_bp_read_lock();
+    const struct netelect_shm_hdr *h = hdr(atomic_load_explicit(&v->map, memory_order_acquire));
+    /* Acquire: a caller that sees a new generation and then elects sees at
+     * least that version. */
+    const uint64_t cur = netelect__load_acquire64(&h->h_current);
+    const uint32_t state = atomic_load_explicit(&h->h_state, memory_order_relaxed);
+    urcu_bp_read_unlock();
+    if (__builtin_expect(state != NETELECT_SHM_LIVE, 0)) {
+        /* The agent moved or left: let an ordinary read do liveness and
+         * reattach, then report the generation it lands on. */
+        struct netelect_view_status st;
+        if (netelect_view_status(v, &st) == 0)
+            return st.generation;
+    }
+    return cur >> 8;
+}
+
+uint64_t netelect_view_self(struct netelect_view *v)
+{
+    if (!v)
+        return 0;
+    urcu_bp_read_lock();
+    const uint64_t id = atomic_load_explicit(&v->map, memory_order_acquire)->L.self_id;
+    urcu_bp_read_unlock();
+    return id;
+}
+
+struct status_op {
+    struct op op;
+    struct netelect_view_status *st;
+};
+
+static int status_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                     uint64_t cur)
+{
+    struct netelect_view_status *st = ((struct status_op *)op)->st;
+    const struct netelect_shm_hdr *h = hdr(m);
+    struct netelect_view *v = op->v;
+    memset(st, 0, sizeof *st);
+    st->generation = cur >> 8;
+    st->self_id = m->L.self_id;
+    st->publish_ns = NETELECT_LOAD_RELAXED(&sl->s_publish_ns);
+    st->n_nodes = NETELECT_LOAD_RELAXED(&sl->s_n_nodes);
+    st->n_chans = NETELECT_LOAD_RELAXED(&sl->s_n_chans);
+    if (st->n_nodes > m->L.max_nodes || st->n_chans > m->L.max_chans)
+        return E_GARBAGE;
+    st->heartbeat_seq = atomic_load_explicit(&h->h_heartbeat_seq, memory_order_relaxed);
+    st->forced_reuse = atomic_load_explicit(&h->h_forced_reuse, memory_order_relaxed);
+    st->pinned_waits = atomic_load_explicit(&h->h_pinned_waits, memory_order_relaxed);
+    st->agent_pid = m->L.writer_pid;
+    st->state = atomic_load_explicit(&h->h_state, memory_order_relaxed);
+    memcpy(st->incarnation, m->L.incarnation, sizeof st->incarnation);
+    st->abi_major = NETELECT_SHM_ABI_MAJOR;
+    st->abi_minor = m->L.abi_minor;
+    st->slot_count = m->L.slot_count;
+    st->max_nodes = m->L.max_nodes;
+    st->max_chans = m->L.max_chans;
+    st->max_members = m->L.max_members;
+    st->registered = m->reg != NULL;
+    st->heartbeat_period_ns = m->L.heartbeat_period_ns;
+    liveness_check(v, m, st->state);
+    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) == m->id)
+        st->heartbeat_age_ns =
+            v->clock(v->clock_ctx) - atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
+    return 0;
+}
+
+int netelect_view_status(struct netelect_view *v, struct netelect_view_status *out)
+{
+    if (!v || !out)
+        return -EINVAL;
+    struct status_op o = {.op.fn = status_fn, .st = out};
+    int rc = run(v, &o.op);
+    if (rc == NETELECT_ESTALE) {
+        /* Status still describes what the handle sees. */
+        bool want = false;
+        rc = read_once(v, &o.op, &want);
+    }
+    out->stale = (uint32_t)atomic_load_explicit(&v->stale, memory_order_relaxed);
+    out->retries = atomic_load_explicit(&v->retries, memory_order_relaxed);
+    out->reattaches = atomic_load_explicit(&v->reattaches, memory_order_relaxed);
+    return rc;
+}
+
+/* ---- nodes and iterators */
+
+struct node_op {
+    struct op op;
+    uint64_t id;
+    struct netelect_node_info *out;
+};
+
+static int node_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                   uint64_t cur)
+{
+    struct node_op *n = (struct node_op *)op;
+    (void)cur;
+    int64_t i = node_find(m, sl, n->id);
+    if (i < 0)
+        return i == -1 ? -ENOENT : (int)i;
+    node_copy(m, sl, (uint32_t)i, n->out);
+    return 0;
+}
+
+int netelect_view_node(struct netelect_view *v, uint64_t id, struct netelect_node_info *out)
+{
+    if (!v || !out)
+        return -EINVAL;
+    struct netelect_node_info tmp;
+    struct node_op n = {.op.fn = node_fn, .id = id, .out = &tmp};
+    int rc = run(v, &n.op);
+    if (rc == 0)
+        *out = tmp;
+    return rc;
+}
+
+struct foreach_node_op {
+    struct op op;
+    int (*cb)(void *ctx, const struct netelect_node_info *node);
+    void *ctx;
+    uint64_t q0_dummy;
+};
+
+/* Validates before every callback, so a callback only ever sees nodes of
+ * one consistent version; a lap restarts the walk. */
+static int foreach_node_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                           uint64_t cur)
+{
+    struct foreach_node_op *f = (struct foreach_node_op *)op;
+    (void)cur;
+    const uint64_t q0 = atomic_load_explicit(&sl->s_seq, memory_order_relaxed);
+    const uint32_t n = NETELECT_LOAD_RELAXED(&sl->s_n_nodes);
+    if (n > m->L.max_nodes)
+        return E_GARBAGE;
+    for (uint32_t i = 0; i < n; i++) {
+        struct netelect_node_info info;
+        node_copy(m, sl, i, &info);
+        if (!seq_unchanged(sl, q0))
+            return -EAGAIN; /* run() sees the seq move and retries */
+        int rc = f->cb(f->ctx, &info);
+        if (rc) {
+            op->final = true;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int netelect_view_foreach_node(struct netelect_view *v,
+                               int (*cb)(void *ctx, const struct netelect_node_info *node),
+                               void *ctx)
+{
+    if (!v || !cb)
+        return -EINVAL;
+    struct foreach_node_op f = {.op.fn = foreach_node_fn, .cb = cb, .ctx = ctx};
+    return run(v, &f.op);
+}
+
+struct foreach_chan_op {
+    struct op op;
+    int (*cb)(void *ctx, const char *name, const uint64_t *members, size_t n);
+    void *ctx;
+    uint64_t *buf;
+    size_t buf_cap;
+};
+
+static int foreach_chan_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                           uint64_t cur)
+{
+    struct foreach_chan_op *f = (struct foreach_chan_op *)op;
+    (void)cur;
+    const uint64_t q0 = atomic_load_explicit(&sl->s_seq, memory_order_relaxed);
+    const uint32_t n = NETELECT_LOAD_RELAXED(&sl->s_n_chans);
+    if (n > m->L.max_chans)
+        return E_GARBAGE;
+    const struct netelect_shm_chan *ch = rg(m, sl, NETELECT_RG_CHANS);
+    const uint64_t *names = rg(m, sl, NETELECT_RG_NAMES);
+    const uint64_t *ids = rg(m, sl, NETELECT_RG_M_IDS);
+    for (uint32_t c = 0; c < n; c++) {
+        uint64_t name[(NETELECT_CHAN_NAME_MAX + 1 + 7) / 8] = {0};
+        const uint32_t len = NETELECT_LOAD_RELAXED(&ch[c].c_name_len);
+        const uint32_t off = NETELECT_LOAD_RELAXED(&ch[c].c_name_off);
+        uint32_t first, cnt;
+        if (len == 0 || len > NETELECT_CHAN_NAME_MAX || (off & 7) || off > m->L.max_name_bytes ||
+            len > m->L.max_name_bytes - off || chan_range(m, sl, c, &first, &cnt))
+            return seq_unchanged(sl, q0) ? E_GARBAGE : -EAGAIN;
+        for (uint32_t k = 0; k < len; k += 8)
+            name[k / 8] = NETELECT_LOAD_RELAXED(&names[(off + k) / 8]);
+        char *str = (char *)name;
+        str[len] = 0;
+        if (cnt > f->buf_cap) {
+            uint64_t *nb = realloc(f->buf, (size_t)cnt * sizeof *nb);
+            if (!nb) {
+                op->final = true;
+                return -ENOMEM;
+            }
+            f->buf = nb;
+            f->buf_cap = cnt;
+        }
+        for (uint32_t k = 0; k < cnt; k++)
+            f->buf[k] = NETELECT_LOAD_RELAXED(&ids[first + k]);
+        if (!seq_unchanged(sl, q0))
+            return -EAGAIN;
+        if (memchr(str, 0, len))
+            return E_GARBAGE; /* a consistent version with a NUL in a name */
+        int rc = f->cb(f->ctx, str, f->buf, cnt);
+        if (rc) {
+            op->final = true;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int netelect_view_foreach_channel(struct netelect_view *v,
+                                  int (*cb)(void *ctx, const char *name, const uint64_t *members,
+                                            size_t n),
+                                  void *ctx)
+{
+    if (!v || !cb)
+        return -EINVAL;
+    struct foreach_chan_op f = {.op.fn = foreach_chan_fn, .cb = cb, .ctx = ctx};
+    int rc = run(v, &f.op);
+    free(f.buf);
+    return rc;
+}
+
+/* ---- read sections */
+
+struct netelect_snap {
+    const struct map *m;
+    const struct netelect_shm_slot *sl;
+    uint64_t gen;
+    int *garbage;
+};
+
+struct read_op {
+    struct op op;
+    int (*fn)(const struct netelect_snap *s, void *ctx);
+    void *ctx;
+};
+
+static int read_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                   uint64_t cur)
+{
+    struct read_op *r = (struct read_op *)op;
+    int garbage = 0;
+    struct netelect_snap s = {m, sl, cur >> 8, &garbage};
+    int rc = r->fn(&s, r->ctx);
+    return garbage ? E_GARBAGE : rc;
+}
+
+int netelect_view_read(struct netelect_view *v, int (*fn)(const struct netelect_snap *s, void *ctx),
+                       void *ctx)
+{
+    if (!v || !fn)
+        return -EINVAL;
+    struct read_op r = {.op.fn = read_fn, .fn = fn, .ctx = ctx};
+    return run(v, &r.op);
+}
+
+uint64_t netelect_snap_generation(const struct netelect_snap *s)
+{
+    return s ? s->gen : 0;
+}
+
+uint64_t netelect_snap_publish_ns(const struct netelect_snap *s)
+{
+    return s ? NETELECT_LOAD_RELAXED(&s->sl->s_publish_ns) : 0;
+}
+
+static int snap_rc(const struct netelect_snap *s, int64_t r)
+{
+    if (r == E_GARBAGE) {
+        *s->garbage = 1;
+        return NETELECT_ECORRUPT;
+    }
+    return (int)r;
+}
+
+int netelect_snap_elect(const struct netelect_snap *s, const char *channel, uint64_t self_id,
+                        struct netelect_result *out)
+{
+    uint32_t len;
+    if (!s || !out || check_name(channel, &len))
+        return -EINVAL;
+    int64_t ci = chan_find(s->m, s->sl, channel, len);
+    if (ci < 0)
+        return ci == -1 ? -ENOENT : snap_rc(s, ci);
+    return snap_rc(s, do_elect(s->m, s->sl, (uint32_t)ci, self_id, out));
+}
+
+int netelect_snap_rank(const struct netelect_snap *s, const char *channel, uint64_t self_id,
+                       uint64_t *out_ids, size_t cap, size_t *count)
+{
+    uint32_t len;
+    if (!s || !count || (cap && !out_ids) || check_name(channel, &len))
+        return -EINVAL;
+    int64_t ci = chan_find(s->m, s->sl, channel, len);
+    if (ci < 0)
+        return ci == -1 ? -ENOENT : snap_rc(s, ci);
+    return snap_rc(s, do_rank(s->m, s->sl, (uint32_t)ci, self_id, out_ids, cap, count));
+}
+
+int netelect_snap_node(const struct netelect_snap *s, uint64_t id, struct netelect_node_info *out)
+{
+    if (!s || !out)
+        return -EINVAL;
+    int64_t i = node_find(s->m, s->sl, id);
+    if (i < 0)
+        return i == -1 ? -ENOENT : snap_rc(s, i);
+    node_copy(s->m, s->sl, (uint32_t)i, out);
+    return 0;
+}
+
+int netelect_snap_members(const struct netelect_snap *s, const char *channel, uint64_t *ids,
+                          uint64_t *rtt_ns, uint8_t *healthy, size_t cap, size_t *count)
+{
+    uint32_t len, first, n;
+    if (!s || !count || check_name(channel, &len))
+        return -EINVAL;
+    int64_t ci = chan_find(s->m, s->sl, channel, len);
+    if (ci < 0)
+        return ci == -1 ? -ENOENT : snap_rc(s, ci);
+    if (chan_range(s->m, s->sl, (uint32_t)ci, &first, &n))
+        return snap_rc(s, E_GARBAGE);
+    const uint64_t *mi = rg(s->m, s->sl, NETELECT_RG_M_IDS);
+    const uint64_t *mr = rg(s->m, s->sl, NETELECT_RG_M_RTT);
+    const uint8_t *mh = rg(s->m, s->sl, NETELECT_RG_M_HEALTHY);
+    for (size_t k = 0; k < n && k < cap; k++) {
+        if (ids)
+            ids[k] = NETELECT_LOAD_RELAXED(&mi[first + k]);
+        if (rtt_ns)
+            rtt_ns[k] = NETELECT_LOAD_RELAXED(&mr[first + k]);
+        if (healthy)
+            healthy[k] = NETELECT_LOAD_RELAXED(&mh[first + k]);
+    }
+    *count = n;
+    return 0;
+}

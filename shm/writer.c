@@ -1,0 +1,787 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The segment writer (netelectd's side).  See shm/README.md for the
+ * protocol and shm/layout.h for the field contracts.
+ *
+ * Crash safety comes from the order of stores, not from cleanup: a slot is
+ * only ever named by h_current after its seq went back to even, so killing
+ * the writer at any instruction leaves h_current on the last complete
+ * version.  NETELECT_CRASH_AT=<point>[:<n>] makes the writer SIGKILL itself
+ * the n-th time it passes <point> (torture tests only; points are listed in
+ * crash_names below and in segment-protocol.md §11).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "netelect.h"
+#include "shm/layout.h"
+#include "shm/path.h"
+#include "shm/registry.h"
+#include "shm/writer.h"
+
+enum crash_point {
+    CRASH_NONE,
+    CRASH_AFTER_SEQ_ODD,
+    CRASH_MID_PAYLOAD,
+    CRASH_AFTER_SEQ_EVEN,
+    CRASH_BEFORE_CURRENT,
+    CRASH_AFTER_CURRENT,
+    CRASH_MID_HEARTBEAT,
+};
+static const char *const crash_names[] = {
+    [CRASH_AFTER_SEQ_ODD] = "after_seq_odd",   [CRASH_MID_PAYLOAD] = "mid_payload",
+    [CRASH_AFTER_SEQ_EVEN] = "after_seq_even", [CRASH_BEFORE_CURRENT] = "before_current",
+    [CRASH_AFTER_CURRENT] = "after_current",   [CRASH_MID_HEARTBEAT] = "mid_heartbeat",
+};
+
+struct segment {
+    char tmp[PATH_MAX + 64]; /* private name while unnamed (no O_TMPFILE), else "" */
+    int fd;
+    uint8_t *base;
+    struct netelect_shm_layout L;
+};
+
+struct netelect_writer {
+    struct netelect__shm_paths p;
+    struct netelect_writer_config cfg;
+    int lock_fd;
+    struct segment seg;
+    struct netelect__reg_writer *reg;
+    uint64_t gen;                                 /* of the version h_current names */
+    uint64_t slot_word[NETELECT_SHM_MAX_SLOTS];   /* gen<<8|s held by slot s, 0: none */
+    uint64_t reader_deadline_ns;
+    enum crash_point crash_at;
+    unsigned long crash_left;
+};
+
+static uint64_t now_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void crash_point(struct netelect_writer *w, enum crash_point p)
+{
+    if (__builtin_expect(w->crash_at == p, 0) && --w->crash_left == 0)
+        kill(getpid(), SIGKILL);
+}
+
+static void crash_parse(struct netelect_writer *w)
+{
+    const char *e = getenv("NETELECT_CRASH_AT");
+    w->crash_at = CRASH_NONE;
+    if (!e)
+        return;
+    for (int i = CRASH_AFTER_SEQ_ODD; i <= CRASH_MID_HEARTBEAT; i++) {
+        size_t n = strlen(crash_names[i]);
+        if (strncmp(e, crash_names[i], n) == 0 && (e[n] == 0 || e[n] == ':')) {
+            w->crash_at = (enum crash_point)i;
+            w->crash_left = e[n] == ':' ? strtoul(e + n + 1, NULL, 10) : 1;
+            if (w->crash_left == 0)
+                w->crash_left = 1;
+        }
+    }
+}
+
+static struct netelect_shm_hdr *hdr_of(const struct segment *s)
+{
+    return (struct netelect_shm_hdr *)(void *)s->base;
+}
+
+static struct netelect_shm_slot *slot_of(const struct segment *s, unsigned i)
+{
+    return (struct netelect_shm_slot *)(void *)(s->base + s->L.slot_off[i]);
+}
+
+static void *region(const struct segment *s, unsigned i, int rg)
+{
+    return s->base + s->L.slot_off[i] + s->L.region_off[rg];
+}
+
+static void segment_discard(struct netelect_writer *w, struct segment *s);
+
+static void segment_unmap(struct segment *s)
+{
+    if (s->base)
+        munmap(s->base, s->L.segment_size);
+    if (s->fd >= 0)
+        close(s->fd);
+    s->base = NULL;
+    s->fd = -1;
+}
+
+/*
+ * Refuses a path that is not a regular file of ours: a symlink or someone
+ * else's file squatting the name (sticky /dev/shm would make our rename()
+ * fail with EPERM anyway; this says so before doing any work).
+ */
+static int check_ours(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        return -EPERM;
+    return 1;
+}
+
+/* The generation a previous incarnation reached, so generations keep
+ * increasing across restarts (readers key caches on them). */
+static uint64_t old_generation(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0;
+    struct netelect_shm_hdr h;
+    uint64_t g = 0;
+    if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.h_magic == NETELECT_SHM_MAGIC)
+        g = atomic_load_explicit(&h.h_current, memory_order_relaxed) >> 8;
+    close(fd);
+    return g;
+}
+
+/*
+ * Maps page 0 of the file now at `path` (an older incarnation of ours) so
+ * that once the new file has the name, its readers can be told to look at
+ * the path again (mark_old).  Best effort: readers also notice a dead
+ * heartbeat.
+ */
+static struct netelect_shm_hdr *map_old(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    struct netelect_shm_hdr *h = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+        (uint64_t)st.st_size >= NETELECT_SHM_PAGE) {
+        h = mmap(NULL, NETELECT_SHM_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (h == MAP_FAILED)
+            h = NULL;
+        else if (h->h_magic != NETELECT_SHM_MAGIC) {
+            munmap(h, NETELECT_SHM_PAGE);
+            h = NULL;
+        }
+    }
+    close(fd);
+    return h;
+}
+
+static void mark_old(struct netelect_shm_hdr *h, uint32_t state)
+{
+    if (!h)
+        return;
+    uint32_t live = NETELECT_SHM_LIVE;
+    /* Release: nothing to order; readers of the old file re-open the path. */
+    atomic_compare_exchange_strong_explicit(&h->h_state, &live, state, memory_order_release,
+                                            memory_order_relaxed);
+    munmap(h, NETELECT_SHM_PAGE);
+}
+
+static void fill_random(uint8_t *b, size_t n)
+{
+    if (getrandom(b, n, GRND_NONBLOCK) == (ssize_t)n)
+        return;
+    uint64_t x = now_ns(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)b;
+    for (size_t i = 0; i < n; i++) {
+        x = netelect__mix64(x + i);
+        b[i] = (uint8_t)x;
+    }
+}
+
+static void segment_discard(struct netelect_writer *w, struct segment *s)
+{
+    (void)w;
+    if (s->tmp[0])
+        unlink(s->tmp);
+    s->tmp[0] = 0;
+    segment_unmap(s);
+}
+
+/* An empty, sealed version of generation `gen` in slot 0. */
+static void init_slot0(struct segment *s, uint64_t gen)
+{
+    struct netelect_shm_slot *sl = slot_of(s, 0);
+    sl->s_generation = gen;
+    sl->s_publish_ns = now_ns(CLOCK_MONOTONIC);
+    sl->s_node_tab_mask = 15;
+    sl->s_chan_tab_mask = 15;
+    atomic_store_explicit(&sl->s_seq, 2, memory_order_relaxed);
+}
+
+/*
+ * Builds a complete, LIVE segment in an unnamed file (O_TMPFILE; a unique
+ * private name where that is unsupported) holding an empty version `gen` in
+ * slot 0.  segment_name() then gives it the real name atomically, so
+ * readers see the old file or the new one, never a half-built one.
+ */
+static int segment_build(struct netelect_writer *w, struct segment *s, uint64_t gen,
+                         const uint8_t inc[16])
+{
+    int rc, fd;
+    s->fd = -1;
+    s->base = NULL;
+    s->tmp[0] = 0;
+    if ((rc = netelect__layout_compute(&s->L)))
+        return rc;
+    const size_t size = s->L.segment_size;
+    const mode_t mode = w->cfg.mode;
+
+    fd = open(w->p.dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+    if (fd < 0) {
+        for (int i = 0; i < 100 && fd < 0; i++) {
+            uint32_t r;
+            fill_random((uint8_t *)&r, sizeof r);
+            snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%d.%08x", w->p.path, (int)getpid(), r);
+            fd = open(s->tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW, mode);
+            if (fd < 0 && errno != EEXIST)
+                return -errno;
+        }
+        if (fd < 0)
+            return -EEXIST;
+    }
+    s->fd = fd;
+    /* The umask must not decide who may read the view. */
+    if (fchmod(fd, mode) != 0 ||
+        (w->cfg.group != (gid_t)-1 && fchown(fd, (uid_t)-1, w->cfg.group) != 0)) {
+        rc = -errno;
+        goto fail;
+    }
+    /* Allocate every page now: a full tmpfs is an error here, not a
+     * SIGBUS in the middle of a publish. */
+    if ((rc = posix_fallocate(fd, 0, (off_t)size)) != 0) {
+        rc = -rc;
+        goto fail;
+    }
+    s->base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+    if (s->base == MAP_FAILED) {
+        s->base = NULL;
+        rc = -errno;
+        goto fail;
+    }
+
+    struct netelect_shm_hdr *h = hdr_of(s);
+    h->h_magic = NETELECT_SHM_MAGIC;
+    h->h_abi_major = NETELECT_SHM_ABI_MAJOR;
+    h->h_abi_minor = NETELECT_SHM_ABI_MINOR;
+    h->h_header_size = sizeof(struct netelect_shm_hdr);
+    h->h_layout_desc = NETELECT_SHM_LAYOUT_DESC;
+    h->h_incompat_flags = 0;
+    h->h_compat_flags = w->reg ? NETELECT_SHM_COMPAT_REGISTRY : 0;
+    h->h_slot_count = s->L.slot_count;
+    h->h_segment_size = s->L.segment_size;
+    h->h_slot_size = s->L.slot_size;
+    memcpy(h->h_slot_off, s->L.slot_off, sizeof h->h_slot_off);
+    h->h_max_nodes = s->L.max_nodes;
+    h->h_max_chans = s->L.max_chans;
+    h->h_max_members = s->L.max_members;
+    h->h_max_name_bytes = s->L.max_name_bytes;
+    h->h_node_tab_cap = s->L.node_tab_cap;
+    h->h_chan_tab_cap = s->L.chan_tab_cap;
+    memcpy(h->h_region_off, s->L.region_off, sizeof h->h_region_off);
+    memcpy(h->h_incarnation, inc, 16);
+    h->h_writer_pid = (int32_t)getpid();
+    h->h_writer_uid = (uint32_t)geteuid();
+    h->h_self_id = w->cfg.self_id;
+    h->h_heartbeat_period_ns = w->cfg.heartbeat_period_ns;
+    h->h_layout_crc = netelect__layout_crc(h);
+    init_slot0(s, gen);
+    atomic_store_explicit(&h->h_heartbeat_seq, 1, memory_order_relaxed);
+    atomic_store_explicit(&h->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
+    atomic_store_explicit(&h->h_current, gen << 8, memory_order_relaxed);
+    /* Release: everything above is complete before LIVE; the rename in
+     * segment_name() is what makes the file reachable at all. */
+    netelect__store_release32(&h->h_state, NETELECT_SHM_LIVE);
+    return 0;
+fail:
+    segment_discard(w, s);
+    return rc;
+}
+
+static int segment_name(struct netelect_writer *w, struct segment *s)
+{
+    (void)w;
+    if (!s->tmp[0]) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", s->fd);
+        for (int i = 0;; i++) {
+            uint32_t r;
+            fill_random((uint8_t *)&r, sizeof r);
+            snprintf(s->tmp, sizeof s->tmp, "%s.tmp.%d.%08x", w->p.path, (int)getpid(), r);
+            if (linkat(AT_FDCWD, proc, AT_FDCWD, s->tmp, AT_SYMLINK_FOLLOW) == 0)
+                break;
+            if (errno != EEXIST || i == 100) {
+                s->tmp[0] = 0;
+                return -errno;
+            }
+        }
+    }
+    if (rename(s->tmp, w->p.path) != 0)
+        return -errno; /* the caller's segment_discard() unlinks tmp */
+    s->tmp[0] = 0;
+    return 0;
+}
+
+static int lock_writer(struct netelect_writer *w)
+{
+    int rc = check_ours(w->p.lock);
+    if (rc < 0)
+        return rc;
+    int fd = open(w->p.lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+        close(fd);
+        return -EPERM;
+    }
+    /* An OFD lock: tied to this open file description, not the process, so
+     * no close() of another descriptor drops it, and the kernel drops it
+     * when the writer dies. */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+        rc = (errno == EAGAIN || errno == EACCES) ? -EBUSY : -errno;
+        close(fd);
+        return rc;
+    }
+    w->lock_fd = fd;
+    return 0;
+}
+
+int netelect__writer_open(const struct netelect_writer_config *cfg, struct netelect_writer **out)
+{
+    int rc;
+    if (!cfg || !out)
+        return -EINVAL;
+    *out = NULL;
+    if ((cfg->slots && (cfg->slots < 2 || cfg->slots > NETELECT_SHM_MAX_SLOTS)) ||
+        (cfg->mode & ~(mode_t)0777) || (cfg->mode & 0022))
+        return -EINVAL;
+    struct netelect_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->lock_fd = -1;
+    w->seg.fd = -1;
+    w->cfg = *cfg;
+    if (!w->cfg.mode)
+        w->cfg.mode = 0644;
+    if (!w->cfg.slots)
+        w->cfg.slots = 3;
+    if (!w->cfg.heartbeat_period_ns)
+        w->cfg.heartbeat_period_ns = UINT64_C(100000000);
+    if (w->cfg.heartbeat_period_ns > UINT64_C(3600000000000)) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    w->reader_deadline_ns = UINT64_C(2000000); /* 2 ms of waiting per publish at most */
+    if ((rc = netelect__shm_paths(cfg->name, &w->p)))
+        goto fail;
+    w->cfg.name = NULL; /* not ours to keep */
+    crash_parse(w);
+
+    if ((rc = lock_writer(w)))
+        goto fail;
+    if ((rc = check_ours(w->p.path)) < 0 || (rc = check_ours(w->p.readers)) < 0)
+        goto fail;
+
+    uint8_t inc[16];
+    fill_random(inc, sizeof inc);
+    /* Registry first, so the segment can advertise it.  A registry we cannot
+     * create only costs readers their grace periods. */
+    if (netelect__reg_create(w->p.readers, w->p.dir, inc, w->cfg.mode, w->cfg.group, &w->reg))
+        w->reg = NULL;
+
+    /* Generations grow across restarts: at least the old one + 1, and at
+     * least the wall clock in microseconds (in case the old file is gone). */
+    uint64_t g = old_generation(w->p.path) + 1;
+    uint64_t us = now_ns(CLOCK_REALTIME) / 1000u;
+    if (us > g)
+        g = us;
+    if (g >= (UINT64_C(1) << 55)) {
+        rc = -EOVERFLOW;
+        goto fail;
+    }
+
+    struct netelect_shm_layout *L = &w->seg.L;
+    L->slot_count = w->cfg.slots;
+    L->max_nodes = cfg->max_nodes ? cfg->max_nodes : 1024;
+    L->max_chans = cfg->max_chans ? cfg->max_chans : 64;
+    L->max_members = cfg->max_members ? cfg->max_members : 1024;
+    L->max_name_bytes = L->max_chans * 32u;
+    if (L->max_chans > NETELECT_SHM_MAX_CHANS) {
+        rc = -EINVAL;
+        goto fail;
+    }
+    /* The file we are about to replace, if any, belongs to a dead writer
+     * (we hold the lock); readers still on it are told to move. */
+    struct netelect_shm_hdr *old = map_old(w->p.path);
+    if ((rc = segment_build(w, &w->seg, g, inc)) == 0 && (rc = segment_name(w, &w->seg)))
+        segment_discard(w, &w->seg);
+    if (rc) {
+        if (old)
+            munmap(old, NETELECT_SHM_PAGE);
+        goto fail;
+    }
+    mark_old(old, NETELECT_SHM_SUPERSEDED);
+    w->gen = g;
+    w->slot_word[0] = g << 8;
+    *out = w;
+    return 0;
+fail:
+    if (w->reg)
+        netelect__reg_writer_close(w->reg);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
+    free(w);
+    return rc;
+}
+
+/*
+ * The oldest slot that is neither current nor pinned by a live reader.  If
+ * every candidate stays pinned for reader_deadline_ns, the oldest is reused
+ * anyway: a stopped or stuck reader never stalls publication, and its
+ * validation notices.
+ */
+static unsigned choose_slot(struct netelect_writer *w)
+{
+    struct netelect_shm_hdr *h = hdr_of(&w->seg);
+    const unsigned K = w->seg.L.slot_count;
+    const unsigned cur = (unsigned)(atomic_load_explicit(&h->h_current, memory_order_relaxed) & 0xff);
+    unsigned oldest = cur == 0 ? 1 : 0;
+    for (unsigned s = 0; s < K; s++)
+        if (s != cur && w->slot_word[s] < w->slot_word[oldest])
+            oldest = s;
+    if (!w->reg)
+        return oldest;
+
+    uint64_t t0 = 0;
+    bool waited = false;
+    for (;;) {
+        unsigned pinned = netelect__reg_pinned(w->reg, w->slot_word, K);
+        unsigned best = K;
+        for (unsigned s = 0; s < K; s++)
+            if (s != cur && !(pinned & (1u << s)) &&
+                (best == K || w->slot_word[s] < w->slot_word[best]))
+                best = s;
+        if (best != K) {
+            if (best != oldest)
+                atomic_fetch_add_explicit(&h->h_pinned_waits, 1, memory_order_relaxed);
+            return best;
+        }
+        uint64_t t = now_ns(CLOCK_MONOTONIC);
+        if (!waited) {
+            t0 = t;
+            waited = true;
+        } else if (t - t0 >= w->reader_deadline_ns) {
+            atomic_fetch_add_explicit(&h->h_forced_reuse, 1, memory_order_relaxed);
+            return oldest;
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static uint32_t tab_mask_for(uint32_t n)
+{
+    uint32_t c = 16;
+    while (c < 2u * n)
+        c <<= 1;
+    return c - 1;
+}
+
+/* Finds `id` among the nodes of this publish (index into `nodes`), via the
+ * slot's table that write_slot just filled. */
+static int64_t node_find(const uint32_t *tab, uint32_t mask, const struct netelect_wnode *nodes,
+                         uint64_t id)
+{
+    for (uint32_t i = (uint32_t)netelect__mix64(id) & mask, probes = 0; probes <= mask;
+         i = (i + 1) & mask, probes++) {
+        uint32_t e = tab[i];
+        if (!e)
+            return -1;
+        if (nodes[e - 1].id == id)
+            return e - 1;
+    }
+    return -1;
+}
+
+/*
+ * Writes one complete version into slot `s`, which no reader is on (or
+ * whose reader will fail validation).  Leaves the slot sealed (seq even)
+ * but unpublished.  @return 0 or -EINVAL (duplicate node id or channel).
+ */
+static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s, uint64_t gen,
+                      const struct netelect_wnode *nodes, uint32_t n_nodes,
+                      const struct netelect_wchan *chans, uint32_t n_chans)
+{
+    struct netelect_shm_slot *sl = slot_of(sg, s);
+    struct netelect_shm_node *nd = region(sg, s, NETELECT_RG_NODES);
+    uint32_t *ntab = region(sg, s, NETELECT_RG_NODE_TAB);
+    struct netelect_shm_chan *ch = region(sg, s, NETELECT_RG_CHANS);
+    uint32_t *ctab = region(sg, s, NETELECT_RG_CHAN_TAB);
+    uint64_t *m_ids = region(sg, s, NETELECT_RG_M_IDS);
+    uint64_t *m_rtt = region(sg, s, NETELECT_RG_M_RTT);
+    uint8_t *m_ok = region(sg, s, NETELECT_RG_M_HEALTHY);
+    uint64_t *names = region(sg, s, NETELECT_RG_NAMES);
+    int rc = 0;
+
+    uint64_t q = atomic_load_explicit(&sl->s_seq, memory_order_relaxed);
+    q += q & 1; /* a writer that died mid-write left it odd */
+    atomic_store_explicit(&sl->s_seq, q + 1, memory_order_relaxed);
+    /* Release fence: the odd seq is ordered before every payload store
+     * below, so a reader whose payload loads see any of them also sees the
+     * seq change at its re-check (pairs with the reader's acquire fence). */
+    atomic_thread_fence(memory_order_release);
+    crash_point(w, CRASH_AFTER_SEQ_ODD);
+
+    const uint32_t nmask = tab_mask_for(n_nodes), cmask = tab_mask_for(n_chans);
+    NETELECT_STORE_RELAXED(&sl->s_generation, gen);
+    NETELECT_STORE_RELAXED(&sl->s_publish_ns, now_ns(CLOCK_MONOTONIC));
+    NETELECT_STORE_RELAXED(&sl->s_n_nodes, n_nodes);
+    NETELECT_STORE_RELAXED(&sl->s_n_chans, n_chans);
+    NETELECT_STORE_RELAXED(&sl->s_node_tab_mask, nmask);
+    NETELECT_STORE_RELAXED(&sl->s_chan_tab_mask, cmask);
+    NETELECT_STORE_RELAXED(&sl->s_flags, 0u);
+    NETELECT_STORE_RELAXED(&sl->s_payload_crc, (uint64_t)0);
+
+    for (uint32_t i = 0; i <= nmask; i++)
+        NETELECT_STORE_RELAXED(&ntab[i], 0u);
+    for (uint32_t i = 0; i < n_nodes; i++) {
+        const struct netelect_wnode *src = &nodes[i];
+        struct netelect_shm_node *d = &nd[i];
+        NETELECT_STORE_RELAXED(&d->n_id, src->id);
+        NETELECT_STORE_RELAXED(&d->n_rtt, src->rtt_ns);
+        NETELECT_STORE_RELAXED(&d->n_rtt_raw, src->rtt_raw_ns);
+        NETELECT_STORE_RELAXED(&d->n_rtt_err, src->rtt_err_ns);
+        NETELECT_STORE_RELAXED(&d->n_last_heard, src->last_heard_ns);
+        NETELECT_STORE_RELAXED(&d->n_healthy, (uint8_t)(src->healthy != 0));
+        NETELECT_STORE_RELAXED(&d->n_source, src->source);
+        /* The writer is the only one storing to the table; its own loads
+         * need no ordering. */
+        uint32_t j = (uint32_t)netelect__mix64(src->id) & nmask;
+        for (;;) {
+            uint32_t e = NETELECT_LOAD_RELAXED(&ntab[j]);
+            if (!e)
+                break;
+            if (nodes[e - 1].id == src->id) {
+                rc = -EINVAL;
+                goto seal;
+            }
+            j = (j + 1) & nmask;
+        }
+        NETELECT_STORE_RELAXED(&ntab[j], i + 1);
+    }
+    crash_point(w, CRASH_MID_PAYLOAD);
+
+    for (uint32_t i = 0; i <= cmask; i++)
+        NETELECT_STORE_RELAXED(&ctab[i], 0u);
+    uint32_t m = 0, nb = 0;
+    for (uint32_t c = 0; c < n_chans; c++) {
+        const struct netelect_wchan *src = &chans[c];
+        const uint32_t len = (uint32_t)strlen(src->name);
+        const uint64_t hash = netelect__name_hash(src->name, len);
+        uint32_t j = (uint32_t)hash & cmask;
+        for (;;) {
+            uint32_t e = NETELECT_LOAD_RELAXED(&ctab[j]);
+            if (!e)
+                break;
+            const struct netelect_wchan *o = &chans[e - 1];
+            if (strcmp(o->name, src->name) == 0) {
+                rc = -EINVAL;
+                goto seal;
+            }
+            j = (j + 1) & cmask;
+        }
+        NETELECT_STORE_RELAXED(&ctab[j], c + 1);
+
+        struct netelect_shm_chan *d = &ch[c];
+        NETELECT_STORE_RELAXED(&d->c_hash, hash);
+        NETELECT_STORE_RELAXED(&d->c_name_off, nb);
+        NETELECT_STORE_RELAXED(&d->c_name_len, len);
+        NETELECT_STORE_RELAXED(&d->c_first, m);
+        NETELECT_STORE_RELAXED(&d->c_n, src->n_members);
+        for (uint32_t k = 0; k < len; k += 8) {
+            uint64_t word = 0;
+            memcpy(&word, src->name + k, len - k < 8 ? len - k : 8);
+            NETELECT_STORE_RELAXED(&names[(nb + k) / 8], word);
+        }
+        nb += (len + 7) & ~7u;
+
+        for (uint32_t k = 0; k < src->n_members; k++, m++) {
+            const uint64_t id = src->members[k];
+            const int64_t ni = node_find(ntab, nmask, nodes, id);
+            NETELECT_STORE_RELAXED(&m_ids[m], id);
+            NETELECT_STORE_RELAXED(&m_rtt[m], ni < 0 ? NETELECT_RTT_UNKNOWN : nodes[ni].rtt_ns);
+            NETELECT_STORE_RELAXED(&m_ok[m], (uint8_t)(ni >= 0 && nodes[ni].healthy));
+        }
+    }
+    NETELECT_STORE_RELAXED(&sl->s_n_members, m);
+    NETELECT_STORE_RELAXED(&sl->s_name_bytes, nb);
+
+seal:
+    if (rc)
+        NETELECT_STORE_RELAXED(&sl->s_generation, (uint64_t)0);
+    /* Release: seals the payload above; a reader that sees q+2 at its first
+     * (acquire) load sees the whole version. */
+    atomic_store_explicit(&sl->s_seq, q + 2, memory_order_release);
+    crash_point(w, CRASH_AFTER_SEQ_EVEN);
+    return rc;
+}
+
+struct need {
+    uint64_t nodes, chans, members, names;
+};
+
+static int measure(const struct netelect_wnode *nodes, size_t n_nodes,
+                   const struct netelect_wchan *chans, size_t n_chans, struct need *nd)
+{
+    if ((n_nodes && !nodes) || (n_chans && !chans))
+        return -EINVAL;
+    nd->nodes = n_nodes;
+    nd->chans = n_chans;
+    nd->members = 0;
+    nd->names = 0;
+    for (size_t c = 0; c < n_chans; c++) {
+        if (!chans[c].name || (chans[c].n_members && !chans[c].members))
+            return -EINVAL;
+        size_t len = strnlen(chans[c].name, NETELECT_CHAN_NAME_MAX + 1);
+        if (len == 0 || len > NETELECT_CHAN_NAME_MAX)
+            return -EINVAL;
+        nd->members += chans[c].n_members;
+        nd->names += (len + 7) & ~(size_t)7;
+    }
+    if (nd->nodes > NETELECT_SHM_MAX_NODES || nd->chans > NETELECT_SHM_MAX_CHANS ||
+        nd->members > NETELECT_SHM_MAX_MEMBERS || nd->names > NETELECT_SHM_MAX_NAME_BYTES)
+        return -E2BIG;
+    return 0;
+}
+
+static uint32_t grow_cap(uint32_t cap, uint64_t need, uint32_t max)
+{
+    if (need <= cap)
+        return cap;
+    uint64_t c = need + need / 2;
+    if (c < (uint64_t)cap * 2)
+        c = (uint64_t)cap * 2;
+    return c > max ? max : (uint32_t)c;
+}
+
+/*
+ * Moves to a larger segment: a new file with the same incarnation and the
+ * new version already in slot 0 takes the name; the old file is marked
+ * SUPERSEDED so its readers re-open the path at their next call.  The old
+ * file is never shrunk (its readers keep a valid mapping).
+ */
+static int grow(struct netelect_writer *w, const struct need *nd,
+                const struct netelect_wnode *nodes, const struct netelect_wchan *chans)
+{
+    struct segment ns = {.fd = -1};
+    ns.L.slot_count = w->seg.L.slot_count;
+    ns.L.max_nodes = grow_cap(w->seg.L.max_nodes, nd->nodes, NETELECT_SHM_MAX_NODES);
+    ns.L.max_chans = grow_cap(w->seg.L.max_chans, nd->chans, NETELECT_SHM_MAX_CHANS);
+    ns.L.max_members = grow_cap(w->seg.L.max_members, nd->members, NETELECT_SHM_MAX_MEMBERS);
+    ns.L.max_name_bytes =
+        grow_cap(w->seg.L.max_name_bytes, nd->names, NETELECT_SHM_MAX_NAME_BYTES) & ~7u;
+    if (ns.L.max_name_bytes < nd->names)
+        return -E2BIG;
+    const uint64_t gen = w->gen + 1;
+    uint8_t inc[16];
+    memcpy(inc, hdr_of(&w->seg)->h_incarnation, 16);
+    int rc = segment_build(w, &ns, gen, inc);
+    if (rc)
+        return rc;
+    rc = write_slot(w, &ns, 0, gen, nodes, (uint32_t)nd->nodes, chans, (uint32_t)nd->chans);
+    if (rc == 0)
+        rc = segment_name(w, &ns);
+    if (rc) {
+        segment_discard(w, &ns);
+        return rc;
+    }
+    struct netelect_shm_hdr *oh = hdr_of(&w->seg);
+    /* Release: readers of the old file that see SUPERSEDED re-open the path
+     * and find the new file, which rename() already made reachable. */
+    netelect__store_release32(&oh->h_state, NETELECT_SHM_SUPERSEDED);
+    segment_unmap(&w->seg);
+    w->seg = ns;
+    w->gen = gen;
+    memset(w->slot_word, 0, sizeof w->slot_word);
+    w->slot_word[0] = gen << 8;
+    return 0;
+}
+
+int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wnode *nodes,
+                             size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans)
+{
+    struct need nd;
+    int rc;
+    if (!w)
+        return -EINVAL;
+    if ((rc = measure(nodes, n_nodes, chans, n_chans, &nd)))
+        return rc;
+    const struct netelect_shm_layout *L = &w->seg.L;
+    if (nd.nodes > L->max_nodes || nd.chans > L->max_chans || nd.members > L->max_members ||
+        nd.names > L->max_name_bytes)
+        return grow(w, &nd, nodes, chans);
+
+    const unsigned s = choose_slot(w);
+    const uint64_t gen = w->gen + 1;
+    /* Forget what the slot held before touching it: if the write fails the
+     * slot is garbage and must count as the oldest. */
+    w->slot_word[s] = 0;
+    rc = write_slot(w, &w->seg, s, gen, nodes, (uint32_t)n_nodes, chans, (uint32_t)n_chans);
+    if (rc)
+        return rc;
+    crash_point(w, CRASH_BEFORE_CURRENT);
+    /* Release: publishes the sealed slot; pairs with the reader's acquire
+     * load of h_current, which therefore sees seq even and the payload. */
+    netelect__store_release64(&hdr_of(&w->seg)->h_current, gen << 8 | s);
+    crash_point(w, CRASH_AFTER_CURRENT);
+    w->slot_word[s] = gen << 8 | s;
+    w->gen = gen;
+    return 0;
+}
+
+int netelect__writer_heartbeat(struct netelect_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    struct netelect_shm_hdr *h = hdr_of(&w->seg);
+    /* Relaxed: readers only look for progress of the counter, on their own
+     * clock; no data is published through it. */
+    uint64_t q = atomic_load_explicit(&h->h_heartbeat_seq, memory_order_relaxed);
+    atomic_store_explicit(&h->h_heartbeat_seq, q + 1, memory_order_relaxed);
+    crash_point(w, CRASH_MID_HEARTBEAT);
+    atomic_store_explicit(&h->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
+    return 0;
+}
+
+uint64_t netelect__writer_generation(const struct netelect_writer *w)
+{
+    return w ? w->gen : 0;
+}
+
+void netelect__writer_close(struct netelect_writer *w, bool abandon)
+{
+    if (!w)
+        return;
+    if (abandon && w->seg.base)
+        /* Release: a reader that sees ABANDONED sees the final version. */
+        netelect__store_release32(&hdr_of(&w->seg)->h_state, NETELECT_SHM_ABANDONED);
+    segment_unmap(&w->seg);
+    if (w->reg)
+        netelect__reg_writer_close(w->reg);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd);
+    free(w);
+}

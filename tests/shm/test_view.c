@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the segment: writer + reader round trips, lifecycle
+ * (restart, abandon, staleness, growth), the single-writer lock and the
+ * reader registry.  Attach validation has its own file (test_attach.c).
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "netelect.h"
+#include "shm/layout.h"
+#include "shm/registry.h"
+#include "shm/view_internal.h"
+#include "shm/writer.h"
+#include "tests/shm/helpers.h"
+
+static char name[128];
+
+static void setup(void)
+{
+    t_name(name, sizeof name, "view");
+    t_unlink(name);
+}
+
+static void teardown(void)
+{
+    t_unlink(name);
+}
+
+TestSuite(shm, .init = setup, .fini = teardown, .timeout = 30);
+
+static struct netelect_writer *wopen(uint64_t self, uint32_t slots)
+{
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1, .self_id = self,
+                                         .slots = slots};
+    struct netelect_writer *w = NULL;
+    int rc = netelect__writer_open(&cfg, &w);
+    cr_assert_eq(rc, 0, "writer_open: %s", netelect_strerror(rc));
+    return w;
+}
+
+/* A small view: nodes 1..5 (3 unhealthy), node 9 unmeasured; channel "a"
+ * = {1,2,3}, "b" = {3,4,7 (not a node)}, "self" = {1,2,100}, "empty" = {}. */
+static const struct netelect_wnode base_nodes[] = {
+    {.id = 1, .rtt_ns = 500, .rtt_raw_ns = 510, .rtt_err_ns = 5, .last_heard_ns = 11, .healthy = 1,
+     .source = NETELECT_SRC_PROBE},
+    {.id = 2, .rtt_ns = 300, .rtt_raw_ns = 290, .rtt_err_ns = 3, .last_heard_ns = 12, .healthy = 1,
+     .source = NETELECT_SRC_SERF},
+    {.id = 3, .rtt_ns = 100, .rtt_raw_ns = 100, .healthy = 0, .source = NETELECT_SRC_PROBE},
+    {.id = 4, .rtt_ns = 900, .rtt_raw_ns = 900, .healthy = 1, .source = NETELECT_SRC_OPERATOR},
+    {.id = 9, .rtt_ns = NETELECT_RTT_UNKNOWN, .rtt_raw_ns = NETELECT_RTT_UNKNOWN, .healthy = 1},
+    {.id = 100, .rtt_ns = 7777, .healthy = 1, .source = NETELECT_SRC_PROBE},
+};
+static const uint64_t ch_a[] = {1, 2, 3};
+static const uint64_t ch_b[] = {3, 4, 7};
+static const uint64_t ch_self[] = {1, 2, 100};
+static const uint64_t ch_unk[] = {9, 4};
+static const struct netelect_wchan base_chans[] = {
+    {"a", ch_a, 3}, {"b", ch_b, 3}, {"self", ch_self, 3}, {"empty", NULL, 0}, {"unk", ch_unk, 2},
+};
+
+static void publish_base(struct netelect_writer *w)
+{
+    int rc = netelect__writer_publish(w, base_nodes, 6, base_chans, 5);
+    cr_assert_eq(rc, 0, "publish: %s", netelect_strerror(rc));
+}
+
+static struct netelect_view *vopen(void)
+{
+    struct netelect_view *v = NULL;
+    int rc = netelect_view_open(name, &v);
+    cr_assert_eq(rc, 0, "view_open: %s", netelect_strerror(rc));
+    return v;
+}
+
+Test(shm, round_trip_elect)
+{
+    struct netelect_writer *w = wopen(100, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct netelect_result r;
+
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.outcome, NETELECT_PEER_WINS);
+    cr_assert_eq(r.winner, 2); /* 3 is nearer but unhealthy */
+
+    cr_assert_eq(netelect_view_elect(v, "b", 0, &r), 0);
+    cr_assert_eq(r.winner, 4, "7 is not a node: non-candidate; got %" PRIu64, r.winner);
+
+    cr_assert_eq(netelect_view_elect(v, "self", 100, &r), 0);
+    cr_assert_eq(r.outcome, NETELECT_SELF_WINS, "self is at RTT 0 whatever was measured");
+    cr_assert_eq(r.winner, 100);
+    cr_assert_eq(netelect_view_self(v), 100);
+    cr_assert_eq(netelect_view_elect(v, "self", netelect_view_self(v), &r), 0);
+    cr_assert_eq(r.outcome, NETELECT_SELF_WINS);
+
+    cr_assert_eq(netelect_view_elect(v, "empty", 0, &r), 0);
+    cr_assert_eq(r.outcome, NETELECT_NO_ELIGIBLE);
+
+    cr_assert_eq(netelect_view_elect(v, "unk", 0, &r), 0);
+    cr_assert_eq(r.winner, 4, "an unmeasured peer ranks after every measured one");
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, same_answer_as_in_memory)
+{
+    /* 2000 nodes, 40 channels of varied size, against netelect_elect and
+     * netelect_rank on the same data in private memory. */
+    enum { N = 2000, C = 40 };
+    struct netelect_wnode *nodes = calloc(N, sizeof *nodes);
+    uint64_t *mem = calloc((size_t)C * 300, sizeof *mem);
+    struct netelect_wchan chans[C];
+    char names[C][16];
+    uint64_t x = 42;
+    for (int i = 0; i < N; i++) {
+        x = netelect__mix64(x + 1);
+        nodes[i].id = x >> 8 | 1;
+        nodes[i].rtt_ns = (x & 15) == 0 ? NETELECT_RTT_UNKNOWN : (x >> 20) % 5000;
+        nodes[i].healthy = (x & 7) != 0;
+    }
+    for (int c = 0; c < C; c++) {
+        snprintf(names[c], sizeof names[c], "chan-%d", c);
+        uint32_t n = (uint32_t)(c * 7 % 300);
+        for (uint32_t k = 0; k < n; k++) {
+            x = netelect__mix64(x + 7);
+            mem[c * 300 + k] = (x & 31) == 0 ? x : nodes[x % N].id; /* some not nodes */
+        }
+        chans[c] = (struct netelect_wchan){names[c], mem + c * 300, n};
+    }
+    struct netelect_writer *w = wopen(nodes[5].id, 4);
+    cr_assert_eq(netelect__writer_publish(w, nodes, N, chans, C), 0);
+    struct netelect_view *v = vopen();
+    for (int c = 0; c < C; c++) {
+        uint64_t ids[300], rtt[300];
+        uint8_t ok[300];
+        uint32_t n = chans[c].n_members;
+        for (uint32_t k = 0; k < n; k++) {
+            ids[k] = chans[c].members[k];
+            rtt[k] = NETELECT_RTT_UNKNOWN;
+            ok[k] = 0;
+            for (int i = 0; i < N; i++)
+                if (nodes[i].id == ids[k]) {
+                    rtt[k] = nodes[i].rtt_ns;
+                    ok[k] = nodes[i].healthy;
+                }
+        }
+        for (int si = 0; si < 2; si++) {
+            uint64_t self = si ? nodes[5].id : 0;
+            struct netelect_result want = netelect_elect(ids, rtt, ok, n, self), got;
+            cr_assert_eq(netelect_view_elect(v, names[c], self, &got), 0);
+            cr_assert_eq(got.outcome, want.outcome, "chan %d", c);
+            cr_assert_eq(got.winner, want.winner, "chan %d", c);
+            uint64_t want_rank[300], got_rank[300];
+            size_t wn = netelect_rank(ids, rtt, ok, n, self, want_rank), gn = 0;
+            cr_assert_eq(netelect_view_rank(v, names[c], self, got_rank, 300, &gn), 0);
+            cr_assert_eq(gn, wn);
+            cr_assert_eq(memcmp(got_rank, want_rank, wn * 8), 0, "chan %d", c);
+            /* A short buffer gets the head of the order and the full count. */
+            if (wn > 3) {
+                cr_assert_eq(netelect_view_rank(v, names[c], self, got_rank, 3, &gn), 0);
+                cr_assert_eq(gn, wn);
+                cr_assert_eq(memcmp(got_rank, want_rank, 3 * 8), 0);
+            }
+        }
+    }
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+    free(nodes);
+    free(mem);
+}
+
+Test(shm, errors_and_unknowns)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct netelect_result r;
+    size_t cnt;
+    struct netelect_node_info ni;
+    cr_assert_eq(netelect_view_elect(v, "nope", 0, &r), -ENOENT);
+    cr_assert_eq(netelect_view_elect(v, "", 0, &r), -EINVAL);
+    cr_assert_eq(netelect_view_elect(v, NULL, 0, &r), -EINVAL);
+    cr_assert_eq(netelect_view_elect(v, "a", 0, NULL), -EINVAL);
+    cr_assert_eq(netelect_view_elect(NULL, "a", 0, &r), -EINVAL);
+    char longname[300];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[299] = 0;
+    cr_assert_eq(netelect_view_elect(v, longname, 0, &r), -EINVAL);
+    cr_assert_eq(netelect_view_rank(v, "nope", 0, NULL, 0, &cnt), -ENOENT);
+    cr_assert_eq(netelect_view_rank(v, "a", 0, NULL, 5, &cnt), -EINVAL);
+    cr_assert_eq(netelect_view_rank(v, "a", 0, NULL, 0, &cnt), 0);
+    cr_assert_eq(cnt, 2);
+    cr_assert_eq(netelect_view_node(v, 12345, &ni), -ENOENT);
+    struct netelect_view *v2;
+    cr_assert_eq(netelect_view_open("", &v2), -EINVAL);
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s-missing", name);
+    cr_assert_eq(netelect_view_open(missing, &v2), -ENOENT);
+
+    /* Bad publishes are refused and leave the current version alone. */
+    uint64_t g = netelect_view_generation(v);
+    struct netelect_wnode dup[2] = {{.id = 5, .healthy = 1}, {.id = 5}};
+    cr_assert_eq(netelect__writer_publish(w, dup, 2, NULL, 0), -EINVAL);
+    struct netelect_wchan dupc[2] = {{"x", NULL, 0}, {"x", NULL, 0}};
+    cr_assert_eq(netelect__writer_publish(w, NULL, 0, dupc, 2), -EINVAL);
+    struct netelect_wchan badc[1] = {{"", NULL, 0}};
+    cr_assert_eq(netelect__writer_publish(w, NULL, 0, badc, 1), -EINVAL);
+    struct netelect_wchan nullm[1] = {{"y", NULL, 3}};
+    cr_assert_eq(netelect__writer_publish(w, NULL, 0, nullm, 1), -EINVAL);
+    cr_assert_eq(netelect_view_generation(v), g);
+    int rc = netelect_view_elect(v, "a", 0, &r);
+    cr_assert_eq(rc, 0, "%s", netelect_strerror(rc));
+    cr_assert_eq(r.winner, 2);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, node_lookup)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct netelect_node_info ni;
+    cr_assert_eq(netelect_view_node(v, 2, &ni), 0);
+    cr_assert_eq(ni.id, 2);
+    cr_assert_eq(ni.rtt_ns, 300);
+    cr_assert_eq(ni.rtt_raw_ns, 290);
+    cr_assert_eq(ni.rtt_err_ns, 3);
+    cr_assert_eq(ni.last_heard_ns, 12);
+    cr_assert_eq(ni.healthy, 1);
+    cr_assert_eq(ni.source, NETELECT_SRC_SERF);
+    cr_assert_eq(netelect_view_node(v, 3, &ni), 0);
+    cr_assert_eq(ni.healthy, 0);
+    cr_assert_eq(netelect_view_node(v, 9, &ni), 0);
+    cr_assert_eq(ni.rtt_ns, NETELECT_RTT_UNKNOWN);
+    cr_assert_eq(ni.source, NETELECT_SRC_NONE);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+struct acc {
+    uint64_t sum;
+    int n, stop_at;
+};
+
+static int node_cb(void *ctx, const struct netelect_node_info *ni)
+{
+    struct acc *a = ctx;
+    a->sum += ni->id;
+    return ++a->n == a->stop_at ? 77 : 0;
+}
+
+static int chan_cb(void *ctx, const char *nm, const uint64_t *m, size_t n)
+{
+    struct acc *a = ctx;
+    for (size_t i = 0; i < n; i++)
+        a->sum += m[i];
+    a->sum += strlen(nm) * 1000;
+    a->n++;
+    return 0;
+}
+
+Test(shm, iterators)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct acc a = {0};
+    cr_assert_eq(netelect_view_foreach_node(v, node_cb, &a), 0);
+    cr_assert_eq(a.n, 6);
+    cr_assert_eq(a.sum, 1 + 2 + 3 + 4 + 9 + 100);
+    a = (struct acc){.stop_at = 2};
+    cr_assert_eq(netelect_view_foreach_node(v, node_cb, &a), 77, "early stop returns cb's value");
+    cr_assert_eq(a.n, 2);
+    a = (struct acc){0};
+    cr_assert_eq(netelect_view_foreach_channel(v, chan_cb, &a), 0);
+    cr_assert_eq(a.n, 5);
+    cr_assert_eq(a.sum, (6 + 14 + 103 + 13) + 1000 * (1 + 1 + 4 + 5 + 3));
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, generation_and_status)
+{
+    struct netelect_writer *w = wopen(100, 0);
+    struct netelect_view *v = vopen();
+    uint64_t g0 = netelect_view_generation(v);
+    cr_assert_eq(g0, netelect__writer_generation(w));
+    cr_assert_eq(netelect_view_generation(v), g0, "no publish, no change");
+    publish_base(w);
+    uint64_t g1 = netelect_view_generation(v);
+    cr_assert_gt(g1, g0);
+    struct netelect_result r;
+    uint64_t gen = 0;
+    cr_assert_eq(netelect_view_elect_gen(v, "a", 0, &r, &gen), 0);
+    cr_assert_eq(gen, g1);
+    cr_assert_eq(netelect_view_generation(v), gen, "cached answer still valid");
+    publish_base(w);
+    cr_assert_neq(netelect_view_generation(v), gen, "cached answer invalidated");
+    netelect__writer_heartbeat(w);
+
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.generation, netelect_view_generation(v));
+    cr_assert_eq(st.self_id, 100);
+    cr_assert_eq(st.n_nodes, 6);
+    cr_assert_eq(st.n_chans, 5);
+    cr_assert_eq(st.state, 1);
+    cr_assert_eq(st.agent_pid, getpid());
+    cr_assert_eq(st.abi_major, 1);
+    cr_assert_eq(st.slot_count, 3);
+    cr_assert_eq(st.heartbeat_seq, 2);
+    cr_assert_eq(st.registered, 1, "root may open the registry");
+    cr_assert_eq(st.stale, 0);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+/* Generations keep growing across writer restarts, so caches keyed by
+ * them never confuse two incarnations. */
+Test(shm, restart_reattach)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 2);
+    uint64_t g = netelect_view_generation(v);
+    /* A crash: no ABANDONED mark. */
+    netelect__writer_close(w, false);
+
+    w = wopen(2, 0);
+    struct netelect_wnode n2[] = {{.id = 1, .rtt_ns = 1, .healthy = 1}};
+    const uint64_t m2[] = {1, 2};
+    struct netelect_wchan c2[] = {{"a", m2, 2}};
+    cr_assert_eq(netelect__writer_publish(w, n2, 1, c2, 1), 0);
+    /* The new writer marked the old file SUPERSEDED: the next call moves. */
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 1);
+    cr_assert_gt(netelect_view_generation(v), g);
+    cr_assert_eq(netelect_view_self(v), 2);
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.reattaches, 1);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return fake_now;
+}
+
+Test(shm, abandoned_fail_static_then_stale_then_back)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    struct netelect_view_opts o = {.fail_static_ns = 1000000000};
+    struct netelect_view *v;
+    cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0);
+    fake_now = 1000000000;
+    netelect__view_set_clock(v, fake_clock, NULL);
+    netelect__writer_close(w, true);
+
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0, "fail-static right after the exit");
+    cr_assert_eq(r.winner, 2);
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.state, 2);
+    fake_now += 900000000;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0, "still inside fail-static");
+    fake_now += 200000000;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), NETELECT_ESTALE);
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.stale, 1);
+
+    /* A new agent: the view finds it (after its back-off) and recovers. */
+    w = wopen(1, 0);
+    publish_base(w);
+    fake_now += 100000000;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 2);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, heartbeat_staleness_on_reader_clock)
+{
+    struct netelect_writer *w = wopen(1, 0); /* period 100 ms: limit 300 ms */
+    publish_base(w);
+    struct netelect_view_opts o = {.fail_static_ns = 500000000};
+    struct netelect_view *v;
+    cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0);
+    fake_now = 5000000000;
+    netelect__view_set_clock(v, fake_clock, NULL);
+    struct netelect_result r;
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    /* Publishes alone do not prove liveness; the heartbeat does. */
+    fake_now += 700000000;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.stale, 0, "300 ms + 500 ms not yet over");
+    cr_assert_eq(st.heartbeat_age_ns, 700000000);
+    fake_now += 200000000;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.stale, 1);
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), NETELECT_ESTALE);
+    /* The agent was only slow: one heartbeat and the view is live again. */
+    netelect__writer_heartbeat(w);
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 2);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, capacity_growth)
+{
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1, .self_id = 1,
+                                         .max_nodes = 4, .max_chans = 1, .max_members = 4};
+    struct netelect_writer *w;
+    cr_assert_eq(netelect__writer_open(&cfg, &w), 0);
+    publish_base(w); /* 6 nodes, 5 channels: must grow */
+    struct netelect_view *v = vopen();
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_geq(st.max_nodes, 6);
+    cr_assert_eq(st.n_chans, 5);
+    enum { N = 5000 };
+    struct netelect_wnode *nodes = calloc(N, sizeof *nodes);
+    uint64_t *mem = calloc(N, sizeof *mem);
+    for (int i = 0; i < N; i++) {
+        nodes[i] = (struct netelect_wnode){.id = (uint64_t)i + 10, .rtt_ns = (uint64_t)(N - i),
+                                           .healthy = 1};
+        mem[i] = (uint64_t)i + 10;
+    }
+    struct netelect_wchan big[] = {{"big", mem, N}};
+    cr_assert_eq(netelect__writer_publish(w, nodes, N, big, 1), 0);
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "big", 0, &r), 0, "the reader followed the move");
+    cr_assert_eq(r.winner, N - 1 + 10);
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_geq(st.max_nodes, N);
+    cr_assert_geq(st.reattaches, 1);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+    free(nodes);
+    free(mem);
+}
+
+Test(shm, second_writer_refused)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1};
+    struct netelect_writer *w2 = NULL;
+    cr_assert_eq(netelect__writer_open(&cfg, &w2), -EBUSY);
+    cr_assert_null(w2);
+    /* Also from another process (an OFD lock is per open file, not per
+     * process, but check the real case). */
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct netelect_writer *w3 = NULL;
+        _exit(netelect__writer_open(&cfg, &w3) == -EBUSY ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    cr_assert(ok);
+    netelect__writer_close(w, true);
+    cr_assert_eq(netelect__writer_open(&cfg, &w2), 0, "the lock dies with its holder");
+    netelect__writer_close(w2, true);
+}
+
+Test(shm, squatter_refused)
+{
+    char path[256];
+    t_path(path, sizeof path, name);
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    if (geteuid() != 0) {
+        cr_skip_test("needs root to chown the squatter's file");
+    }
+    cr_assert_eq(chown(path, 4242, 4242), 0);
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1};
+    struct netelect_writer *w = NULL;
+    cr_assert_eq(netelect__writer_open(&cfg, &w), -EPERM);
+    /* And a reader refuses a segment not owned by the agent's uid. */
+    unlink(path);
+    w = wopen(1, 0);
+    cr_assert_eq(chown(path, 4242, 4242), 0);
+    struct netelect_view *v = NULL;
+    cr_assert_eq(netelect_view_open(name, &v), -EPERM);
+    struct netelect_view_opts o = {.expect_uid = 4242, .expect_uid_set = 1};
+    cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0, "unless told that uid is the agent");
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, mode_and_group)
+{
+    struct netelect_writer_config cfg = {.name = name, .group = 0, .mode = 0640, .self_id = 1};
+    struct netelect_writer *w;
+    cr_assert_eq(netelect__writer_open(&cfg, &w), 0);
+    char path[256];
+    struct stat st;
+    t_path(path, sizeof path, name);
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0640);
+    cr_assert_eq(st.st_gid, 0);
+    strcat(path, ".readers");
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0660, "group readers may register");
+    netelect__writer_close(w, true);
+    struct netelect_writer_config bad = {.name = name, .group = (gid_t)-1, .mode = 0666};
+    cr_assert_eq(netelect__writer_open(&bad, &w), -EINVAL, "a world-writable view is refused");
+}
+
+/* ---- the registry: grace periods */
+
+static void read_incarnation(uint8_t inc[16])
+{
+    char path[256];
+    t_path(path, sizeof path, name);
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    struct netelect_shm_hdr h;
+    cr_assert_eq(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    memcpy(inc, h.h_incarnation, 16);
+    close(fd);
+}
+
+static uint64_t read_current(void)
+{
+    char path[256];
+    t_path(path, sizeof path, name);
+    int fd = open(path, O_RDONLY);
+    struct netelect_shm_hdr h;
+    cr_assert_eq(pread(fd, &h, sizeof h, 0), (ssize_t)sizeof h);
+    close(fd);
+    return atomic_load_explicit(&h.h_current, memory_order_relaxed);
+}
+
+/* A child process that announces `word` in the registry and then waits. */
+static pid_t pinning_child(uint64_t word)
+{
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    uint8_t inc[16];
+    read_incarnation(inc);
+    char rpath[256];
+    t_path(rpath, sizeof rpath, name);
+    strcat(rpath, ".readers");
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct netelect__reg_reader *r;
+        char ok = 0;
+        if (netelect__reg_attach(rpath, inc, &r) == 0) {
+            _Atomic uint64_t *a = netelect__reg_claim(r);
+            if (a) {
+                atomic_store(a, word);
+                ok = 1;
+            }
+        }
+        if (write(p[1], &ok, 1) != 1)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    char ok = 0;
+    cr_assert_eq(read(p[0], &ok, 1), 1);
+    close(p[0]);
+    cr_assert_eq(ok, 1, "child could not register");
+    return pid;
+}
+
+Test(shm, registry_pins_then_forced_reuse)
+{
+    /* K = 3.  Versions: g (slot 0), publish g+1 -> slot 1.  A live reader
+     * announcing slot 0's word pins it: the next publish goes to slot 2,
+     * the one after that must skip 0 too, i.e. wait, then force. */
+    struct netelect_writer *w = wopen(1, 3);
+    uint64_t w0 = read_current(); /* slot 0 */
+    cr_assert_eq(w0 & 0xff, 0);
+    publish_base(w);
+    cr_assert_eq(read_current() & 0xff, 1);
+    pid_t pid = pinning_child(w0);
+    publish_base(w);
+    cr_assert_eq(read_current() & 0xff, 2, "slot 0 is pinned, so slot 2");
+    publish_base(w);
+    /* Not current (2), not pinned (0): slot 1. */
+    cr_assert_eq(read_current() & 0xff, 1);
+    struct netelect_view *v = vopen();
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_geq(st.pinned_waits, 1);
+    cr_assert_eq(st.forced_reuse, 0);
+    /* Once the reader dies its pin is gone (the kernel dropped its OFD
+     * lock): slot 0, the oldest, is reused next and nothing was forced. */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    publish_base(w);
+    cr_assert_eq(read_current() & 0xff, 0);
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.forced_reuse, 0);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, registry_forced_reuse_k2)
+{
+    /* K = 2: a stuck reader on the only non-current slot cannot stall the
+     * writer: after the bounded wait the slot is reused and counted. */
+    struct netelect_writer *w = wopen(1, 2);
+    uint64_t w0 = read_current();
+    publish_base(w); /* -> slot 1 */
+    pid_t pid = pinning_child(w0);
+    kill(pid, SIGSTOP);
+    publish_base(w); /* slot 0 pinned by a live (stopped) reader */
+    cr_assert_eq(read_current() & 0xff, 0);
+    struct netelect_view *v = vopen();
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.forced_reuse, 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+/* ---- read sections */
+
+struct multi {
+    struct netelect_result a, b;
+    struct netelect_node_info n2;
+    uint64_t gen;
+};
+
+static int multi_fn(const struct netelect_snap *s, void *ctx)
+{
+    struct multi *m = ctx;
+    m->gen = netelect_snap_generation(s);
+    int rc = netelect_snap_elect(s, "a", 0, &m->a);
+    if (!rc)
+        rc = netelect_snap_elect(s, "b", 0, &m->b);
+    if (!rc)
+        rc = netelect_snap_node(s, 2, &m->n2);
+    return rc;
+}
+
+Test(shm, read_section)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct multi m;
+    cr_assert_eq(netelect_view_read(v, multi_fn, &m), 0);
+    cr_assert_eq(m.a.winner, 2);
+    cr_assert_eq(m.b.winner, 4);
+    cr_assert_eq(m.n2.rtt_ns, 300);
+    cr_assert_eq(m.gen, netelect_view_generation(v));
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
