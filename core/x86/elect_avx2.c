@@ -60,6 +60,7 @@ static void reduce_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t
     const __m256i bias = _mm256_set1_epi64x(BIAS), vself = _mm256_set1_epi64x((long long)self_id);
     __m256i rb[8];
     __m256i mn = _mm256_set1_epi64x(-1 ^ BIAS);
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 8; j++) {
         const size_t o = i + 4 * (size_t)j;
         __m256i r = _mm256_andnot_si256(_mm256_cmpeq_epi64(load(ids + o), vself), load(rtt + o));
@@ -74,6 +75,7 @@ static void reduce_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t
         m = l[j] < m ? l[j] : m;
     const __m256i vm = _mm256_set1_epi64x(m);
     uint32_t hit = 0;
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 8; j++)
         hit |= lanes(_mm256_cmpeq_epi64(rb[j], vm)) << (4 * j);
     hit &= h;
@@ -88,6 +90,7 @@ static inline uint32_t block_cand(const uint64_t *ids, const uint64_t *rtt, size
 {
     const __m256i bias = _mm256_set1_epi64x(BIAS);
     uint32_t c = 0;
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 8; j++) {
         const size_t o = i + 4 * (size_t)j;
         const __m256i gt = _mm256_cmpgt_epi64(_mm256_xor_si256(load(rtt + o), bias), vtb);
@@ -103,6 +106,7 @@ static inline int block_any(const uint64_t *ids, const uint64_t *rtt, size_t i, 
 {
     const __m256i bias = _mm256_set1_epi64x(BIAS);
     __m256i boring = _mm256_set1_epi64x(-1);
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 8; j++) {
         const size_t o = i + 4 * (size_t)j;
         const __m256i gt = _mm256_cmpgt_epi64(_mm256_xor_si256(load(rtt + o), bias), vtb);
@@ -112,19 +116,54 @@ static inline int block_any(const uint64_t *ids, const uint64_t *rtt, size_t i, 
     return !_mm256_testc_si256(boring, _mm256_set1_epi64x(-1));
 }
 
-static void __attribute__((noinline))
-resolve_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t i,
-              __m256i vtb, uint64_t self_id, struct netelect__best *b)
+/*
+ * Order-free scan of the full blocks from i (the v3 kernel; see the
+ * AVX-512 unit): per-lane (rtt, id) minimum over healthy entries in two
+ * independent accumulators, self seen or not, fixed up at the end.  All in
+ * sign-biased form.  The caller handles a partial last block by passing
+ * an i that overlaps, which a minimum tolerates.
+ */
+static void scan_v3(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t i,
+                    size_t n, uint64_t self_id, struct netelect__best *b)
 {
-    const __m256i vself = _mm256_set1_epi64x((long long)self_id);
-    uint32_t cand = block_cand(ids, rtt, i, vtb, vself) & health_bits(healthy, i);
-    if (__builtin_popcount(cand) > 2) {
-        reduce_block(ids, rtt, healthy, i, self_id, b);
-        return;
+    const __m256i bias = _mm256_set1_epi64x(BIAS), vself = _mm256_set1_epi64x((long long)self_id);
+    const __m256i top = _mm256_set1_epi64x(-1 ^ BIAS);
+    __m256i br[2] = {top, top}, bi[2] = {top, top};
+    __m256i seen[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    __m256i self = _mm256_setzero_si256();
+    for (; i + 8 <= n; i += 8) {
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 2; j++) {
+            const size_t o = i + 4 * (size_t)j;
+            const __m256i ok = _mm256_xor_si256(unhealthy4(healthy + o), _mm256_set1_epi64x(-1));
+            const __m256i r = _mm256_xor_si256(load(rtt + o), bias);
+            const __m256i draw = load(ids + o), d = _mm256_xor_si256(draw, bias);
+            const __m256i lt = _mm256_and_si256(ok, _mm256_cmpgt_epi64(br[j], r));
+            const __m256i eqlt = _mm256_and_si256(
+                _mm256_and_si256(ok, _mm256_cmpeq_epi64(r, br[j])), _mm256_cmpgt_epi64(bi[j], d));
+            br[j] = _mm256_blendv_epi8(br[j], r, lt);
+            bi[j] = _mm256_blendv_epi8(bi[j], d, _mm256_or_si256(lt, eqlt));
+            seen[j] = _mm256_or_si256(seen[j], ok);
+            self = _mm256_or_si256(self, _mm256_and_si256(ok, _mm256_cmpeq_epi64(draw, vself)));
+        }
     }
-    for (; cand; cand &= cand - 1)
-        netelect__best_offer_idx(b, ids, rtt, healthy, i + (size_t)__builtin_ctz(cand), self_id);
+    long long lr[8], li[8];
+    _mm256_storeu_si256((__m256i *)(void *)lr, br[0]);
+    _mm256_storeu_si256((__m256i *)(void *)(lr + 4), br[1]);
+    _mm256_storeu_si256((__m256i *)(void *)li, bi[0]);
+    _mm256_storeu_si256((__m256i *)(void *)(li + 4), bi[1]);
+    /* A lane that never saw a healthy entry holds only the sentinel. */
+    for (uint32_t v = lanes(seen[0]) | lanes(seen[1]) << 4; v; v &= v - 1) {
+        const int l = __builtin_ctz(v);
+        netelect__best_offer(b, (uint64_t)lr[l] ^ (uint64_t)BIAS, (uint64_t)li[l] ^ (uint64_t)BIAS);
+    }
+    for (; i < n; i++)
+        netelect__best_offer_idx(b, ids, rtt, healthy, i, self_id);
+    if (!_mm256_testz_si256(self, self))
+        netelect__best_offer(b, 0, self_id);
 }
+
+enum { HEAVY_LIMIT = 3 };
 
 struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t *rtt,
                                             const uint8_t *healthy, size_t n, uint64_t self_id)
@@ -135,6 +174,7 @@ struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t 
     netelect__best_init(&b);
     const __m256i vself = _mm256_set1_epi64x((long long)self_id);
     __m256i vtb = _mm256_set1_epi64x(-1 ^ BIAS);
+    int heavy = 0;
     size_t i = 0;
     for (;; i += BLOCK) {
         if (i + BLOCK > n) {
@@ -143,7 +183,18 @@ struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t 
             i = n - BLOCK; /* overlap the last full block */
         }
         if (__builtin_expect(block_any(ids, rtt, i, vtb, vself), 0)) {
-            resolve_block(ids, rtt, healthy, i, vtb, self_id, &b);
+            uint32_t cand = block_cand(ids, rtt, i, vtb, vself) & health_bits(healthy, i);
+            if (__builtin_popcount(cand) > 2) {
+                if (++heavy > HEAVY_LIMIT) {
+                    scan_v3(ids, rtt, healthy, i, n, self_id, &b);
+                    break;
+                }
+                reduce_block(ids, rtt, healthy, i, self_id, &b);
+            } else {
+                for (; cand; cand &= cand - 1)
+                    netelect__best_offer_idx(&b, ids, rtt, healthy,
+                                             i + (size_t)__builtin_ctz(cand), self_id);
+            }
             vtb = _mm256_set1_epi64x((long long)(b.rtt ^ (uint64_t)BIAS));
         }
         if (i + BLOCK == n)
@@ -161,10 +212,12 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
         mins[j] = UINT64_MAX;
     const __m256i bias = _mm256_set1_epi64x(BIAS), vself = _mm256_set1_epi64x((long long)self_id);
     __m256i acc[8];
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 8; j++)
         acc[j] = _mm256_set1_epi64x(-1 ^ BIAS);
     size_t i = s;
     for (; i + BLOCK <= n; i += BLOCK)
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 8; j++) {
             const size_t o = i + 4 * (size_t)j;
             __m256i r =
@@ -172,6 +225,7 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
             r = _mm256_xor_si256(_mm256_or_si256(r, unhealthy4(healthy + o)), bias);
             acc[j] = _mm256_blendv_epi8(acc[j], r, _mm256_cmpgt_epi64(acc[j], r));
         }
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 8; j++) {
         long long l[4];
         _mm256_storeu_si256((__m256i *)(void *)l, acc[j]);
@@ -213,6 +267,7 @@ size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8
             /* Exact key test against the k-th: (rtt, id) < (wr, wi). */
             const __m256i wr = _mm256_set1_epi64x((long long)(t.r[k - 1] ^ (uint64_t)BIAS));
             const __m256i wi = _mm256_set1_epi64x((long long)(t.id[k - 1] ^ (uint64_t)BIAS));
+            _Pragma("GCC unroll 8")
             for (int j = 0; j < 8; j++) {
                 const size_t o = i + 4 * (size_t)j;
                 const __m256i r = _mm256_xor_si256(load(rtt + o), bias);

@@ -48,6 +48,7 @@ static void reduce_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t
         return;
     const __m512i vmax = _mm512_set1_epi64(-1), vself = _mm512_set1_epi64((long long)self_id);
     __m512i r[4], d[4];
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; j++) {
         const __mmask8 hj = (__mmask8)(h >> (8 * j));
         d[j] = _mm512_mask_loadu_epi64(vmax, hj, ids + i + 8 * j);
@@ -60,23 +61,10 @@ static void reduce_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t
                                                  _mm512_min_epu64(r[2], r[3])));
     const __m512i vm = _mm512_set1_epi64((long long)m);
     __m512i acc = vmax;
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; j++)
         acc = _mm512_mask_min_epu64(acc, _mm512_cmpeq_epu64_mask(r[j], vm), acc, d[j]);
     netelect__best_offer(b, m, _mm512_reduce_min_epu64(acc));
-}
-
-/* The rare path of the hot loop: the block at i has interesting lanes. */
-static void __attribute__((noinline))
-resolve_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t i,
-              uint32_t cand, uint64_t self_id, struct netelect__best *b)
-{
-    cand &= health_mask(healthy, i, BLOCK);
-    if (__builtin_popcount(cand) > 2) {
-        reduce_block(ids, rtt, healthy, i, BLOCK, self_id, b);
-        return;
-    }
-    for (; cand; cand &= cand - 1)
-        netelect__best_offer_idx(b, ids, rtt, healthy, i + (size_t)__builtin_ctz(cand), self_id);
 }
 
 /* Interesting lanes of the block at i against threshold vt, as a GPR mask. */
@@ -84,6 +72,7 @@ static inline uint32_t block_cand(const uint64_t *ids, const uint64_t *rtt, size
                                   __m512i vself)
 {
     uint32_t c = 0;
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; j++) {
         const __mmask8 cj =
             _mm512_cmple_epu64_mask(_mm512_loadu_si512(rtt + i + 8 * j), vt) |
@@ -92,6 +81,96 @@ static inline uint32_t block_cand(const uint64_t *ids, const uint64_t *rtt, size
     }
     return c;
 }
+
+/*
+ * The hot test: does any of the 32 entries at i have rtt <= T or id ==
+ * self?  One vpminuq tree per array and one compare each, instead of a
+ * compare and a k-mask OR per vector: the mask unit is the narrow port.
+ */
+static inline int block_any(const uint64_t *ids, const uint64_t *rtt, size_t i, __m512i vt,
+                            __m512i vself)
+{
+    const __m512i r = _mm512_min_epu64(
+        _mm512_min_epu64(_mm512_loadu_si512(rtt + i), _mm512_loadu_si512(rtt + i + 8)),
+        _mm512_min_epu64(_mm512_loadu_si512(rtt + i + 16), _mm512_loadu_si512(rtt + i + 24)));
+    const __m512i x = _mm512_min_epu64(
+        _mm512_min_epu64(_mm512_xor_si512(_mm512_loadu_si512(ids + i), vself),
+                         _mm512_xor_si512(_mm512_loadu_si512(ids + i + 8), vself)),
+        _mm512_min_epu64(_mm512_xor_si512(_mm512_loadu_si512(ids + i + 16), vself),
+                         _mm512_xor_si512(_mm512_loadu_si512(ids + i + 24), vself)));
+    return (_cvtmask8_u32(_mm512_cmple_epu64_mask(r, vt)) |
+            _cvtmask8_u32(_mm512_testn_epi64_mask(x, x))) != 0;
+}
+
+/*
+ * Order-free scan of [i, n) (the v3 kernel): per-lane running minimum of
+ * the raw (rtt, id) key over healthy entries, 4 independent accumulators,
+ * and a mask of "a healthy entry had id == self".  Self's key is fixed up
+ * once at the end: (0, self) is offered if it was seen, and a lane whose
+ * minimum is self's raw key cannot hide anything that beats (0, self).
+ */
+/*
+ * One step of scan_v3 over 8 lanes whose health mask is hj: a strictly
+ * smaller rtt takes the lane over, an equal one keeps the smaller id.
+ * Self is tracked as the minimum of id ^ self (zero iff seen): ALU ops,
+ * not more compares into mask registers, which have fewer ports.
+ */
+#define V3_STEP(j, r, d, hj)                                                                   \
+    do {                                                                                       \
+        const __mmask8 lt_ = _mm512_mask_cmplt_epu64_mask(hj, r, br[j]);                      \
+        const __mmask8 eq_ = _mm512_mask_cmpeq_epu64_mask(hj, r, br[j]);                       \
+        br[j] = _mm512_mask_min_epu64(br[j], hj, br[j], r);                                    \
+        bi[j] = _mm512_mask_mov_epi64(bi[j], lt_, d);                                          \
+        bi[j] = _mm512_mask_min_epu64(bi[j], eq_, bi[j], d);                                   \
+        sx[j] = _mm512_mask_min_epu64(sx[j], hj, sx[j], _mm512_xor_si512(d, vself));           \
+    } while (0)
+
+static void scan_v3(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t i,
+                    size_t n, uint64_t self_id, struct netelect__best *b)
+{
+    const __m512i vmax = _mm512_set1_epi64(-1), vself = _mm512_set1_epi64((long long)self_id);
+    __m512i br[4] = {vmax, vmax, vmax, vmax}, bi[4] = {vmax, vmax, vmax, vmax};
+    __m512i sx[4] = {vmax, vmax, vmax, vmax};
+    uint32_t valid = 0; /* lanes (index mod 32) that saw a healthy entry */
+    /* Full blocks: plain loads, health only masks the compares. */
+    for (; i + BLOCK <= n; i += BLOCK) {
+        const __m256i hv = _mm256_loadu_si256((const __m256i *)(const void *)(healthy + i));
+        const __mmask32 h = _mm256_test_epi8_mask(hv, hv);
+        valid |= (uint32_t)h;
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 4; j++) {
+            const __mmask8 hj = (__mmask8)(h >> (8 * j));
+            const __m512i r = _mm512_loadu_si512(rtt + i + 8 * j);
+            const __m512i d = _mm512_loadu_si512(ids + i + 8 * j);
+            V3_STEP(j, r, d, hj);
+        }
+    }
+    if (i < n) {
+        const __mmask32 h = health_mask(healthy, i, n - i);
+        valid |= (uint32_t)h;
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 4; j++) {
+            const __mmask8 hj = (__mmask8)(h >> (8 * j));
+            const __m512i r = _mm512_maskz_loadu_epi64(hj, rtt + i + 8 * j);
+            const __m512i d = _mm512_maskz_loadu_epi64(hj, ids + i + 8 * j);
+            V3_STEP(j, r, d, hj);
+        }
+    }
+    uint64_t lr[BLOCK], li[BLOCK];
+    _Pragma("GCC unroll 8")
+    for (int j = 0; j < 4; j++) {
+        _mm512_storeu_si512(lr + 8 * j, br[j]);
+        _mm512_storeu_si512(li + 8 * j, bi[j]);
+    }
+    for (; valid; valid &= valid - 1)
+        netelect__best_offer(b, lr[__builtin_ctz(valid)], li[__builtin_ctz(valid)]);
+    const __m512i x = _mm512_min_epu64(_mm512_min_epu64(sx[0], sx[1]), _mm512_min_epu64(sx[2], sx[3]));
+    if (_cvtmask8_u32(_mm512_testn_epi64_mask(x, x)))
+        netelect__best_offer(b, 0, self_id);
+}
+
+/* Heavy blocks before the filter gives up on the order and scans. */
+enum { HEAVY_LIMIT = 3 };
 
 struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_t *rtt,
                                               const uint8_t *healthy, size_t n, uint64_t self_id)
@@ -103,16 +182,24 @@ struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
     __m512i vt = _mm512_set1_epi64(-1);
     size_t i = 0;
+    int heavy = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
-        /* OR of the four k-masks, tested once: the common case is zero. */
-        __mmask8 any = 0;
-        for (int j = 0; j < 4; j++)
-            any |= _mm512_cmple_epu64_mask(_mm512_loadu_si512(rtt + i + 8 * j), vt) |
-                   _mm512_cmpeq_epu64_mask(_mm512_loadu_si512(ids + i + 8 * j), vself);
-        if (__builtin_expect(any != 0, 0)) {
-            resolve_block(ids, rtt, healthy, i, block_cand(ids, rtt, i, vt, vself), self_id, &b);
-            vt = _mm512_set1_epi64((long long)b.rtt);
+        if (__builtin_expect(!block_any(ids, rtt, i, vt, vself), 1))
+            continue;
+        uint32_t cand = block_cand(ids, rtt, i, vt, vself) & health_mask(healthy, i, BLOCK);
+        if (__builtin_popcount(cand) > 2) {
+            /* The threshold is not keeping up with the input's order. */
+            if (++heavy > HEAVY_LIMIT) {
+                scan_v3(ids, rtt, healthy, i, n, self_id, &b);
+                return netelect__best_result(&b, self_id);
+            }
+            reduce_block(ids, rtt, healthy, i, BLOCK, self_id, &b);
+        } else {
+            for (; cand; cand &= cand - 1)
+                netelect__best_offer_idx(&b, ids, rtt, healthy,
+                                         i + (size_t)__builtin_ctz(cand), self_id);
         }
+        vt = _mm512_set1_epi64((long long)b.rtt);
     }
     if (i < n)
         reduce_block(ids, rtt, healthy, i, n - i, self_id, &b);
@@ -132,6 +219,7 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
     for (size_t i = s; i < n; i += BLOCK) {
         const size_t len = n - i < BLOCK ? n - i : BLOCK;
         const __mmask32 h = health_mask(healthy, i, len);
+        _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++) {
             const __mmask8 hj = (__mmask8)(h >> (8 * j));
             __m512i r = _mm512_mask_loadu_epi64(vmax, hj, rtt + i + 8 * j);
@@ -142,6 +230,7 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
         }
     }
     uint64_t mins[BLOCK];
+    _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; j++)
         _mm512_storeu_si512(mins + 8 * j, acc[j]);
     return netelect__kth_of_mins(mins, BLOCK, k);
@@ -172,17 +261,14 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
     int heavy = 0;
     size_t i = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
-        __mmask8 any = 0;
-        for (int j = 0; j < 4; j++)
-            any |= _mm512_cmple_epu64_mask(_mm512_loadu_si512(rtt + i + 8 * j), vt) |
-                   _mm512_cmpeq_epu64_mask(_mm512_loadu_si512(ids + i + 8 * j), vself);
-        if (__builtin_expect(any == 0, 1))
+        if (__builtin_expect(!block_any(ids, rtt, i, vt, vself), 1))
             continue;
         uint32_t cand = 0;
         if (t.len == k) {
             /* Exact key test against the k-th: (rtt, id) < (wr, wi). */
             const __m512i wr = _mm512_set1_epi64((long long)t.r[k - 1]);
             const __m512i wi = _mm512_set1_epi64((long long)t.id[k - 1]);
+            _Pragma("GCC unroll 8")
             for (int j = 0; j < 4; j++) {
                 const __m512i r = _mm512_loadu_si512(rtt + i + 8 * j);
                 const __m512i d = _mm512_loadu_si512(ids + i + 8 * j);
