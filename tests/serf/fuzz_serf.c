@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer entry point for the Serf client's decoder: arbitrary bytes as
+ * Serf's replies after a successful handshake.  Crashes, sanitizer reports,
+ * unbounded allocation (libFuzzer's -rss_limit_mb / -malloc_limit_mb) and
+ * contract violations (checked below) are findings.
+ *
+ * Build: CC=clang-14 meson setup build-fuzz -Dfuzzing=true -Db_lundef=false
+ * Run:   build-fuzz/tests/serf/fuzz_serf -max_total_time=300 \
+ *            -max_len=4096 corpus-work tests/serf/corpus
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "netelect.h"
+#include "tests/serf/replay.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void on_member(void *ctx, enum netelect_serf_event ev, const struct netelect_serf_member *m)
+{
+    (void)ctx;
+    /* The contract: a NUL-terminated name, a valid event and status. */
+    if (!m->name || strlen(m->name) == 0 || (unsigned)ev > NETELECT_SERF_EV_REAP ||
+        (unsigned)m->status > NETELECT_SERF_FAILED || memchr(m->addr, '\0', sizeof(m->addr)) == NULL)
+        abort();
+    if (m->channels)
+        (void)strlen(m->channels);
+}
+
+static void on_coord(void *ctx, uint64_t id, uint64_t rtt, uint64_t err)
+{
+    (void)ctx;
+    (void)id;
+    (void)err;
+    if (rtt == NETELECT_RTT_UNKNOWN)
+        abort(); /* an estimate must rank as measured */
+}
+
+static void on_conn(void *ctx, int up, int err)
+{
+    (void)ctx;
+    if (up ? err != 0 : err >= 0)
+        abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const struct netelect_serf_callbacks cb = {on_member, on_coord, on_conn};
+    /* A port nothing listens on: a tick after a reset must not reach out. */
+    struct netelect_serf_config cfg = {.rpc_addr = "127.0.0.1:1", .coord_period_ns = 1000};
+    struct netelect_serf *s;
+    if (netelect__serf_new(&cfg, &cb, NULL, &s) != 0)
+        abort();
+    (void)replay_seed(s, data, size);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    if (st.members != netelect__serf_member_count(s) || st.members_without_id > st.members)
+        abort();
+    netelect__serf_free(s);
+    return 0;
+}
