@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/* Config loader: good files, and bad ones rejected with the right line. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/config.h"
+
+static int load(const char *text, struct netelect_cfg *c, char *err)
+{
+    return netelect__cfg_load_buffer(text, strlen(text), "t.conf", c, err, NETELECT_CFG_ERR_LEN);
+}
+
+Test(config, full_example_parses, .timeout = 10)
+{
+    const char *text =
+        "; comment\n"
+        "# another\n"
+        "[agent]\n"
+        "node_id = 0x10\n"
+        "listen = 127.0.0.1:7707\n"
+        "key_file = /etc/netelect/key\n"
+        "log_level = debug\n"
+        "control = /run/x/control\n"
+        "control_group = netelect\n"
+        "rate_limit = 50\n"
+        "rate_burst = 60\n"
+        "[probe]\n"
+        "interval = 50ms\n"
+        "timeout = 40ms\n"
+        "misses = 4\n"
+        "flap_threshold = 2\n"
+        "flap_rise = 5\n"
+        "flap_half_life = 30s\n"
+        "[segment]\n"
+        "name = test-seg\n"
+        "mode = 0640\n"
+        "group = netelect-readers\n"
+        "heartbeat = 200ms\n"
+        "publish_min_interval = 500us\n"
+        "rtt_change_pct = 5\n"
+        "[peers]\n"
+        "0x11 = 192.0.2.11:7707\n"
+        "18 = [2001:db8::12]:7708\n"
+        "[channels]\n"
+        "orders = self, 0x11, 18\n"
+        "orders = 0x13 ; more members on another line\n"
+        "audit = 0x11\n"
+        "[serf]\n"
+        "enabled = yes\n"
+        "rpc_addr = 127.0.0.1:7373\n"
+        "auth_key = secret\n"
+        "id_tag = nid\n"
+        "channel_tag = chans\n"
+        "coord_period = 1s\n";
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    int r = load(text, &c, err);
+    cr_assert_eq(r, 0, "%s", err);
+    cr_assert_eq(c.node_id, 0x10);
+    cr_assert_str_eq(c.key_file, "/etc/netelect/key");
+    cr_assert_eq(c.log_level, NETELECT_LOG_DEBUG);
+    cr_assert_eq(c.rate_pps, 50);
+    cr_assert_eq(c.probe_interval_ns, 50000000ull);
+    cr_assert_eq(c.probe_timeout_ns, 40000000ull);
+    cr_assert_eq(c.probe_misses, 4);
+    cr_assert_eq(c.flap_half_life_ns, 30000000000ull);
+    cr_assert_str_eq(c.shm_name, "test-seg");
+    cr_assert_eq(c.shm_mode, 0640);
+    cr_assert_eq(c.publish_min_interval_ns, 500000ull);
+    cr_assert_eq(c.n_peers, 2);
+    cr_assert_eq(c.peers[1].id, 18);
+    cr_assert_eq(c.peers[1].addr.ss_family, AF_INET6);
+    cr_assert_eq(c.n_chans, 2);
+    cr_assert_str_eq(c.chans[0].name, "orders");
+    cr_assert_eq(c.chans[0].n, 4);
+    cr_assert_eq(c.chans[0].members[0], 0, "self is stored as 0");
+    cr_assert_eq(c.chans[0].members[3], 0x13);
+    cr_assert(c.serf_enabled);
+    cr_assert_str_eq(c.serf_channel_tag, "chans");
+    netelect__cfg_free(&c);
+}
+
+Test(config, empty_file_gives_defaults, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    cr_assert_eq(load("", &c, err), 0);
+    cr_assert_eq(c.probe_interval_ns, 100000000ull);
+    cr_assert_eq(c.probe_timeout_ns, 100000000ull);
+    cr_assert_eq(c.probe_misses, 3);
+    cr_assert_str_eq(c.shm_name, "netelect");
+    cr_assert_str_eq(c.control_path, NETELECT_DEFAULT_CONTROL);
+    cr_assert_eq(c.n_peers, 0);
+    netelect__cfg_free(&c);
+}
+
+/* Arrays, not pointers: Criterion copies parameters into another process. */
+struct bad {
+    char text[400];
+    char where[16]; /* expected prefix of the message */
+    char what[48];  /* expected substring */
+};
+
+ParameterizedTestParameters(config, bad_configs)
+{
+    static struct bad b[] = {
+        {"[agent]\nnode_id = 0\n", "t.conf:2:", "node_id"},
+        {"[agent]\nnode_id = -5\n", "t.conf:2:", "node_id"},
+        {"[agent]\nnode_id = 0x1zz\n", "t.conf:2:", "node_id"},
+        {"\n\n[agent]\nbogus = 1\n", "t.conf:4:", "unknown key 'bogus'"},
+        {"[nosuch]\nx = 1\n", "t.conf:2:", "unknown section"},
+        {"[agent]\nthis line has no equals sign\n", "t.conf:2:", "syntax error"},
+        {"[agent\n", "t.conf:1:", "syntax error"},
+        {"[probe]\ninterval = 100\n", "t.conf:2:", "not a duration"},
+        {"[probe]\ninterval = 100 parsecs\n", "t.conf:2:", "not a duration"},
+        {"[probe]\ninterval = 0ms\n", "t.conf:2:", "out of range"},
+        {"[probe]\nmisses = 0\n", "t.conf:2:", "misses"},
+        {"[probe]\ninterval = 50ms\ntimeout = 80ms\n", "t.conf:", "must not exceed interval"},
+        {"[segment]\nmode = 0666\n", "t.conf:2:", "writable"},
+        {"[segment]\nmode = 644\n", "t.conf:2:", "octal"},
+        {"[peers]\n0x11 = 10.0.0.1\n", "t.conf:2:", "address"},
+        {"[peers]\n0x11 = example.com:7707\n", "t.conf:2:", "address"},
+        {"[peers]\n0x11 = 10.0.0.1:99999\n", "t.conf:2:", "address"},
+        {"[agent]\nkey_file = /k\n[peers]\n0x11 = 10.0.0.1:1\n0x11 = 10.0.0.2:1\n", "t.conf:5:", "twice"},
+        {"; no key\n[peers]\n0x11 = 10.0.0.1:7707\n", "t.conf:3:", "key_file is not set"},
+        {"[agent]\nnode_id = 5\nkey_file = /k\n[peers]\n5 = 10.0.0.1:7707\n", "t.conf:5:", "own node_id"},
+        {"[channels]\nbad name! = 1\n", "t.conf:2:", "channel name"},
+        {"[channels]\nc = 1, 2, 1\n", "t.conf:2:", "listed twice"},
+        {"[channels]\nc = 1, , 2\n", "t.conf:2:", "empty member"},
+        {"[channels]\nc = 1, zero\n", "t.conf:2:", "not a node id"},
+        {"[agent]\nkey_file = relative/key\n", "t.conf:2:", "absolute"},
+        {"[agent]\nlog_level = chatty\n", "t.conf:2:", "log_level"},
+        {"[serf]\nenabled = perhaps\n", "t.conf:2:", "yes/no"},
+        {"[serf]\nrpc_addr = localhost\n", "t.conf:2:", "rpc_addr"},
+        {"[channels]\nc = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,"
+         "31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,"
+         "62,63,64,65,66,67,68,69,70\n",
+         "t.conf:2:", "longer than"},
+    };
+    return cr_make_param_array(struct bad, b, sizeof b / sizeof b[0]);
+}
+
+ParameterizedTest(struct bad *b, config, bad_configs, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    int r = load(b->text, &c, err);
+    cr_assert_lt(r, 0, "accepted: %s", b->text);
+    cr_assert(!strncmp(err, b->where, strlen(b->where)), "message '%s' does not start with '%s'", err,
+              b->where);
+    cr_assert(strstr(err, b->what), "message '%s' lacks '%s'", err, b->what);
+}
+
+Test(config, nul_and_garbage_bytes_are_errors_not_crashes, .timeout = 10)
+{
+    const char text[] = "[agent]\nnode_id = 1\0\n[peers]\n";
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    int r = netelect__cfg_load_buffer(text, sizeof text - 1, "t.conf", &c, err, sizeof err);
+    cr_assert_lt(r, 0);
+    cr_assert(strstr(err, "t.conf:2:"), "%s", err);
+    unsigned char junk[512];
+    unsigned s = 12345;
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < sizeof junk; i++)
+            junk[i] = (unsigned char)((s = s * 1103515245u + 12345u) >> 16);
+        r = netelect__cfg_load_buffer((const char *)junk, sizeof junk, "j", &c, err, sizeof err);
+        if (r == 0)
+            netelect__cfg_free(&c);
+    }
+}
+
+Test(config, load_file_reports_path_and_line, .timeout = 10)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/netelect-cfg-%d.conf", (int)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("[agent]\nnode_id = 7\n\n[probe]\nmisses = lots\n", f);
+    fclose(f);
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN], want[96];
+    int r = netelect__cfg_load_file(path, &c, err, sizeof err);
+    unlink(path);
+    snprintf(want, sizeof want, "%s:5:", path);
+    cr_assert_lt(r, 0);
+    cr_assert(!strncmp(err, want, strlen(want)), "%s", err);
+    r = netelect__cfg_load_file("/nonexistent/netelect.conf", &c, err, sizeof err);
+    cr_assert_eq(r, -ENOENT);
+    cr_assert(strstr(err, "/nonexistent/netelect.conf"), "%s", err);
+}
+
+Test(config, key_files, .timeout = 10)
+{
+    char path[64], err[NETELECT_CFG_ERR_LEN];
+    uint8_t key[32], key2[32];
+    snprintf(path, sizeof path, "/tmp/netelect-key-%d", (int)getpid());
+    unlink(path);
+    cr_assert_eq(netelect__key_generate(path, err, sizeof err), 0, "%s", err);
+    cr_assert_lt(netelect__key_generate(path, err, sizeof err), 0, "must not overwrite");
+    cr_assert_eq(netelect__key_load(path, key, err, sizeof err), 0, "%s", err);
+    struct stat st;
+    stat(path, &st);
+    cr_assert_eq(st.st_mode & 0777, 0600);
+    chmod(path, 0644);
+    cr_assert_eq(netelect__key_load(path, key2, err, sizeof err), -EPERM);
+    cr_assert(strstr(err, "chmod 600"), "%s", err);
+    chmod(path, 0600);
+    FILE *f = fopen(path, "w");
+    fputs("abcd\n", f);
+    fclose(f);
+    cr_assert_eq(netelect__key_load(path, key2, err, sizeof err), -EINVAL);
+    cr_assert(strstr(err, "64 hex digits"), "%s", err);
+    f = fopen(path, "w");
+    fputs("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", f);
+    fclose(f);
+    cr_assert_eq(netelect__key_load(path, key2, err, sizeof err), -EINVAL);
+    unlink(path);
+}
+
+Test(config, default_node_id_is_stable_and_keyed, .timeout = 10)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/netelect-mid-%d", (int)getpid());
+    FILE *f = fopen(path, "w");
+    fputs("3d1219c7c4c5404aaa1f6d2a48adfda4\n", f);
+    fclose(f);
+    uint64_t a, b;
+    cr_assert_eq(netelect__default_node_id(path, &a), 0);
+    cr_assert_eq(netelect__default_node_id(path, &b), 0);
+    cr_assert_eq(a, b);
+    cr_assert_neq(a, 0);
+    cr_assert_neq(a, 0x3d1219c7c4c5404aull, "the machine id itself must not leak");
+    f = fopen(path, "w");
+    fputs("4d1219c7c4c5404aaa1f6d2a48adfda4\n", f);
+    fclose(f);
+    cr_assert_eq(netelect__default_node_id(path, &b), 0);
+    cr_assert_neq(a, b);
+    f = fopen(path, "w");
+    fputs("uninitialized\n", f);
+    fclose(f);
+    cr_assert_eq(netelect__default_node_id(path, &b), -ENOENT);
+    unlink(path);
+}
