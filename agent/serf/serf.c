@@ -1142,6 +1142,9 @@ int netelect__serf_new(const struct netelect_serf_config *cfg,
     if (r == 0 && s->backoff_min > s->backoff_max)
         r = -EINVAL;
     s->backoff = s->backoff_min;
+    /* Already due, but not 0: callers that arm a timerfd with the deadline
+     * would read 0 as "disarm" and never connect. */
+    s->reconnect_at = 1;
     if (cb)
         s->cb = *cb;
     s->ctx = ctx;
@@ -1272,7 +1275,7 @@ uint64_t netelect__serf_next_deadline(const struct netelect_serf *s)
         d = s->ring[s->ring_head].deadline;
     if (s->up && s->self_name && !s->poll_active && s->next_poll_at < d)
         d = s->next_poll_at;
-    return d;
+    return d ? d : 1;
 }
 
 void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out)

@@ -11,6 +11,11 @@
  *   netelect__serf_handle() when it is ready, and netelect__serf_tick() no
  *   later than netelect__serf_next_deadline().
  * Nothing here blocks, prints or aborts; errors are negative errno values.
+ * Watch the fd level-triggered: one handle() call reads at most 4 MiB.
+ * Callbacks run inside handle()/tick() and must not free the client.
+ * The first connection attempt is made by the first tick(); rpc_addr must
+ * be numeric ("127.0.0.1:7373", "[::1]:7373"; "localhost" is accepted), as
+ * name resolution could block.  Protocol and limits: docs/serf.md.
  */
 #ifndef AGENT_SERF_SERF_H
 #define AGENT_SERF_SERF_H
@@ -67,6 +72,9 @@ struct netelect_serf_config {
 
 struct netelect_serf;
 
+/* cfg and cb may be NULL (defaults; no reports), as may any callback.
+ * @return 0, -EINVAL (bad address, empty tag, backoff_min > backoff_max),
+ * -ENOMEM. */
 int netelect__serf_new(const struct netelect_serf_config *cfg,
                        const struct netelect_serf_callbacks *cb, void *ctx,
                        struct netelect_serf **out);
@@ -75,11 +83,17 @@ void netelect__serf_free(struct netelect_serf *s);
 int netelect__serf_fd(const struct netelect_serf *s);
 /* EPOLLIN / EPOLLOUT bits wanted on that fd. */
 uint32_t netelect__serf_events(const struct netelect_serf *s);
-/* The fd is ready (revents from epoll); now_ns is CLOCK_MONOTONIC. */
+/* The fd is ready (revents from epoll); now_ns is CLOCK_MONOTONIC.
+ * @return 0; or why the connection was just dropped (a reconnect is already
+ * scheduled, so this is for logging): -ECONNRESET, -EBADMSG (malformed
+ * reply), -EMSGSIZE (over a size limit), -EPROTO (Serf returned an error),
+ * -EACCES (auth refused), or the socket's -errno. */
 int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns);
-/* Timers: reconnect, coordinate polls, request time-outs. */
+/* Timers: reconnect, coordinate polls, request time-outs.
+ * @return 0, or as handle(), plus -ETIMEDOUT and connect()'s -errno. */
 int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns);
-/* CLOCK_MONOTONIC ns by which netelect__serf_tick() must be called again. */
+/* CLOCK_MONOTONIC ns by which netelect__serf_tick() must be called again;
+ * never 0 (a due deadline is a past time); UINT64_MAX when nothing is due. */
 uint64_t netelect__serf_next_deadline(const struct netelect_serf *s);
 /* Counters for `netelect status`: reconnects, malformed replies, events. */
 struct netelect_serf_stats {
