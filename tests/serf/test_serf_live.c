@@ -363,6 +363,11 @@ static int fresh_coord(void)
     return st.n[target].rtt_n >= want_rtt_n;
 }
 
+static int never(void)
+{
+    return 0;
+}
+
 static int failed3(void)
 {
     return st.n[2].ev == NETELECT_SERF_EV_FAILED;
@@ -493,6 +498,28 @@ int main(void)
             fail("n1-n%d: client %.6f ms vs serf rtt %.3f ms (not within 1%%)", i + 1, c, sv);
         printf("rtt n1-n%d: client %.6f ms, serf rtt %.3f ms (err %.6f ms)\n", i + 1, c, sv,
                (double)st.n[i].err / 1e6);
+    }
+
+    /* A figure for docs/serf.md: how many get-coordinate round trips one
+     * Serf agent answers per second, with the client polling back to back
+     * (a 1 ns period) from a second connection. */
+    {
+        struct netelect_serf_config fast = cfg;
+        fast.coord_period_ns = 1;
+        struct netelect_serf_callbacks none = {0};
+        struct netelect_serf *main_cl = cl;
+        if (netelect__serf_new(&fast, &none, NULL, &cl) != 0)
+            fail("netelect__serf_new (rate)");
+        drive(300 * MS, never);
+        struct netelect_serf_stats a, b;
+        netelect__serf_stats(cl, &a);
+        uint64_t t = mono();
+        drive(S, never);
+        netelect__serf_stats(cl, &b);
+        printf("get-coordinate throughput: %.0f requests/s (cycles of 3 pipelined requests, window %u)\n",
+               (double)(b.coord_polls - a.coord_polls) * 1e9 / (double)(mono() - t), 64u);
+        netelect__serf_free(cl);
+        cl = main_cl;
     }
 
     /* 3. kill -9 n3: member-failed, as fast as Serf itself detects it. */
