@@ -7,6 +7,7 @@
 //                           which families to register (default
 //                           core,shm,agent; shm_mt are the multi-thread shm
 //                           rows, run unpinned by report.py)
+//   --ne_quick              fewer iterations where a row fixes its own count
 // and records the machine, compiler, flags and ISA in the JSON context.
 #include "bench/bench.h"
 
@@ -132,6 +133,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!std::strncmp(argv[i], "--ne_sizes=", 11))
             nb::opt.sizes = parse_sizes(argv[i] + 11);
+        else if (!std::strcmp(argv[i], "--ne_quick"))
+            nb::opt.quick = true;
         else if (!std::strncmp(argv[i], "--ne_groups=", 12))
             nb::opt.groups = parse_list(argv[i] + 12);
         else

@@ -51,7 +51,7 @@ def run_suite(args, out_dir):
     reps = 1 if quick else args.reps
     min_time = args.min_time if args.min_time is not None else (0.01 if quick else 0.05)
     common = [f"--ne_sizes={sizes}", f"--benchmark_min_time={min_time}",
-              "--benchmark_format=console"]
+              "--benchmark_format=console"] + (["--ne_quick"] if quick else [])
     if reps > 1:
         common += [f"--benchmark_repetitions={reps}",
                    "--benchmark_report_aggregates_only=true",
@@ -109,9 +109,17 @@ def parse_name(run_name):
 
 
 class Row:
+    """One benchmark row.  Its time is the CPU time per call for the
+    single-thread rows (the process is alone on its pinned CPU only when the
+    machine is quiet: CPU time leaves out the time other jobs held that CPU,
+    which real time would count), and the real (or manual) time for the rows
+    that declare it: the multi-thread shm rows."""
+
     def __init__(self, name):
         self.name = name
         self.parts, self.threads = parse_name(name)
+        self.field = "real_time" if ("/real_time" in name or "/manual_time" in name) else "cpu_time"
+        self.wall_over_cpu = None
         self.real_ns = []   # per repetition (or one median aggregate)
         self.counters = {}  # name -> list
         self.median_given = None
@@ -148,10 +156,14 @@ def rows_of(data):
         extra = {k: v for k, v in b.items() if k not in STD_KEYS and isinstance(v, (int, float))}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
-                r.median_given = b["real_time"] * scale
+                r.median_given = b[r.field] * scale
                 r.median_counters = extra
+                if b.get("cpu_time"):
+                    r.wall_over_cpu = b["real_time"] / b["cpu_time"]
         else:
-            r.real_ns.append(b["real_time"] * scale)
+            r.real_ns.append(b[r.field] * scale)
+            if b.get("cpu_time"):
+                r.wall_over_cpu = b["real_time"] / b["cpu_time"]
             for k, v in extra.items():
                 r.counters.setdefault(k, []).append(v)
     return rows
@@ -333,9 +345,16 @@ def build_report(data, out_dir, cmds, argv):
     if cmds:
         md.append("\nCommands run:\n")
         md += ["```sh"] + cmds + ["```"]
+    wc = [r.wall_over_cpu for r in rows.values() if r.field == "cpu_time" and r.wall_over_cpu]
+    if wc:
+        md.append(f"\nContention: for the single-thread rows, real time / CPU time has median "
+                  f"{statistics.median(wc):.2f} and maximum {max(wc):.2f} over {len(wc)} rows "
+                  f"(1.00 means the pinned CPU was ours alone).\n")
     md.append("""
-Method notes: times are the median over repetitions of the real time per
-call (one repetition in quick mode).  Inputs rotate through many copies
+Method notes: times are the median over repetitions of the CPU time per
+call for single-thread rows (CPU time leaves out the time other jobs held
+the pinned CPU; real time is in the JSON too) and of the real time for the
+multi-thread shm rows (one repetition in quick mode).  Inputs rotate through many copies
 (see above), so n <= 10k is L2-resident, not L1-hot; timed inputs omit self
 (the worst case).  `a64`: arrays 64-byte aligned, `o16`: 16 bytes past.
 Every method was verified against the scalar reference inside the binary
@@ -357,6 +376,13 @@ auto-vectorised for that ISA: nothing can read the input faster.
     # --- key figures
     md.append("## Key figures against the targets\n")
     md += key_figures(core, rows)
+
+    summ = summary(core, rows)
+    if summ:
+        md.append("## Summary\n")
+        md.append(summ)
+        with open(os.path.join(out_dir, "summary.md"), "w") as fh:
+            fh.write(summ)
 
     # --- core tables
     titles = {"elect": "elect", "rank": "rank (the whole failover order)"}
@@ -437,6 +463,48 @@ auto-vectorised for that ISA: nothing can read the input faster.
     with open(os.path.join(out_dir, "REPORT.md"), "w") as fh:
         fh.write("\n".join(md) + "\n")
     return errors
+
+
+def summary(core, rows):
+    """The compact table README.md shows: a few sizes, the main rows."""
+    want = [3, 256, 10000, 1000000]
+    sizes = [n for n in want if any(n in core.sizes(k) for k in core.t)]
+    if not sizes:
+        return ""
+    body = []
+    plan = [("elect", "rand", ["public"] + [m for m in ("scalar", "avx2", "avx512") if m != "public"]
+             + ["ref", "seed", "qsort", "floor_avx512", "floor_avx2", "floor_base"]),
+            ("elect", "desc", ["public", "seed"]),
+            ("rank", "rand", ["public", "seed", "std_sort", "pdqsort", "vqsort"]),
+            ("topk8", "rand", ["public", "seed", "partial_sort_copy"])]
+    for op, inp, methods in plan:
+        key = (op, inp, "a64")
+        if key not in core.t:
+            continue
+        for m in methods:
+            if m not in core.t[key]:
+                continue
+            body.append([f"{op} `{inp}`", m] + [fmt_ns(core.get(*key, m, n)) for n in sizes])
+    out = table(["op (input)", "method"] + [f"n={fmt_n(n)}" for n in sizes], body) + "\n"
+    sh = shm_figures(rows)
+    items = []
+    if sh.get("view3"):
+        items.append(f"view_elect 3-replica channel {fmt_ns(sh['view3'])}")
+    if sh.get("gen"):
+        items.append(f"generation check {fmt_ns(sh['gen'])}")
+    if sh.get("view10k") and sh.get("mem10k"):
+        items.append(f"view_elect 10k {fmt_ns(sh['view10k'])} vs in-memory {fmt_ns(sh['mem10k'])} "
+                     f"({sh['view10k'] / sh['mem10k']:.2f}×)")
+    if sh.get("pub10k"):
+        items.append(f"publish 10k-node view {fmt_ns(sh['pub10k'])}")
+    if sh.get("ptv"):
+        items.append(f"publish-to-visible median {fmt_ns(sh['ptv'])}")
+    if sh.get("r1") and sh.get("r2"):
+        items.append(f"readers under a 1 kHz writer: 1 thread {sh['r1'] / 1e6:.1f} M/s, "
+                     f"2 threads {sh['r2'] / 1e6:.1f} M/s ({sh['r2'] / sh['r1']:.2f}×)")
+    if items:
+        out += "\nshm: " + "; ".join(items) + ".\n"
+    return out
 
 
 def pick(core, op, inp, n):
