@@ -41,6 +41,25 @@
 #include <urcu-bp.h>
 #include <urcu/call-rcu.h>
 #include <urcu/compiler.h>
+#if !defined(NETELECT_URCU_OUTOFLINE)
+/*
+ * The read-side lock and unlock inline.  liburcu writes both (and their
+ * helper) in under ten lines precisely so that non-LGPL code may inline
+ * them (LGPL-2.1 section 5; see the comments in urcu/static/urcu-bp.h);
+ * nothing else from the static header is used.  Out of line they cost
+ * ~20 ns per pair on Debian 12, more than the whole election budget.  The
+ * meson build compiles this file with TLS descriptors (-mtls-dialect=gnu2)
+ * where supported, which makes liburcu's thread-local reader pointer, in
+ * another DSO, cost a few cycles instead of two __tls_get_addr() calls.
+ */
+#include <urcu/static/urcu-bp.h>
+#define rcu_lock() _urcu_bp_read_lock()
+#define rcu_unlock() _urcu_bp_read_unlock()
+#else
+/* TSAN builds: out of line, so the suppressions for liburcu apply. */
+#define rcu_lock() urcu_bp_read_lock()
+#define rcu_unlock() urcu_bp_read_unlock()
+#endif
 
 #include "netelect.h"
 #include "shm/layout.h"
@@ -58,9 +77,26 @@
  * moved, NETELECT_ECORRUPT if it did not. */
 #define E_GARBAGE (-1000000)
 
+/*
+ * The header page seen by the fast paths (netelect_view_generation() and an
+ * election answered from the thread's cache), which take no RCU read lock:
+ * page 0 of the segment mapped on its own.  When its mapping is retired,
+ * the page is replaced in place (mmap MAP_FIXED, atomic for concurrent
+ * readers) by an anonymous zero page, whose h_state 0 (INIT, impossible in
+ * an attached segment) sends a late fast-path reader to the slow path.
+ * The zero page costs 4 KiB of address space and no memory (the segment
+ * itself is released) until netelect_view_close().
+ */
+struct fastref {
+    const struct netelect_shm_hdr *h;
+    uint64_t map_id;
+    struct fastref *next; /* the view's retired list, under reattach_lock */
+};
+
 struct map {
     const uint8_t *base;
     size_t size;
+    struct fastref *fr;
     struct netelect_shm_layout L;
     dev_t dev;
     ino_t ino;
@@ -71,24 +107,33 @@ struct map {
 };
 
 struct netelect_view {
+    /* Line 0, read by every call and written only on reattach/staleness
+     * changes, so reader threads keep it shared in their caches. */
     /* The mapping in use: swapped with a release store by the reattaching
-     * thread, read with acquire under urcu_bp_read_lock(). */
-    struct map *_Atomic map;
-    struct netelect__shm_paths p;
-    struct netelect_view_opts opts;
+     * thread, read with acquire under the urcu-bp read lock. */
+    _Alignas(64) struct map *_Atomic map;
+    /* Its header page for the lock-free fast paths: swapped with map. */
+    struct fastref *_Atomic fast;
+    _Atomic int stale;
     uint64_t id;
-    pthread_mutex_t reattach_lock; /* slow path only, never held by readers */
+    netelect__clock_fn clock;
+    void *clock_ctx;
+    struct netelect_view_opts opts;
+
     /* Liveness, shared by all threads of this handle; relaxed: they are
-     * estimates, and a race only moves a deadline by one check. */
-    _Atomic uint64_t hb_map;      /* map id the two fields below are about */
+     * estimates, and a race only moves a deadline by one check.  Written
+     * every LIVENESS_EVERY calls at most when the heartbeat moved. */
+    _Alignas(64) _Atomic uint64_t hb_map;      /* map id the two fields below are about */
     _Atomic uint64_t hb_seen;     /* last h_heartbeat_seq seen */
     _Atomic uint64_t hb_seen_at;  /* reader clock when it was first seen */
     _Atomic uint64_t gone_since;  /* reader clock when ABANDONED was first seen, 0 */
     _Atomic uint64_t next_reattach;
-    _Atomic int stale;
-    _Atomic uint64_t retries, reattaches;
-    netelect__clock_fn clock;
-    void *clock_ctx;
+    _Atomic uint64_t reattaches;
+    /* Counted by readers that were lapped: off the read-mostly lines. */
+    _Alignas(64) _Atomic uint64_t retries;
+    _Alignas(64) pthread_mutex_t reattach_lock; /* slow path only, never held by readers */
+    struct fastref *retired; /* zeroed header pages, unmapped at close */
+    struct netelect__shm_paths p;
 };
 
 /* Per-thread state: one channel-lookup cache and the registry records.  The
@@ -96,11 +141,17 @@ struct netelect_view {
  * the 15 ns election path); the block is small enough for glibc's static
  * TLS surplus even when libnetelect is dlopen()ed. */
 #define TLS_REG 4
+#define TLS_NAME 48
 struct tls_state {
-    uint64_t view_id, map_id, cur; /* key of the cached lookup */
+    /* The last validated election: its key (view, mapping, version, self,
+     * channel) and its answer.  A version never changes once published
+     * (generations are never reused), so a hit is the answer. */
+    uint64_t view_id, map_id, cur, self_id;
+    struct netelect_result res;
     uint32_t chan_idx, name_len;
-    char name[48];
+    char name[TLS_NAME];
     uint32_t tick;
+    bool res_valid;
     uint32_t destructor_set;
     struct {
         uint64_t map_id;
@@ -196,12 +247,24 @@ static void map_free(struct map *m)
     if (m->reg)
         netelect__reg_detach(m->reg);
     munmap((void *)m->base, m->size);
+    if (m->fr) {
+        munmap((void *)m->fr->h, NETELECT_SHM_PAGE);
+        free(m->fr);
+    }
     free(m);
 }
 
+/* After a grace period no RCU reader is on m; fast-path readers may still
+ * be, so its header page is zeroed in place rather than unmapped (the
+ * fastref stays on the view's retired list). */
 static void map_free_rcu(struct rcu_head *head)
 {
-    map_free(caa_container_of(head, struct map, rcu));
+    struct map *m = caa_container_of(head, struct map, rcu);
+    void *p = mmap((void *)m->fr->h, NETELECT_SHM_PAGE, PROT_READ,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    (void)p; /* on failure the file page stays mapped: still safe to read */
+    m->fr = NULL;
+    map_free(m);
 }
 
 /* The uid a segment must have: see struct netelect_view_opts. */
@@ -261,9 +324,22 @@ static int map_open(struct netelect_view *v, struct map **out)
         goto out;
     }
     m->base = base;
+    void *hp = mmap(NULL, NETELECT_SHM_PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    m->fr = hp == MAP_FAILED ? NULL : malloc(sizeof *m->fr);
+    if (!m->fr) {
+        rc = hp == MAP_FAILED ? -errno : -ENOMEM;
+        if (hp != MAP_FAILED)
+            munmap(hp, NETELECT_SHM_PAGE);
+        munmap(base, m->size);
+        free(m);
+        goto out;
+    }
+    m->fr->h = hp;
+    m->fr->next = NULL;
     m->dev = st.st_dev;
     m->ino = st.st_ino;
     m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
+    m->fr->map_id = m->id;
     /* The state may have moved on since the pread (INIT is impossible for
      * a named file we did not see as INIT; ABANDONED is served as frozen). */
     if (m->L.compat_flags & NETELECT_SHM_COMPAT_REGISTRY) {
@@ -369,6 +445,9 @@ static void reattach(struct netelect_view *v)
             /* Release: the new map's private fields are complete before
              * another thread can load the pointer (acquire). */
             atomic_store_explicit(&v->map, nm, memory_order_release);
+            atomic_store_explicit(&v->fast, nm->fr, memory_order_release);
+            old->fr->next = v->retired;
+            v->retired = old->fr;
             atomic_fetch_add_explicit(&v->reattaches, 1, memory_order_relaxed);
             liveness_reset(v, nm->id,
                            atomic_load_explicit(&hdr(nm)->h_heartbeat_seq, memory_order_relaxed),
@@ -409,6 +488,7 @@ int netelect_view_open_opts(const char *name, const struct netelect_view_opts *o
         return rc;
     }
     atomic_store_explicit(&v->map, m, memory_order_relaxed);
+    atomic_store_explicit(&v->fast, m->fr, memory_order_relaxed);
     liveness_reset(v, m->id, atomic_load_explicit(&hdr(m)->h_heartbeat_seq, memory_order_relaxed),
                    v->clock(v->clock_ctx));
     *out = v;
@@ -424,11 +504,16 @@ void netelect_view_close(struct netelect_view *v)
 {
     if (!v)
         return;
-    /* No thread uses v any more (the contract), but one may still be
-     * inside a read section on a mapping retired earlier: wait for those
-     * callbacks, then free the current mapping directly. */
-    urcu_bp_synchronize_rcu();
+    /* No thread uses v any more (the contract).  Wait for the callbacks
+     * that retire earlier mappings (they zero header pages listed below),
+     * then free the current mapping directly. */
+    urcu_bp_barrier();
     map_free(atomic_load_explicit(&v->map, memory_order_relaxed));
+    for (struct fastref *f = v->retired, *n; f; f = n) {
+        n = f->next;
+        munmap((void *)f->h, NETELECT_SHM_PAGE);
+        free(f);
+    }
     pthread_mutex_destroy(&v->reattach_lock);
     free(v);
 }
@@ -655,7 +740,7 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
                                                            bool *want_reattach)
 {
     int rc = -EAGAIN;
-    urcu_bp_read_lock();
+    rcu_lock();
     struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
     const struct netelect_shm_hdr *h = hdr(m);
     _Atomic uint64_t *ann = announce_slot(m);
@@ -697,7 +782,7 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
     }
     if (ann)
         atomic_store_explicit(ann, 0, memory_order_release);
-    urcu_bp_read_unlock();
+    rcu_unlock();
     return rc;
 }
 
@@ -734,20 +819,27 @@ struct chan_op {
     size_t cap, count;
 };
 
+static inline bool tls_hit(const struct netelect_view *v, const struct map *m, uint64_t cur,
+                           const char *name, uint32_t len)
+{
+    return tls.cur == cur && tls.map_id == m->id && tls.view_id == v->id && tls.name_len == len &&
+           memcmp(tls.name, name, len) == 0;
+}
+
 static inline int64_t cached_chan(const struct chan_op *c, const struct map *m,
                                   const struct netelect_shm_slot *sl, uint64_t cur)
 {
     /* The lookup is a pure function of (mapping, version, name), so a hit
      * on the same three needs no hashing and no name compare in shm. */
-    if (tls.cur == cur && tls.map_id == m->id && tls.view_id == c->op.v->id &&
-        tls.name_len == c->len && memcmp(tls.name, c->name, c->len) == 0)
+    if (tls_hit(c->op.v, m, cur, c->name, c->len))
         return tls.chan_idx;
     return chan_find(m, sl, c->name, c->len);
 }
 
-static void cache_chan(const struct chan_op *c)
+/* Remembers a validated lookup (and, for elections, the answer). */
+static void cache_chan(const struct chan_op *c, bool elect)
 {
-    if (c->len > sizeof tls.name || c->ci < 0)
+    if (c->len > TLS_NAME || c->ci < 0)
         return;
     tls.view_id = c->op.v->id;
     tls.map_id = c->map_id;
@@ -755,6 +847,10 @@ static void cache_chan(const struct chan_op *c)
     tls.chan_idx = (uint32_t)c->ci;
     tls.name_len = c->len;
     memcpy(tls.name, c->name, c->len);
+    tls.self_id = c->self_id;
+    tls.res_valid = elect; /* rank caches the lookup only */
+    if (elect)
+        tls.res = c->res;
 }
 
 static int elect_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
@@ -772,18 +868,44 @@ static int elect_fn(struct op *op, const struct map *m, const struct netelect_sh
 int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64_t self_id,
                             struct netelect_result *out, uint64_t *generation)
 {
-    struct chan_op c;
-    if (!v || !out || check_name(channel, &c.len))
+    if (__builtin_expect(!v || !out || !channel, 0))
         return -EINVAL;
+    const size_t len = strnlen(channel, NETELECT_CHAN_NAME_MAX + 1);
+    if (__builtin_expect(len - 1 >= NETELECT_CHAN_NAME_MAX, 0))
+        return -EINVAL;
+
+    /* Fast path: the same question on the same version as this thread's
+     * last election: one acquire load of h_current answers it. */
+    if (__builtin_expect(((tls.tick + 1) % LIVENESS_EVERY) != 0, 1) &&
+        !atomic_load_explicit(&v->stale, memory_order_relaxed)) {
+        /* No RCU: the header page outlives its mapping (struct fastref),
+         * and the answer comes from this thread's own cache. */
+        const struct fastref *f = atomic_load_explicit(&v->fast, memory_order_acquire);
+        /* Acquire: pairs with the writer's release of h_current. */
+        const uint64_t cur = netelect__load_acquire64(&f->h->h_current);
+        const uint32_t state = atomic_load_explicit(&f->h->h_state, memory_order_relaxed);
+        if (state == NETELECT_SHM_LIVE && tls.self_id == self_id && tls.res_valid &&
+            tls.cur == cur && tls.map_id == f->map_id && tls.view_id == v->id &&
+            tls.name_len == len && memcmp(tls.name, channel, len) == 0) {
+            tls.tick++;
+            *out = tls.res;
+            if (generation)
+                *generation = cur >> 8;
+            return 0;
+        }
+    }
+
+    struct chan_op c;
     c.op.fn = elect_fn;
     c.name = channel;
+    c.len = (uint32_t)len;
     c.self_id = self_id;
     int rc = run(v, &c.op);
     if (rc == 0) {
         *out = c.res;
         if (generation)
             *generation = c.cur >> 8;
-        cache_chan(&c);
+        cache_chan(&c, true);
     }
     return rc;
 }
@@ -820,7 +942,7 @@ int netelect_view_rank(struct netelect_view *v, const char *channel, uint64_t se
     int rc = run(v, &c.op);
     if (rc == 0) {
         *count = c.count;
-        cache_chan(&c);
+        cache_chan(&c, false);
     }
     return rc;
 }
@@ -831,16 +953,15 @@ uint64_t netelect_view_generation(struct netelect_view *v)
 {
     if (!v)
         return 0;
-    urcu_bp_read_lock();
-    const struct netelect_shm_hdr *h = hdr(atomic_load_explicit(&v->map, memory_order_acquire));
+    const struct fastref *f = atomic_load_explicit(&v->fast, memory_order_acquire);
     /* Acquire: a caller that sees a new generation and then elects sees at
      * least that version. */
-    const uint64_t cur = netelect__load_acquire64(&h->h_current);
-    const uint32_t state = atomic_load_explicit(&h->h_state, memory_order_relaxed);
-    urcu_bp_read_unlock();
+    const uint64_t cur = netelect__load_acquire64(&f->h->h_current);
+    const uint32_t state = atomic_load_explicit(&f->h->h_state, memory_order_relaxed);
     if (__builtin_expect(state != NETELECT_SHM_LIVE, 0)) {
-        /* The agent moved or left: let an ordinary read do liveness and
-         * reattach, then report the generation it lands on. */
+        /* The agent moved or left (or the page was retired under us): let
+         * an ordinary read do liveness and reattach, and report the
+         * generation it lands on. */
         struct netelect_view_status st;
         if (netelect_view_status(v, &st) == 0)
             return st.generation;
@@ -852,9 +973,9 @@ uint64_t netelect_view_self(struct netelect_view *v)
 {
     if (!v)
         return 0;
-    urcu_bp_read_lock();
+    rcu_lock();
     const uint64_t id = atomic_load_explicit(&v->map, memory_order_acquire)->L.self_id;
-    urcu_bp_read_unlock();
+    rcu_unlock();
     return id;
 }
 
