@@ -280,7 +280,9 @@ void netelect__node_changed(struct agent *a, struct node *n)
             return;
         }
     }
-    if (memcmp(&w, p, sizeof w))
+    /* field by field: memcmp would compare the struct's padding */
+    if (w.rtt_ns != p->rtt_ns || w.rtt_raw_ns != p->rtt_raw_ns || w.rtt_err_ns != p->rtt_err_ns ||
+        w.last_heard_ns != p->last_heard_ns)
         netelect__mark_dirty(a, false);
 }
 

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pktsend: sends hostile or replayed probe packets at a running netelectd
+ * (tests only).
+ *
+ * usage: pktsend TO_ADDR KEYFILE FROM_ID TO_ID KIND [COUNT]
+ * KIND: garbage truncated oversized badversion badmac notforus badfields
+ *       staleinc valid replay flood
+ * `valid` sends one authentic PING, waits for the PONG and prints the PING's
+ * bytes in hex ("packet HEX");
+ * `replay` resends such bytes (COUNT is the hex), which must be dropped;
+ * `staleinc` is authentic but claims incarnation 1 (older than any real one);
+ * `flood` sends COUNT (default 5000) garbage packets as fast as it can.
+ * Exit 0 when everything was sent (for `valid`: a PONG came back).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "agent/config.h"
+#include "agent/packet.h"
+#include "agent/util.h"
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 6) {
+        fprintf(stderr, "usage: pktsend TO_ADDR KEYFILE FROM_ID TO_ID KIND [COUNT]\n");
+        return 2;
+    }
+    struct sockaddr_storage to;
+    socklen_t tl;
+    uint8_t key[32];
+    char err[256];
+    uint64_t from_id, to_id;
+    if (sodium_init() < 0 || netelect__parse_addr(argv[1], &to, &tl, 0) < 0 ||
+        netelect__key_load(argv[2], key, err, sizeof err) < 0 ||
+        netelect__parse_id(argv[3], &from_id) < 0 || netelect__parse_id(argv[4], &to_id) < 0) {
+        fprintf(stderr, "pktsend: bad arguments (%s)\n", err);
+        return 2;
+    }
+    const char *kind = argv[5];
+    long count = argc > 6 ? atol(argv[6]) : 5000;
+    const char *hex = argc > 6 ? argv[6] : "";
+    int fd = socket(to.ss_family, SOCK_DGRAM, 0);
+    if (fd < 0)
+        return 1;
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    struct netelect_pkt p = {.version = 1, .type = NETELECT_PKT_PING, .sender = from_id,
+                             .receiver = to_id,
+                             .sender_inc = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec,
+                             .seq = 1, .ts = now_ns()};
+    uint8_t buf[4096];
+    randombytes_buf(buf, sizeof buf);
+    size_t len = NETELECT_PKT_LEN;
+    int sends = 1;
+    if (!strcmp(kind, "garbage")) {
+        buf[0] = 'X';
+    } else if (!strcmp(kind, "flood")) {
+        buf[0] = 'X';
+        sends = (int)count;
+    } else {
+        if (netelect__pkt_encode(&p, key, buf) < 0)
+            return 1;
+        if (!strcmp(kind, "truncated"))
+            len = NETELECT_PKT_LEN - 9;
+        else if (!strcmp(kind, "oversized"))
+            len = 2000;
+        else if (!strcmp(kind, "badversion"))
+            buf[4] = 7;
+        else if (!strcmp(kind, "badmac"))
+            buf[NETELECT_PKT_LEN - 1] ^= 1;
+        else if (!strcmp(kind, "notforus")) {
+            p.receiver = to_id + 1;
+            netelect__pkt_encode(&p, key, buf);
+        } else if (!strcmp(kind, "badfields")) {
+            /* authentic (a key holder made it) but type 9: hand-made header */
+            buf[5] = 9;
+            crypto_auth_hmacsha512256(buf + NETELECT_PKT_HDR_LEN, buf, NETELECT_PKT_HDR_LEN, key);
+        } else if (!strcmp(kind, "staleinc")) {
+            p.sender_inc = 1;
+            netelect__pkt_encode(&p, key, buf);
+        } else if (!strcmp(kind, "replay")) {
+            size_t bl = 0;
+            if (sodium_hex2bin(buf, sizeof buf, hex, strlen(hex), NULL, &bl, NULL) != 0 ||
+                bl != NETELECT_PKT_LEN) {
+                fprintf(stderr, "pktsend: replay wants the hex of a captured packet\n");
+                return 2;
+            }
+        } else if (strcmp(kind, "valid")) {
+            fprintf(stderr, "pktsend: unknown kind %s\n", kind);
+            return 2;
+        }
+    }
+    for (int i = 0; i < sends; i++) {
+        if (sendto(fd, buf, len, 0, (struct sockaddr *)&to, tl) != (ssize_t)len) {
+            perror("pktsend: sendto");
+            return 1;
+        }
+    }
+    if (!strcmp(kind, "valid")) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 2000) != 1) {
+            fprintf(stderr, "pktsend: no PONG within 2 s\n");
+            return 1;
+        }
+        uint8_t in[256];
+        ssize_t n = recv(fd, in, sizeof in, 0);
+        struct netelect_pkt q;
+        int r = netelect__pkt_decode(in, n < 0 ? 0 : (size_t)n, key, &q);
+        if (r < 0 || q.type != NETELECT_PKT_PONG || q.ack_seq != p.seq) {
+            fprintf(stderr, "pktsend: bad PONG (%s)\n", netelect__pkt_err_name(r));
+            return 1;
+        }
+        char h[2 * NETELECT_PKT_LEN + 1];
+        sodium_bin2hex(h, sizeof h, buf, NETELECT_PKT_LEN);
+        printf("pong from %#llx\npacket %s\n", (unsigned long long)q.sender, h);
+    }
+    return 0;
+}
