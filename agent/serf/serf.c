@@ -457,6 +457,9 @@ static void drop(struct netelect_serf *s, int err, uint64_t now)
     s->stream_acked = false;
     s->poll_active = false;
     s->self_coord_ok = false;
+    /* A restarted agent may have another name: learn it again from stats. */
+    free(s->self_name);
+    s->self_name = NULL;
     if (was_connected)
         s->st.disconnects++;
     s->reconnect_at = now + s->backoff;
