@@ -99,6 +99,51 @@ static void radix_by_id(struct rec *a, struct rec *tmp, size_t n)
         memcpy(a, src, n * sizeof *a);
 }
 
+/*
+ * Sorts a run of records by id: one MSD pass on the run's top varying id
+ * bits (about one bucket per record), then insertion sort per bucket, so a
+ * run of random ids costs O(len).  Buckets that stay large (clustered ids)
+ * get the LSD radix, which is O(len) whatever the ids.  `tmp` has room for
+ * len records.
+ */
+static void sort_run_by_id(struct rec *a, struct rec *tmp, size_t len)
+{
+    if (len <= 24) {
+        isort_id(a, len);
+        return;
+    }
+    uint64_t vary = 0;
+    for (size_t i = 1; i < len; i++)
+        vary |= a[i].id ^ a[0].id;
+    if (!vary)
+        return;
+    const int hb = top_bit(vary);
+    int bits = 63 - __builtin_clzll(len);
+    bits = bits < 4 ? 4 : bits > 11 ? 11 : bits;
+    bits = bits < hb ? bits : hb;
+    const int shift = hb - bits;
+    const uint64_t mask = ((uint64_t)1 << bits) - 1;
+    uint32_t cnt[(1 << 11) + 1];
+    memset(cnt, 0, ((size_t)(mask + 2)) * sizeof *cnt);
+    for (size_t i = 0; i < len; i++)
+        cnt[((a[i].id >> shift) & mask) + 1]++;
+    for (size_t d = 1; d <= mask + 1; d++)
+        cnt[d] += cnt[d - 1];
+    /* cnt[d] is now bucket d's start; the scatter advances it to its end. */
+    for (size_t i = 0; i < len; i++)
+        tmp[cnt[(a[i].id >> shift) & mask]++] = a[i];
+    memcpy(a, tmp, len * sizeof *a);
+    size_t start = 0;
+    for (size_t d = 0; d <= mask; d++) {
+        const size_t end = cnt[d], bl = end - start;
+        if (bl > 64)
+            radix_by_id(a + start, tmp, bl);
+        else if (bl > 1)
+            isort_id(a + start, bl);
+        start = end;
+    }
+}
+
 enum { SMALL_RANK = 32, MAX_DIGIT_BITS = 11 };
 
 static size_t rank_small(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
@@ -118,51 +163,223 @@ static size_t rank_small(const uint64_t *ids, const uint64_t *rtt, const uint8_t
     return m;
 }
 
-size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                             size_t n, uint64_t self_id, uint64_t *out_ids)
-{
-    if (n <= SMALL_RANK)
-        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
+/* What pass 1 learns about the candidates. */
+struct scan {
+    size_t m, measured;
+    uint64_t mn, mx, id_or, id_and;
+};
 
-    /* Pass 1: count, RTT range, varying id bits. */
+/* Pass 1, branch-free: health and "unknown" are data (~15% of entries),
+ * and mispredicting them would cost more than the pass itself. */
+static void scan_input(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+                       uint64_t self_id, struct scan *sc)
+{
     size_t m = 0, measured = 0;
     uint64_t mn = UINT64_MAX, mx = 0, id_or = 0, id_and = UINT64_MAX;
     for (size_t i = 0; i < n; i++) {
-        if (!healthy[i])
-            continue;
         const uint64_t id = ids[i], r = id == self_id ? 0 : rtt[i];
-        m++;
-        id_or |= id;
-        id_and &= id;
-        if (r != NETELECT_RTT_UNKNOWN) {
-            measured++;
-            mn = r < mn ? r : mn;
-            mx = r > mx ? r : mx;
-        }
+        const uint64_t hm = -(uint64_t)(healthy[i] != 0);
+        const uint64_t vm = hm & -(uint64_t)(r != NETELECT_RTT_UNKNOWN);
+        m -= hm;
+        measured -= vm;
+        id_or |= id & hm;
+        id_and &= id | ~hm;
+        const uint64_t lo = r | ~vm, hi = r & vm;
+        mn = lo < mn ? lo : mn;
+        mx = hi > mx ? hi : mx;
     }
-    if (m <= SMALL_RANK)
-        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
-    if (m > UINT32_MAX) /* the digit counters are 32-bit */
+    sc->m = m;
+    sc->measured = measured;
+    sc->mn = measured ? mn : 0;
+    sc->mx = mx;
+    sc->id_or = id_or;
+    sc->id_and = id_and;
+}
+
+/* Digit width for m records: buckets ~ m/4, within [64, 2048]. */
+static int digit_bits(size_t m)
+{
+    const int w = (63 - __builtin_clzll(m)) - 2;
+    return w < 6 ? 6 : w > MAX_DIGIT_BITS ? MAX_DIGIT_BITS : w;
+}
+
+/* Exclusive prefix sum in place; whether one bucket holds everything. */
+static int prefix(uint32_t *h, size_t buckets, size_t m)
+{
+    uint32_t s = 0;
+    int trivial = 0;
+    for (size_t d = 0; d < buckets; d++) {
+        const uint32_t c = h[d];
+        trivial |= c == m;
+        h[d] = s;
+        s += c;
+    }
+    return trivial;
+}
+
+struct keyspec {
+    uint64_t mn, unknown, self_id;
+    int id_shift;
+    uint64_t id_mask;
+    int r_shift, ib, w;
+    uint64_t d_mask;
+    size_t buckets;
+};
+
+/* Pass 2 of rank_packed; always inlined so `passes` can be a constant. */
+static inline __attribute__((always_inline)) void
+build_keys(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+           uint64_t *a, uint32_t *hist, const struct keyspec *ks, int passes)
+{
+    /* Locals: the stores below could alias *ks as far as C knows. */
+    const uint64_t mn = ks->mn, unknown = ks->unknown, self_id = ks->self_id;
+    const uint64_t id_mask = ks->id_mask, d_mask = ks->d_mask;
+    const int id_shift = ks->id_shift, r_shift = ks->r_shift, ib = ks->ib, w = ks->w;
+    const size_t buckets = ks->buckets;
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t id = ids[i], raw = id == self_id ? 0 : rtt[i];
+        const uint64_t r = raw == NETELECT_RTT_UNKNOWN ? unknown : raw - mn;
+        const uint64_t key = (r << r_shift) | (((id >> id_shift) & id_mask) << ib) | i;
+        const uint32_t ok = healthy[i] != 0;
+        a[pos] = key;
+        pos += ok;
+        for (int p = 0; p < passes; p++)
+            hist[(size_t)p * buckets + ((key >> (ib + p * w)) & d_mask)] += ok;
+    }
+}
+
+/*
+ * The common case: rebased rtt, the top varying id bits and the entry's
+ * index fit one 64-bit key, so the passes move 8 bytes instead of 16 and
+ * the first pass writes sequentially.  Keys are ordered by (rtt, id digit)
+ * and carry the index; equal (rtt, digit) runs are then ordered by the
+ * whole id, looked up through the index.
+ */
+static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                          size_t n, uint64_t self_id, uint64_t *out_ids, const struct scan *sc,
+                          int rbits, uint64_t unknown)
+{
+    const size_t m = sc->m;
+    const int ib = top_bit(n - 1), wmax = digit_bits(m);
+    const int id_bits = top_bit(sc->id_or ^ sc->id_and);
+    /*
+     * The passes are sized by the rtt bits alone; the id digit only gets
+     * the last pass's spare bits.  A whole pass for the id would cost more
+     * than it saves unless RTTs tie a lot, and the tie-fix copes with that.
+     */
+    const int room = 64 - rbits - ib;
+    const int passes = rbits ? (rbits + wmax - 1) / wmax : 1;
+    int wid = passes * wmax - rbits;
+    wid = wid < room ? wid : room;
+    wid = wid < id_bits ? wid : id_bits;
+    const int w = (rbits + wid + passes - 1) / passes;
+    const int id_shift = wid ? id_bits - wid : 0;
+    const uint64_t idx_mask = ib ? ((uint64_t)1 << (ib - 1) << 1) - 1 : 0;
+    const uint64_t id_mask = wid ? ((uint64_t)1 << (wid - 1) << 1) - 1 : 0;
+    const uint64_t d_mask = ((uint64_t)1 << w) - 1;
+    const size_t buckets = (size_t)1 << w;
+
+    const size_t key_bytes = (m + 1) * sizeof(uint64_t); /* +1: skipped entries land there */
+    unsigned char *mem = netelect__scratch_get(2 * key_bytes +
+                                               (size_t)passes * buckets * sizeof(uint32_t));
+    if (!mem)
         return netelect__rank_ref(ids, rtt, healthy, n, self_id, out_ids);
+    uint64_t *a = (uint64_t *)(void *)mem, *b = (uint64_t *)(void *)(mem + key_bytes);
+    uint32_t *hist = (uint32_t *)(void *)(mem + 2 * key_bytes);
+    memset(hist, 0, (size_t)passes * buckets * sizeof(uint32_t));
 
-    /* Unknown sorts one past the largest rebased measurement. */
-    const uint64_t unknown = measured ? mx - mn + 1 : 0;
-    if (!measured)
-        mn = 0;
-    const uint64_t range = measured < m ? unknown : mx - mn;
+    /* Pass 2: build the keys (compacting by health) and count every digit. */
+    const struct keyspec ks = {sc->mn, unknown, self_id, id_shift, id_mask, wid + ib, ib, w,
+                               d_mask, buckets};
+    switch (passes) { /* a constant count unrolls the per-digit counting */
+    case 1:
+        build_keys(ids, rtt, healthy, n, a, hist, &ks, 1);
+        break;
+    case 2:
+        build_keys(ids, rtt, healthy, n, a, hist, &ks, 2);
+        break;
+    case 3:
+        build_keys(ids, rtt, healthy, n, a, hist, &ks, 3);
+        break;
+    case 4:
+        build_keys(ids, rtt, healthy, n, a, hist, &ks, 4);
+        break;
+    default:
+        build_keys(ids, rtt, healthy, n, a, hist, &ks, passes);
+        break;
+    }
 
-    int wmax = (63 - __builtin_clzll(m)) - 2;
-    wmax = wmax < 6 ? 6 : wmax > MAX_DIGIT_BITS ? MAX_DIGIT_BITS : wmax;
-    const int rbits = top_bit(range);
+    uint64_t *src = a, *dst = b;
+    for (int p = 0; p < passes; p++) {
+        uint32_t *h = hist + (size_t)p * buckets;
+        if (prefix(h, buckets, m))
+            continue;
+        const int shift = ib + p * w;
+        for (size_t i = 0; i < m; i++) {
+            const uint64_t k = src[i];
+            dst[h[(k >> shift) & d_mask]++] = k;
+        }
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+
+    /* Tie-fix: runs equal above the index bits, by the whole id. */
+    for (size_t j = 1; j < m; j++) {
+        if (__builtin_expect((src[j] ^ src[j - 1]) >> ib != 0, 1))
+            continue;
+        const uint64_t hi = src[j] >> ib;
+        size_t e = j + 1;
+        while (e < m && src[e] >> ib == hi)
+            e++;
+        const size_t s0 = j - 1, len = e - s0;
+        struct rec *tmp = len > 16 ? malloc(2 * len * sizeof *tmp) : NULL;
+        if (tmp) {
+            for (size_t q = 0; q < len; q++) {
+                tmp[q].r = src[s0 + q];
+                tmp[q].id = ids[src[s0 + q] & idx_mask];
+            }
+            sort_run_by_id(tmp, tmp + len, len);
+            for (size_t q = 0; q < len; q++)
+                src[s0 + q] = tmp[q].r;
+            free(tmp);
+        } else {
+            /* Short run, or no memory: insertion sort is always available. */
+            for (size_t q = s0 + 1; q < e; q++) {
+                const uint64_t k = src[q], kid = ids[k & idx_mask];
+                size_t t = q;
+                while (t > s0 && ids[src[t - 1] & idx_mask] > kid) {
+                    src[t] = src[t - 1];
+                    t--;
+                }
+                src[t] = k;
+            }
+        }
+        j = e;
+    }
+    for (size_t i = 0; i < m; i++)
+        out_ids[i] = ids[src[i] & idx_mask];
+    netelect__scratch_put(mem);
+    return m;
+}
+
+/* The general case: 16-byte (rtt, id) records; see the file comment. */
+static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                           size_t n, uint64_t self_id, uint64_t *out_ids, const struct scan *sc,
+                           int rbits, uint64_t unknown)
+{
+    const size_t m = sc->m;
+    const int wmax = digit_bits(m);
     const int passes = (rbits + wmax - 1) / wmax;
     const int w = passes ? (rbits + passes - 1) / passes : 0;
-    const int id_bits = top_bit(id_or ^ id_and);
+    const int id_bits = top_bit(sc->id_or ^ sc->id_and);
     const int wid = id_bits < wmax ? id_bits : wmax;
     const int id_shift = id_bits - wid;
     const uint64_t id_mask = ((uint64_t)1 << wid) - 1, r_mask = ((uint64_t)1 << w) - 1;
     const size_t buckets = (size_t)1 << wmax;
 
-    const size_t rec_bytes = m * sizeof(struct rec);
+    const size_t rec_bytes = (m + 1) * sizeof(struct rec); /* +1: a sink for skipped entries */
     const size_t hist_words = (size_t)(passes + 1) * buckets;
     unsigned char *mem = netelect__scratch_get(2 * rec_bytes + hist_words * sizeof(uint32_t));
     if (!mem)
@@ -172,41 +389,29 @@ size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uin
     memset(hist, 0, hist_words * sizeof(uint32_t));
     uint32_t *hid = hist + (size_t)passes * buckets;
 
-    /* The id digit's offsets need its counts before the scatter. */
     for (size_t i = 0; i < n; i++)
         hid[(ids[i] >> id_shift) & id_mask] += healthy[i] != 0;
-    uint32_t sum = 0;
-    for (size_t d = 0; d <= id_mask; d++) {
-        const uint32_t c = hid[d];
-        hid[d] = sum;
-        sum += c;
-    }
+    prefix(hid, id_mask + 1, m);
 
-    /* Pass 2: scatter by the id digit, count every RTT digit. */
+    /* Scatter by the id digit, count every RTT digit.  An unhealthy entry
+     * goes to the sink slot a[m] and is counted nowhere. */
     for (size_t i = 0; i < n; i++) {
-        if (!healthy[i])
-            continue;
         const uint64_t id = ids[i], raw = id == self_id ? 0 : rtt[i];
-        const uint64_t r = raw == NETELECT_RTT_UNKNOWN ? unknown : raw - mn;
-        struct rec *dst = &a[hid[(id >> id_shift) & id_mask]++];
-        dst->r = r;
-        dst->id = id;
+        const uint64_t r = raw == NETELECT_RTT_UNKNOWN ? unknown : raw - sc->mn;
+        const uint32_t ok = healthy[i] != 0;
+        uint32_t *slot = &hid[(id >> id_shift) & id_mask];
+        struct rec *d = &a[ok ? *slot : m];
+        *slot += ok;
+        d->r = r;
+        d->id = id;
         for (int p = 0; p < passes; p++)
-            hist[(size_t)p * buckets + ((r >> (p * w)) & r_mask)]++;
+            hist[(size_t)p * buckets + ((r >> (p * w)) & r_mask)] += ok;
     }
 
     struct rec *src = a, *dst = b;
     for (int p = 0; p < passes; p++) {
         uint32_t *h = hist + (size_t)p * buckets;
-        uint32_t s = 0;
-        int trivial = 0;
-        for (size_t d = 0; d <= r_mask; d++) {
-            const uint32_t c = h[d];
-            trivial |= c == m;
-            h[d] = s;
-            s += c;
-        }
-        if (trivial)
+        if (prefix(h, r_mask + 1, m))
             continue;
         const int shift = p * w;
         for (size_t i = 0; i < m; i++) {
@@ -218,22 +423,50 @@ size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uin
         dst = t;
     }
 
-    /* Tie-fix: order equal (rtt, id digit) runs by the whole id. */
-    for (size_t i = 0; i < m;) {
-        const uint64_t r = src[i].r, d = (src[i].id >> id_shift) & id_mask;
-        size_t j = i + 1;
-        while (j < m && src[j].r == r && ((src[j].id >> id_shift) & id_mask) == d)
-            j++;
-        if (j - i > 16)
-            radix_by_id(src + i, dst + i, j - i);
-        else if (j - i > 1)
-            isort_id(src + i, j - i);
-        i = j;
+    /* Tie-fix: equal-rtt runs, one id-digit group at a time, by the id. */
+    for (size_t j = 1; j < m; j++) {
+        if (__builtin_expect(src[j].r != src[j - 1].r, 1))
+            continue;
+        const uint64_t r = src[j].r;
+        size_t e = j + 1;
+        while (e < m && src[e].r == r)
+            e++;
+        for (size_t i = j - 1; i < e;) {
+            const uint64_t d = (src[i].id >> id_shift) & id_mask;
+            size_t k = i + 1;
+            while (k < e && ((src[k].id >> id_shift) & id_mask) == d)
+                k++;
+            if (k - i > 1)
+                sort_run_by_id(src + i, dst + i, k - i);
+            i = k;
+        }
+        j = e;
     }
     for (size_t i = 0; i < m; i++)
         out_ids[i] = src[i].id;
     netelect__scratch_put(mem);
     return m;
+}
+
+size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, uint64_t *out_ids)
+{
+    if (n <= SMALL_RANK)
+        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
+    struct scan sc;
+    scan_input(ids, rtt, healthy, n, self_id, &sc);
+    if (sc.m <= SMALL_RANK)
+        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
+    if (sc.m > UINT32_MAX) /* the digit counters are 32-bit */
+        return netelect__rank_ref(ids, rtt, healthy, n, self_id, out_ids);
+
+    /* Unknown sorts one past the largest rebased measurement. */
+    const uint64_t unknown = sc.measured ? sc.mx - sc.mn + 1 : 0;
+    const uint64_t range = sc.measured < sc.m ? unknown : sc.mx - sc.mn;
+    const int rbits = top_bit(range);
+    if (rbits + top_bit(n - 1) <= 64)
+        return rank_packed(ids, rtt, healthy, n, self_id, out_ids, &sc, rbits, unknown);
+    return rank_records(ids, rtt, healthy, n, self_id, out_ids, &sc, rbits, unknown);
 }
 
 struct netelect_result netelect__elect_scalar(const uint64_t *ids, const uint64_t *rtt,
