@@ -6,9 +6,15 @@
 // Rows (group "shm", run pinned like the core rows):
 //   shm/open_close/<nodes>        netelect_view_open + netelect_view_close
 //   shm/generation/<nodes>        netelect_view_generation (the cheap check)
-//   shm/view_elect/<n>            netelect_view_elect on an n-replica channel
+//   shm/view_elect/<n>            netelect_view_elect on an n-replica channel,
+//                                 the same question every call (answered from
+//                                 the library's per-thread cache after the first)
+//   shm/view_elect_nocache/<n>    the same, self alternating between two absent
+//                                 ids: the cache never hits, every call is a
+//                                 full validated read and election
 //   shm/mem_elect/<n>             netelect_elect on the same n replicas in
-//                                 memory (the arrays the view was published from)
+//                                 memory (the arrays the view was published
+//                                 from), self alternating likewise
 //   shm/publish/<nodes>           netelect__writer_publish of a <nodes>-node
 //                                 view (one channel holding every node plus a
 //                                 3-replica one), no reader attached
@@ -157,13 +163,14 @@ std::string err_text(const char *what, int rc)
 
 // Elect through the view and check the answer against the in-memory
 // reference on the same replicas.
-std::string check_view(netelect_view *h, const View *v, const char *chan, size_t n)
+std::string check_view(netelect_view *h, const View *v, const char *chan, size_t n,
+                       uint64_t self = kSelf)
 {
     netelect_result r{};
-    int rc = netelect_view_elect(h, chan, kSelf, &r);
+    int rc = netelect_view_elect(h, chan, self, &r);
     if (rc)
         return err_text("netelect_view_elect", rc);
-    const netelect_result e = netelect__elect_ref(v->ids, v->rtt, v->healthy, n, kSelf);
+    const netelect_result e = netelect__elect_ref(v->ids, v->rtt, v->healthy, n, self);
     if (r.outcome != e.outcome || r.winner != e.winner)
         return "netelect_view_elect differs from the in-memory reference";
     return {};
@@ -220,6 +227,9 @@ void reg_pinned(View *big, View *small)
     };
     const Case cases[] = {{big, "c3", 3}, {small, "all", small->nodes}};
     for (const Case &c : cases) {
+        // The same question each call: after the first, the library answers
+        // from its per-thread cache (same channel, self and version: one
+        // acquire load), which is what a high-rate failover check gets.
         benchmark::RegisterBenchmark(
             ("shm/view_elect/" + std::to_string(c.n)).c_str(), [c](benchmark::State &st) {
                 ViewHandle vh(c.v);
@@ -227,7 +237,7 @@ void reg_pinned(View *big, View *small)
                     st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
                     return;
                 }
-                std::string e = check_view(vh.h, c.v, c.chan, c.n);
+                std::string e = check_view(vh.h, c.v, c.chan, c.n, kSelf);
                 if (!e.empty()) {
                     st.SkipWithError(e.c_str());
                     return;
@@ -242,11 +252,46 @@ void reg_pinned(View *big, View *small)
                     st.SkipWithError("netelect_view_elect failed while timed");
                 set_counters(st, c.n);
             });
+        // self alternates between two ids absent from the channel, so the
+        // per-thread answer cache never hits: every call is a full validated
+        // read and election over the channel's replicas in the segment.
+        benchmark::RegisterBenchmark(
+            ("shm/view_elect_nocache/" + std::to_string(c.n)).c_str(),
+            [c](benchmark::State &st) {
+                ViewHandle vh(c.v);
+                if (vh.rc) {
+                    st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
+                    return;
+                }
+                const uint64_t selves[2] = {kSelf, kSelf + 1};
+                for (uint64_t s : selves) {
+                    std::string e = check_view(vh.h, c.v, c.chan, c.n, s);
+                    if (!e.empty()) {
+                        st.SkipWithError(e.c_str());
+                        return;
+                    }
+                }
+                int bad = 0;
+                size_t i = 0;
+                for (auto _ : st) {
+                    netelect_result r;
+                    bad |= netelect_view_elect(vh.h, c.chan, selves[i], &r);
+                    benchmark::DoNotOptimize(r);
+                    i ^= 1;
+                }
+                if (bad)
+                    st.SkipWithError("netelect_view_elect failed while timed");
+                set_counters(st, c.n);
+            });
         benchmark::RegisterBenchmark(
             ("shm/mem_elect/" + std::to_string(c.n)).c_str(), [c](benchmark::State &st) {
+                const uint64_t selves[2] = {kSelf, kSelf + 1};
+                size_t i = 0;
                 for (auto _ : st) {
-                    netelect_result r = netelect_elect(c.v->ids, c.v->rtt, c.v->healthy, c.n, kSelf);
+                    netelect_result r =
+                        netelect_elect(c.v->ids, c.v->rtt, c.v->healthy, c.n, selves[i]);
                     benchmark::DoNotOptimize(r);
+                    i ^= 1;
                 }
                 set_counters(st, c.n);
             });
