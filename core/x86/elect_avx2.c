@@ -257,8 +257,8 @@ size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8
     const __m256i bias = _mm256_set1_epi64x(BIAS), vself = _mm256_set1_epi64x((long long)self_id);
     uint64_t thr = UINT64_MAX;
     __m256i vtb = _mm256_set1_epi64x(-1 ^ BIAS);
-    int heavy = 0;
-    size_t i = 0;
+    int bounded = 0;
+    size_t i = 0, inserts = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
         if (__builtin_expect(!block_any(ids, rtt, i, vtb, vself), 1))
             continue;
@@ -283,16 +283,18 @@ size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8
             cand = block_cand(ids, rtt, i, vtb, vself);
         }
         cand &= health_bits(healthy, i);
-        const int hits = __builtin_popcount(cand);
+        inserts += (size_t)__builtin_popcount(cand);
         for (; cand; cand &= cand - 1)
             netelect__topbuf_offer_idx(&t, ids, rtt, healthy, i + (size_t)__builtin_ctz(cand),
                                        self_id);
         if (t.len == k && t.r[k - 1] < thr)
             thr = t.r[k - 1];
-        if (hits > 4 && heavy >= 0 && ++heavy == 2 && i + BLOCK < n) {
+        /* Random order inserts about k ln(i/k) times; far more means the
+         * order is working against the threshold. */
+        if (!bounded && inserts > 8 * k + i / 64 && i + BLOCK < n) {
             const uint64_t bound = suffix_bound(ids, rtt, healthy, i + BLOCK, n, self_id, k);
             thr = bound < thr ? bound : thr;
-            heavy = -1;
+            bounded = 1;
         }
         vtb = _mm256_set1_epi64x((long long)(thr ^ (uint64_t)BIAS));
     }

@@ -258,8 +258,8 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
     uint64_t thr = UINT64_MAX;
     __m512i vt = _mm512_set1_epi64(-1);
-    int heavy = 0;
-    size_t i = 0;
+    int bounded = 0;
+    size_t i = 0, inserts = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
         if (__builtin_expect(!block_any(ids, rtt, i, vt, vself), 1))
             continue;
@@ -282,16 +282,18 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
             cand = block_cand(ids, rtt, i, vt, vself);
         }
         cand &= health_mask(healthy, i, BLOCK);
-        const int hits = __builtin_popcount(cand);
+        inserts += (size_t)__builtin_popcount(cand);
         for (; cand; cand &= cand - 1)
             netelect__topbuf_offer_idx(&t, ids, rtt, healthy, i + (size_t)__builtin_ctz(cand),
                                        self_id);
         if (t.len == k && t.r[k - 1] < thr)
             thr = t.r[k - 1];
-        if (hits > 4 && heavy >= 0 && ++heavy == 2 && i + BLOCK < n) {
+        /* Random order inserts about k ln(i/k) times; far more means the
+         * order is working against the threshold. */
+        if (!bounded && inserts > 8 * k + i / 64 && i + BLOCK < n) {
             const uint64_t bound = suffix_bound(ids, rtt, healthy, i + BLOCK, n, self_id, k);
             thr = bound < thr ? bound : thr;
-            heavy = -1; /* once is enough: the bound is already order-free */
+            bounded = 1; /* once is enough: the bound is already order-free */
         }
         vt = _mm512_set1_epi64((long long)thr);
     }
