@@ -85,7 +85,13 @@ NETELECT_API struct netelect_result netelect_elect(const uint64_t *ids, const ui
 
 /**
  * Writes every candidate's id in election order (the failover order: the
- * winner first) to `out_ids`, which must have room for `n` ids.
+ * winner first) to `out_ids`, which must have room for `n` ids.  Nothing is
+ * written past the returned count.
+ *
+ * Memory: a radix sort needs O(n) scratch.  It comes from a buffer cached
+ * per thread (kept up to 8 MiB, freed when the thread exits; larger ones
+ * are allocated and freed per call).  If that allocation fails, rank falls
+ * back to an allocation-free O(n log n) heap sort, so it never fails.
  *
  * @return the number of candidates written (<= n).
  */
@@ -95,7 +101,10 @@ NETELECT_API size_t netelect_rank(const uint64_t *ids, const uint64_t *rtt_ns,
 
 /**
  * Writes the first min(k, number of candidates) ids of the election order to
- * `out_ids`, which must have room for `k` ids.  A selection, not a full sort.
+ * `out_ids`, which must have room for `k` ids.  A selection, not a full sort,
+ * for k <= 32; a larger k ranks everything into a temporary buffer (and, if
+ * that cannot be allocated, uses an allocation-free heap selection), so it
+ * never fails either.
  *
  * @return the number of ids written.
  */
