@@ -932,7 +932,7 @@ Test(serf, real_serf_replies, .timeout = 10)
         cr_assert_str_eq(netelect__serf_self_name(s), "n1");
         cr_assert_geq(r->nm, 3);
         for (int i = 0; i < 3; i++) {
-            char want[8];
+            char want[16];
             snprintf(want, sizeof(want), "n%d", i + 1);
             cr_assert_eq(r->m[i].ev, NETELECT_SERF_EV_SNAPSHOT);
             cr_assert_str_eq(r->m[i].name, want);

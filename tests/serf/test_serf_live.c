@@ -127,7 +127,7 @@ static int rpc_port(int i)
 
 static void start_agent(int i, int join)
 {
-    char node[16], bind[32], rpc[32], nid[32], ch[64], joinarg[40], logf[96];
+    char node[32], bind[40], rpc[40], nid[40], ch[64], joinarg[40], logf[96];
     snprintf(node, sizeof(node), "-node=n%d", i + 1);
     snprintf(bind, sizeof(bind), "-bind=127.0.0.1:%d", base_port + 1 + i);
     snprintf(rpc, sizeof(rpc), "-rpc-addr=127.0.0.1:%d", rpc_port(i));
@@ -389,7 +389,7 @@ static int resnapshot(void)
 /* `serf rtt` prints "Estimated n1 <-> n2 rtt: 0.474 ms". */
 static double serf_rtt_ms(int a, int b)
 {
-    char rpc[40], na[8], nb[8], out[256];
+    char rpc[40], na[16], nb[16], out[256];
     snprintf(rpc, sizeof(rpc), "-rpc-addr=127.0.0.1:%d", rpc_port(0));
     snprintf(na, sizeof(na), "n%d", a + 1);
     snprintf(nb, sizeof(nb), "n%d", b + 1);
