@@ -201,7 +201,10 @@ static void run_probes(struct agent *a)
     uint64_t now = netelect__now_ns();
     struct node *n;
     while ((n = netelect__heap_top(a)) && netelect__probe_next(&n->pr) <= now) {
+        uint64_t missed = n->pr.missed;
         int f = netelect__probe_tick(&n->pr, &a->pp, now, n->tx_seq + 1);
+        if (n->pr.missed != missed)
+            LOG_D("probe of %#llx timed out (%u in a row)", (unsigned long long)n->id, n->pr.miss_run);
         if (f & NETELECT_PROBE_SEND)
             send_pkt(a, n, (struct sockaddr *)&n->addr, n->addrlen, NETELECT_PKT_PING, 0, 0, now);
         if (f & NETELECT_PROBE_HEALTH) {

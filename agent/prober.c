@@ -32,7 +32,11 @@ int netelect__probe_tick(struct netelect_probe *p, const struct netelect_probe_p
     int flags = 0;
     /* The timeout is handled before the send that may be due at the same
      * instant (timeout == interval), so that PING's miss is counted first. */
-    if (p->deadline_ns && now_ns >= p->deadline_ns) {
+    /* An outstanding PING is judged at its deadline, or when the next one is
+     * due if that comes first: a timer that fires late makes the deadline
+     * (send time + timeout) drift past the next send, and overwriting it
+     * would lose that miss and slow detection by a whole interval. */
+    if (p->deadline_ns && (now_ns >= p->deadline_ns || now_ns >= p->next_send_ns)) {
         p->deadline_ns = 0;
         p->missed++;
         p->good_run = 0;

@@ -63,7 +63,7 @@ class Harness:
             argv = ["ip", "netns", "exec", ns] + argv
         logf = open(os.path.join(self.tmp, (name or os.path.basename(argv[0])) + f"-{len(self.procs)}.log"), "w")
         p = subprocess.Popen(argv, stdout=stdout if stdout is not None else logf, stderr=logf,
-                             start_new_session=True)
+                             start_new_session=True, text=True)
         p.logpath = logf.name
         self.procs.append(p)
         return p
@@ -271,6 +271,10 @@ def scenario_cluster(h):
         ms = (ev["ts_ns"] - t_kill) / 1e6
         figures.append(ms)
         log(f"DETECTION round {rnd + 1}: kill -9 -> new leader visible in the reader's segment after {ms:.1f} ms")
+        with open(a1.proc.logpath) as f:
+            lines = [l for l in f if "0x103" in l and "unhealthy" in l]
+        log(f"  agent log: {lines[-1].strip() if lines else '(nothing)'}; killed at "
+            f"{time.strftime('%H:%M:%S', time.gmtime(t_kill / 1e9))}.{t_kill % 1000000000 // 1000000:03d}")
         check(ms < 1500, f"detection {ms:.1f} ms < 1500 ms (target 500 ms with default settings)")
         check(not a1.node(0x103)["healthy"], "0x103 is unhealthy in 0x101's view")
         # the peer comes back (a new incarnation) -> healthy again, leader again

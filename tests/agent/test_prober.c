@@ -15,6 +15,8 @@ struct sim {
     struct netelect_probe p;
     uint64_t now, seq;
     uint64_t reply_at, reply_seq, reply_ts; /* one PONG in flight, if any */
+    uint64_t late_ns; /* timers fire this late (cycling 0..late_ns), as on a loaded host */
+    unsigned late_i;
     int health_events;
 };
 
@@ -28,6 +30,8 @@ static void run(struct sim *s, uint64_t until, uint64_t rtt)
             next = s->reply_at;
         if (next > until)
             next = until;
+        if (s->late_ns && next < until && next != s->reply_at)
+            next += ((uint64_t)(s->late_i++) * 2654435761u) % (s->late_ns + 1);
         s->now = next;
         if (s->reply_at && s->now >= s->reply_at) {
             int f = netelect__probe_reply(&s->p, &pp, s->reply_seq, s->reply_ts, s->now);
@@ -126,6 +130,42 @@ Test(prober, dead_peer_detected_after_three_misses, .timeout = 10)
     uint64_t back = s.now;
     run(&s, back + 150 * MS, 1 * MS);
     cr_assert_eq(s.p.healthy, 1);
+}
+
+Test(prober, detection_stays_within_bounds_when_timers_fire_late, .timeout = 10)
+{
+    for (uint64_t late = 1; late <= 20; late += 3) {
+        struct sim s = {.now = 1000 * MS, .late_ns = late * MS};
+        netelect__probe_init(&s.p, s.now);
+        run(&s, 2000 * MS, 1 * MS);
+        cr_assert_eq(s.p.healthy, 1);
+        uint64_t death = s.now + 1 * MS;
+        run(&s, death, 1 * MS);
+        uint64_t detected = 0;
+        while (!detected && s.now < death + 2000 * MS) {
+            run(&s, s.now + 1 * MS, 0);
+            if (!s.p.healthy)
+                detected = s.now;
+        }
+        uint64_t d = detected - death;
+        cr_assert(detected && d <= 400 * MS + 4 * late * MS,
+                  "timers %llu ms late: detected after %llu ms", (unsigned long long)late,
+                  (unsigned long long)(d / MS));
+    }
+}
+
+Test(prober, late_send_does_not_hide_a_miss, .timeout = 10)
+{
+    /* The PING due at 1000 ms goes out 5 ms late (deadline 1105 ms); the next
+     * tick runs at 1101 ms, when the next PING is due: the unanswered one
+     * must count as missed before it is replaced. */
+    struct netelect_probe p;
+    netelect__probe_init(&p, 1000 * MS);
+    cr_assert(netelect__probe_tick(&p, &pp, 1005 * MS, 1) & NETELECT_PROBE_SEND);
+    cr_assert_eq(netelect__probe_next(&p), 1100 * MS);
+    cr_assert(netelect__probe_tick(&p, &pp, 1101 * MS, 2) & NETELECT_PROBE_SEND);
+    cr_assert_eq(p.missed, 1);
+    cr_assert_eq(p.miss_run, 1);
 }
 
 Test(prober, two_misses_are_not_enough, .timeout = 10)
