@@ -205,6 +205,10 @@ static void key_init(void)
  */
 static _Atomic uint64_t *announce_slot(struct map *m)
 {
+#ifdef NETELECT_NO_VALIDATE
+    /* The negative control removes every protection, grace periods too. */
+    return NULL;
+#endif
     if (!m->reg)
         return NULL;
     for (int i = 0; i < TLS_REG; i++)
