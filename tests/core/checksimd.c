@@ -113,12 +113,13 @@ enum mode {
     M_EQDESCID, /* one rtt, ids descending: top-k's adversary */
     M_ZERO,     /* many rtt 0 entries next to self */
     M_OUTLIER,  /* dense small ids plus one huge one, few rtts: long tie runs */
+    M_SPAN,     /* rtt spans near 64 - log2(n) bits: rank's packed-key boundary */
     M_COUNT
 };
 
 static const char *const mode_name[M_COUNT] = {
     "rand", "ties", "equal", "desc", "asc", "down", "extreme",
-    "selfdup", "hbytes", "unknown", "smallid", "eqdescid", "zero", "outlier",
+    "selfdup", "hbytes", "unknown", "smallid", "eqdescid", "zero", "outlier", "span",
 };
 
 static int cmp_u64_desc(const void *a, const void *b)
@@ -213,6 +214,20 @@ static void gen(struct tcase *c, enum mode m)
             if (rnd_below(3) == 0)
                 c->rtt[i] = 0;
         break;
+    case M_SPAN: {
+        int ib = 0;
+        while (n > 1 && ((size_t)1 << ib) < n)
+            ib++;
+        const int tb = 63 - ib + (int)rnd_below(3); /* 63..65 - ib bits */
+        const uint64_t top = tb >= 64 ? UINT64_MAX - 1 : ((uint64_t)1 << tb) - 1;
+        for (size_t i = 0; i < n; i++)
+            c->rtt[i] = rnd_below(8) == 0 ? UNK : (rnd() & top) % (UINT64_MAX - 1);
+        if (n >= 2) {
+            c->rtt[rnd_below(n)] = 0;
+            c->rtt[rnd_below(n)] = top;
+        }
+        break;
+    }
     case M_OUTLIER:
         /* The huge id makes every small one share the top id digit. */
         for (size_t i = 0; i < n; i++) {
