@@ -247,3 +247,16 @@ Test(config, default_node_id_is_stable_and_keyed, .timeout = 10)
     cr_assert_eq(netelect__default_node_id(path, &b), -ENOENT);
     unlink(path);
 }
+
+Test(config, shipped_example_is_valid, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    int r = netelect__cfg_load_file(NETELECT_EXAMPLE_CONF, &c, err, sizeof err);
+    cr_assert_eq(r, 0, "%s", err);
+    cr_assert_eq(c.node_id, 0x10);
+    cr_assert_eq(c.n_peers, 3);
+    cr_assert_eq(c.n_chans, 2);
+    cr_assert_eq(c.chans[0].n, 4);
+    netelect__cfg_free(&c);
+}
