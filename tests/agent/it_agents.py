@@ -499,6 +499,9 @@ def scenario_serf(h):
     common = ["-profile=local", "-tag", "netelect-channels=sch,both"]
     h.spawn([serf, "agent", f"-node=ne{PID}a", f"-bind=127.0.0.1:{binds[0]}",
              f"-rpc-addr=127.0.0.1:{rpcs[0]}", "-tag", f"nid={S:#x}"] + common, name="serf-a")
+    def serf_up(port):
+        return h.run([serf, "members", f"-rpc-addr=127.0.0.1:{port}"]).returncode == 0
+    wait_for("first serf agent up", lambda: serf_up(rpcs[0]), 10, 0.1)
     s2 = h.spawn([serf, "agent", f"-node=ne{PID}b", f"-bind=127.0.0.1:{binds[1]}",
                   f"-rpc-addr=127.0.0.1:{rpcs[1]}", "-tag", f"nid={P:#x}",
                   f"-join=127.0.0.1:{binds[0]}", "-profile=local", "-tag", "netelect-channels=sch"],
