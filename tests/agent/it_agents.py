@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests for netelectd and the netelect CLI (suite 'agent').
 
-usage: it_agents.py BUILD_DIR cluster|badinput|netns|serf
+usage: it_agents.py BUILD_DIR cluster|badinput|netns|serf|defaults
 
 Every scenario uses its own temp dir (keys, configs, control sockets),
 segment names and UDP ports that include this process's pid, kills every
@@ -529,8 +529,52 @@ def scenario_serf(h):
     return 0
 
 
+def scenario_defaults(h):
+    """`netelectd` with no arguments, as root: the embedded default just works."""
+    if os.geteuid() != 0:
+        log("SKIP: the default paths (/dev/shm/netelect, /run/netelect) need root")
+        return 77
+    busy = [p for p in ("/dev/shm/netelect", "/dev/shm/netelect.lock", "/run/netelect/control")
+            if os.path.exists(p)]
+    if busy:
+        log(f"SKIP: default paths in use (a real agent?): {busy}")
+        return 77
+    created_run = not os.path.exists("/run/netelect")
+    h.shms.append("netelect")
+    try:
+        p = h.spawn([NETELECTD], name="netelectd-default")
+        wait_for("control socket", lambda: os.path.exists("/run/netelect/control"), 5, 0.02)
+        wait_for("segment", lambda: h.run([CLI, "status"]).returncode == 0, 5, 0.02)
+        st = json.loads(h.run([CLI, "--json", "status"], check_rc=0).stdout)
+        check(st["alive"] and st["channels"] == 1 and st["nodes"] == 1,
+              f"/dev/shm/netelect published: node {st['node_id']}, 1 node, 1 channel")
+        el = json.loads(h.run([CLI, "--json", "elect", "default"], check_rc=0).stdout)
+        check(el["outcome"] == "self" and el["leader"] == st["node_id"], "channel 'default' elects this host")
+        check(oct(os.stat("/run/netelect/control").st_mode & 0o777) == "0o660", "control socket mode 0660")
+        h.run([CLI, "stats"], check_rc=0)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=10)
+        check(rc == 0, "SIGINT: exit 0")
+        with open(p.logpath) as f:
+            lines = f.read().splitlines()
+        log("  log: " + "\n  log: ".join(lines))
+        check(len([l for l in lines if "started" in l]) == 1 and "embedded default" in lines[0],
+              "one start-up line saying what it did")
+        r = h.run([CLI, "status"])
+        check(r.returncode == 4 and "abandoned" in r.stdout, "segment marked abandoned (status exit 4)")
+        check(not os.path.exists("/run/netelect/control"), "control socket removed")
+    finally:
+        if created_run:
+            try:
+                os.rmdir("/run/netelect")
+            except OSError:
+                pass
+    return 0
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "badinput", "netns", "serf"):
+    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "badinput", "netns", "serf", "defaults"):
         print(__doc__)
         return 2
     for exe in (NETELECTD, CLI):
@@ -541,7 +585,8 @@ def main():
     rc = 1
     try:
         rc = {"cluster": scenario_cluster, "badinput": scenario_badinput,
-              "netns": scenario_netns, "serf": scenario_serf}[sys.argv[2]](h) or 0
+              "netns": scenario_netns, "serf": scenario_serf,
+              "defaults": scenario_defaults}[sys.argv[2]](h) or 0
         if rc == 0:
             log("PASS")
     except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError) as e:
