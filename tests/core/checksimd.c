@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "core/dsp.h"
 
 #define UNK NETELECT_RTT_UNKNOWN
@@ -696,7 +697,8 @@ int main(int argc, char **argv)
     signal(SIGBUS, on_crash);
     printf("checksimd: seed %" PRIu64 " (set with --seed or NETELECT_TEST_SEED)\n", run_seed);
 
-    const unsigned detected = netelect__cpu_detect();
+    /* As dispatch does: levels without compiled kernels are not levels. */
+    const unsigned detected = NETELECT_HAVE_X86_SIMD ? netelect__cpu_detect() : 0;
     int limit = isa ? netelect__cpu_flags_for(isa) : -1;
     if (isa && limit < 0)
         return usage(argv[0]);
