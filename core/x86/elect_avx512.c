@@ -181,7 +181,17 @@ struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_
     netelect__best_init(&b);
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
     __m512i vt = _mm512_set1_epi64(-1);
-    size_t i = 0;
+    /*
+     * Peel so that rtt loads are 64-byte aligned: a zmm load across two
+     * cache lines costs measurably on the hot loop (ids usually share the
+     * alignment).  The head is one exact masked block.
+     */
+    size_t i = (size_t)(-(uintptr_t)rtt & 63) / 8;
+    i = ((uintptr_t)rtt & 7) || i > n ? 0 : i;
+    if (i) {
+        reduce_block(ids, rtt, healthy, 0, i, self_id, &b);
+        vt = _mm512_set1_epi64((long long)b.rtt);
+    }
     int heavy = 0;
     for (; i + BLOCK <= n; i += BLOCK) {
         if (__builtin_expect(!block_any(ids, rtt, i, vt, vself), 1))
@@ -259,7 +269,14 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
     uint64_t thr = UINT64_MAX;
     __m512i vt = _mm512_set1_epi64(-1);
     int bounded = 0;
-    size_t i = 0, inserts = 0;
+    /* Same peel as elect, to a 64-byte aligned rtt. */
+    size_t i = (size_t)(-(uintptr_t)rtt & 63) / 8, inserts = 0;
+    i = (uintptr_t)rtt & 7 ? 0 : i;
+    for (size_t j = 0; j < i; j++)
+        netelect__topbuf_offer_idx(&t, ids, rtt, healthy, j, self_id);
+    if (t.len == k)
+        thr = t.r[k - 1];
+    vt = _mm512_set1_epi64((long long)thr);
     for (; i + BLOCK <= n; i += BLOCK) {
         if (__builtin_expect(!block_any(ids, rtt, i, vt, vself), 1))
             continue;
