@@ -157,6 +157,13 @@ static const char *src_name(int s)
     }
 }
 
+/* netelect_strerror(-ENOENT) says "No such file or directory": for a
+ * channel lookup that reads as nonsense. */
+static const char *chan_err(int err)
+{
+    return err == -ENOENT ? "no such channel" : netelect_strerror(err);
+}
+
 static int exit_for(int err)
 {
     return err == NETELECT_ESTALE ? EX_STALE : EX_ERR;
@@ -310,7 +317,9 @@ static int cmd_view(void)
                 "heard_age_ns", n->last_heard_ns ? (json_int_t)age : (json_int_t)-1));
         } else {
             char heard[40];
-            if (n->last_heard_ns)
+            if (n->id == self)
+                snprintf(heard, sizeof heard, "-");
+            else if (n->last_heard_ns)
                 snprintf(heard, sizeof heard, "%s ago", fmt_ns(age, b4, sizeof b4));
             else
                 snprintf(heard, sizeof heard, "never");
@@ -327,7 +336,7 @@ static int cmd_view(void)
         int er = netelect_view_elect(v, cs.c[i].name, self, &res);
         char leader[40];
         if (er < 0)
-            snprintf(leader, sizeof leader, "(%s)", netelect_strerror(er));
+            snprintf(leader, sizeof leader, "(%s)", chan_err(er));
         else if (res.outcome == NETELECT_NO_ELIGIBLE)
             snprintf(leader, sizeof leader, "none");
         else
@@ -383,7 +392,7 @@ static int cmd_elect(const char *ch)
         g1 = netelect_view_generation(v);
     } while (r == 0 && g0 != g1 && ++tries < 100);
     if (r < 0) {
-        fprintf(stderr, "netelect: elect %s: %s\n", ch, netelect_strerror(r));
+        fprintf(stderr, "netelect: elect %s: %s\n", ch, chan_err(r));
         netelect_view_close(v);
         return exit_for(r);
     }
@@ -422,7 +431,7 @@ static int cmd_rank(const char *ch)
         cap = count;
     }
     if (r < 0) {
-        fprintf(stderr, "netelect: rank %s: %s\n", ch, netelect_strerror(r));
+        fprintf(stderr, "netelect: rank %s: %s\n", ch, chan_err(r));
         free(ids);
         netelect_view_close(v);
         return exit_for(r);
@@ -490,9 +499,9 @@ static int cmd_watch(const char *ch)
                         "ts_ns", (json_int_t)tns, "channel", ch,
                         "outcome", r < 0 ? "error" : outcome_name(res.outcome),
                         "leader", r == 0 && res.outcome != NETELECT_NO_ELIGIBLE ? idstr(res.winner, b) : "",
-                        "generation", (json_int_t)g, "error", r < 0 ? netelect_strerror(r) : ""));
+                        "generation", (json_int_t)g, "error", r < 0 ? chan_err(r) : ""));
                 else if (r < 0)
-                    printf("%s %s: %s\n", when, ch, netelect_strerror(r));
+                    printf("%s %s: %s\n", when, ch, chan_err(r));
                 else if (res.outcome == NETELECT_NO_ELIGIBLE)
                     printf("%s %s: no eligible replica (generation %" PRIu64 ")\n", when, ch, g);
                 else
