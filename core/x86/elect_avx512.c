@@ -27,6 +27,18 @@
 
 enum { BLOCK = 32, SMALL_N = 16 };
 
+/*
+ * Slices of a 32-bit lane mask, taken from a general register.  clang 14
+ * otherwise spills the k-mask and reloads each byte with vpextrb (a
+ * store-forwarding stall, 2-3x on the loop); the empty asm makes the value
+ * opaque so it stays a plain integer.
+ */
+static inline uint32_t opaque32(uint32_t x)
+{
+    __asm__("" : "+r"(x));
+    return x;
+}
+
 /* Healthy-lane mask of entries [i, i + len), len <= 32. */
 static inline __mmask32 health_mask(const uint8_t *healthy, size_t i, size_t len)
 {
@@ -44,13 +56,14 @@ static void reduce_block(const uint64_t *ids, const uint64_t *rtt, const uint8_t
                          size_t i, size_t len, uint64_t self_id, struct netelect__best *b)
 {
     const __mmask32 h = health_mask(healthy, i, len);
+    const uint32_t hg = opaque32((uint32_t)h);
     if (!h)
         return;
     const __m512i vmax = _mm512_set1_epi64(-1), vself = _mm512_set1_epi64((long long)self_id);
     __m512i r[4], d[4];
     _Pragma("GCC unroll 8")
     for (int j = 0; j < 4; j++) {
-        const __mmask8 hj = (__mmask8)(h >> (8 * j));
+        const __mmask8 hj = (__mmask8)(hg >> (8 * j));
         d[j] = _mm512_mask_loadu_epi64(vmax, hj, ids + i + 8 * j);
         r[j] = _mm512_mask_loadu_epi64(vmax, hj, rtt + i + 8 * j);
         const __mmask8 s = _mm512_mask_cmpeq_epu64_mask(hj, d[j], vself);
@@ -136,10 +149,11 @@ static void scan_v3(const uint64_t *ids, const uint64_t *rtt, const uint8_t *hea
     for (; i + BLOCK <= n; i += BLOCK) {
         const __m256i hv = _mm256_loadu_si256((const __m256i *)(const void *)(healthy + i));
         const __mmask32 h = _mm256_test_epi8_mask(hv, hv);
+        const uint32_t hg = opaque32((uint32_t)h);
         valid |= (uint32_t)h;
         _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++) {
-            const __mmask8 hj = (__mmask8)(h >> (8 * j));
+            const __mmask8 hj = (__mmask8)(hg >> (8 * j));
             const __m512i r = _mm512_loadu_si512(rtt + i + 8 * j);
             const __m512i d = _mm512_loadu_si512(ids + i + 8 * j);
             V3_STEP(j, r, d, hj);
@@ -147,10 +161,11 @@ static void scan_v3(const uint64_t *ids, const uint64_t *rtt, const uint8_t *hea
     }
     if (i < n) {
         const __mmask32 h = health_mask(healthy, i, n - i);
+        const uint32_t hg = opaque32((uint32_t)h);
         valid |= (uint32_t)h;
         _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++) {
-            const __mmask8 hj = (__mmask8)(h >> (8 * j));
+            const __mmask8 hj = (__mmask8)(hg >> (8 * j));
             const __m512i r = _mm512_maskz_loadu_epi64(hj, rtt + i + 8 * j);
             const __m512i d = _mm512_maskz_loadu_epi64(hj, ids + i + 8 * j);
             V3_STEP(j, r, d, hj);
@@ -229,9 +244,10 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
     for (size_t i = s; i < n; i += BLOCK) {
         const size_t len = n - i < BLOCK ? n - i : BLOCK;
         const __mmask32 h = health_mask(healthy, i, len);
+        const uint32_t hg = opaque32((uint32_t)h);
         _Pragma("GCC unroll 8")
         for (int j = 0; j < 4; j++) {
-            const __mmask8 hj = (__mmask8)(h >> (8 * j));
+            const __mmask8 hj = (__mmask8)(hg >> (8 * j));
             __m512i r = _mm512_mask_loadu_epi64(vmax, hj, rtt + i + 8 * j);
             const __m512i d = _mm512_maskz_loadu_epi64(hj, ids + i + 8 * j);
             r = _mm512_mask_mov_epi64(r, _mm512_mask_cmpeq_epu64_mask(hj, d, vself),
