@@ -67,6 +67,9 @@ struct stats {
     uint64_t ctl_requests, ctl_errors, ctl_denied, ctl_clients;
     uint64_t reloads, reload_failures;
     uint64_t health_changes, peer_restarts;
+    /* detection -> segment: from the first change marked for publishing to
+     * the publish that carried it (what publish_min_interval bounds) */
+    uint64_t pub_delay_last_ns, pub_delay_max_ns;
 };
 
 enum drop_reason {
@@ -110,6 +113,7 @@ struct agent {
     size_t n_buckets;
 
     bool dirty_hard, dirty_soft, pub_armed, quit;
+    uint64_t dirty_since_ns;    /* when dirty_hard was first set */
     uint64_t last_pub_ns, start_ns;
     struct stats st;
 

@@ -281,6 +281,8 @@ static json_t *stats_reply(struct agent *a)
     json_object_set_new(r, "peer_restarts", json_integer((json_int_t)a->st.peer_restarts));
     json_object_set_new(r, "uptime_ns", json_integer((json_int_t)(netelect__now_ns() - a->start_ns)));
     json_object_set_new(r, "serf_connected", json_boolean(a->serf_up));
+    json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
+    json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->st.pub_delay_max_ns));
     return r;
 }
 

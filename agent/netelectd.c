@@ -130,6 +130,12 @@ static void publish(struct agent *a)
         a->dirty_soft = true;
     } else {
         a->st.publishes++;
+        if (a->dirty_hard && a->dirty_since_ns) {
+            uint64_t d = netelect__now_ns() - a->dirty_since_ns;
+            a->st.pub_delay_last_ns = d;
+            if (d > a->st.pub_delay_max_ns)
+                a->st.pub_delay_max_ns = d;
+        }
         a->dirty_hard = a->dirty_soft = false;
     }
     a->last_pub_ns = now;

@@ -254,8 +254,11 @@ struct netelect_wnode netelect__node_view(const struct agent *a, const struct no
 
 void netelect__mark_dirty(struct agent *a, bool hard)
 {
-    if (hard)
+    if (hard) {
+        if (!a->dirty_hard)
+            a->dirty_since_ns = netelect__now_ns();
         a->dirty_hard = true;
+    }
     else
         a->dirty_soft = true;
 }

@@ -303,6 +303,9 @@ def scenario_cluster(h):
     log(f"DETECTION summary (3 rounds, interval 100 ms, timeout 100 ms, 3 misses): "
         f"min {min(figures):.1f} ms, max {max(figures):.1f} ms, mean {sum(figures) / 3:.1f} ms")
     st = a1.stats()
+    log(f"PUBLISH change detected -> in the segment: last {st['publish_delay_last_ns'] / 1e3:.1f} us, "
+        f"max {st['publish_delay_max_ns'] / 1e3:.1f} us over {st['publishes']} publishes "
+        f"(publish_min_interval 1 ms)")
     check(st["peer_restarts"] >= 3, f"0x101 counted {st['peer_restarts']} restarts of its peers")
     check(st["health_changes"] >= 6, f"0x101 counted {st['health_changes']} health changes")
     p3 = [p for p in st["peers"] if p["id"] == "0x103"][0]
