@@ -372,9 +372,13 @@ static int failed3(void)
 {
     return st.n[2].ev == NETELECT_SERF_EV_FAILED;
 }
-static int left2(void)
+static int left_or_failed2(void)
 {
-    return st.n[1].ev == NETELECT_SERF_EV_LEAVE;
+    return st.n[1].ev == NETELECT_SERF_EV_LEAVE || st.n[1].ev == NETELECT_SERF_EV_FAILED;
+}
+static int alive2(void)
+{
+    return st.n[1].present && st.n[1].status == NETELECT_SERF_ALIVE;
 }
 static int down(void)
 {
@@ -401,6 +405,22 @@ static double serf_rtt_ms(int a, int b)
     if (!p || sscanf(p + 5, "%lf ms", &ms) != 1)
         return -1;
     return ms;
+}
+
+/* Whether `serf members` on agent i lists `name` with `status`. */
+static int serf_says(int i, const char *name, const char *status)
+{
+    char rpc[40], out[4096];
+    snprintf(rpc, sizeof(rpc), "-rpc-addr=127.0.0.1:%d", rpc_port(i));
+    const char *argv[] = {"serf", "members", rpc, NULL};
+    if (run(out, sizeof(out), argv) != 0)
+        return 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        char n[64], addr[64], stat[32];
+        if (sscanf(line, "%63s %63s %31s", n, addr, stat) == 3 && strcmp(n, name) == 0)
+            return strcmp(stat, status) == 0;
+    }
+    return 0;
 }
 
 static int rtt_matches(int i, double *client_ms, double *serf_ms)
@@ -534,21 +554,37 @@ int main(void)
     if (st.n[2].status != NETELECT_SERF_FAILED || st.n[2].id != ids[2])
         fail("member-failed for n3 with status %d id %" PRIu64, st.n[2].status, st.n[2].id);
 
-    /* 4. A graceful leave of n2: member-leave. */
+    /* 4. A graceful leave of n2: member-leave.  Serf's leave is best effort:
+     * now and then (about 1 run in 9 here) n1 never receives n2's leave
+     * intent and Serf itself declares n2 failed.  That is Serf's view, not
+     * the client's error, so it is checked against `serf members` and the
+     * leave is retried with a fresh n2. */
     char rpc2[40];
     snprintf(rpc2, sizeof(rpc2), "-rpc-addr=127.0.0.1:%d", rpc_port(1));
     const char *leave[] = {"serf", "leave", rpc2, NULL};
-    char out[256];
-    uint64_t t_leave = mono();
-    int rc = run(out, sizeof(out), leave);
-    if (!drive(10 * S, left2))
-        fail("no member-leave for n2 (serf leave exited %d)", rc);
-    printf("serf leave n2 -> member-leave: %.3f s (status %d)\n",
-           (double)(st.n[1].ev_at - t_leave) / 1e9, st.n[1].status);
-    if (st.n[1].status != NETELECT_SERF_LEFT)
-        fail("member-leave for n2 with status %d", st.n[1].status);
-    waitpid(pids[1], NULL, 0); /* it shuts down after leaving */
-    pids[1] = 0;
+    char out[2048];
+    for (int attempt = 0;; attempt++) {
+        uint64_t t_leave = mono();
+        int rc = run(out, sizeof(out), leave);
+        if (!drive(15 * S, left_or_failed2))
+            fail("neither member-leave nor member-failed for n2 (serf leave exited %d)", rc);
+        waitpid(pids[1], NULL, 0); /* it shuts down after leaving */
+        pids[1] = 0;
+        if (st.n[1].ev == NETELECT_SERF_EV_LEAVE) {
+            printf("serf leave n2 -> member-leave: %.3f s (status %d)\n",
+                   (double)(st.n[1].ev_at - t_leave) / 1e9, st.n[1].status);
+            if (st.n[1].status != NETELECT_SERF_LEFT)
+                fail("member-leave for n2 with status %d", st.n[1].status);
+            break;
+        }
+        if (attempt == 2 || !serf_says(0, "n2", "failed"))
+            fail("member-failed instead of member-leave for n2 (attempt %d)", attempt + 1);
+        printf("note: serf n1 itself saw n2's leave as a failure after %.3f s; retrying\n",
+               (double)(st.n[1].ev_at - t_leave) / 1e9);
+        start_agent(1, 1);
+        if (!wait_rpc(1, 5 * S) || !drive(10 * S, alive2))
+            fail("n2 did not rejoin");
+    }
 
     /* 5. The client's own agent dies and comes back: reconnect, re-snapshot. */
     int downs = st.downs;
