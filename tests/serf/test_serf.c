@@ -963,3 +963,49 @@ Test(serf, real_serf_replies, .timeout = 10)
         free(r);
     }
 }
+
+Test(serf, coordinate_polls_are_windowed, .timeout = 10)
+{
+    enum { N = 200 };
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    static struct tmember many[N];
+    static char names[N][16], ids[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "n%d", i + 1);
+        snprintf(ids[i], sizeof(ids[i]), "%d", 1000 + i);
+        many[i] = (struct tmember){names[i], ids[i], "ch", "alive", {10, 0, 0, 1}, 7946};
+    }
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, many, N); /* self is "n1", the first */
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_member_count(s), N);
+    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+
+    static struct treq q[256];
+    struct netelect_serf_coord c;
+    set_coord(&c, 0.001, 0, 0.0001, 0, 0.1);
+    int total = 0, rounds = 0, k;
+    /* At most 64 in flight: answer each batch, which releases the next. */
+    while ((k = take_requests(s, q, 256)) > 0) {
+        cr_assert_leq(k, 64, "round %d: %d requests in flight", rounds, k);
+        for (int i = 0; i < k; i++) {
+            cr_assert_str_eq(q[i].cmd, "get-coordinate");
+            mp_header(&m, q[i].seq, NULL);
+            mp_coord_body(&m, &c, 1);
+        }
+        cr_assert_eq(feed_mp(s, &m, T0), 0);
+        total += k;
+        rounds++;
+    }
+    /* Self once, then the other 199 members, each once. */
+    cr_assert_eq(total, N);
+    cr_assert_geq(rounds, 4);
+    cr_assert_eq(r->nc, N - 1);
+    /* The cycle is over: nothing until the next period. */
+    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 2 * S);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
