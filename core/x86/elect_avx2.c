@@ -165,11 +165,10 @@ static void scan_v3(const uint64_t *ids, const uint64_t *rtt, const uint8_t *hea
 
 enum { HEAVY_LIMIT = 3 };
 
-struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t *rtt,
-                                            const uint8_t *healthy, size_t n, uint64_t self_id)
+static struct netelect_result __attribute__((noinline))
+elect_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+           uint64_t self_id)
 {
-    if (n < SMALL_N)
-        return netelect__elect_small(ids, rtt, healthy, n, self_id);
     struct netelect__best b;
     netelect__best_init(&b);
     const __m256i vself = _mm256_set1_epi64x((long long)self_id);
@@ -201,6 +200,18 @@ struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t 
             break;
     }
     return netelect__best_result(&b, self_id);
+}
+
+/*
+ * Small n takes the scalar loop before any vector state or the SIMD body's
+ * 64-byte-aligned frame is set up: at n = 3 that prologue is most of the cost.
+ */
+struct netelect_result netelect__elect_avx2(const uint64_t *ids, const uint64_t *rtt,
+                                            const uint8_t *healthy, size_t n, uint64_t self_id)
+{
+    if (n < SMALL_N)
+        return netelect__elect_small(ids, rtt, healthy, n, self_id);
+    return elect_simd(ids, rtt, healthy, n, self_id);
 }
 
 /* As in the AVX-512 unit: 32 lane-class minima of [s, n), k-th smallest. */
@@ -242,16 +253,10 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
     return netelect__kth_of_mins(mins, BLOCK, k);
 }
 
-size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                           size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
+static size_t __attribute__((noinline))
+topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+          uint64_t self_id, size_t k, uint64_t *out_ids)
 {
-    if (k == 0)
-        return 0;
-    if (k > NETELECT__TOPK_BUF_MAX)
-        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
-                                     netelect__rank_scalar);
-    if (n < 2 * BLOCK)
-        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
     uint64_t br[NETELECT__TOPK_BUF_MAX], bi[NETELECT__TOPK_BUF_MAX];
     struct netelect__topbuf t = {0, k, br, bi};
     const __m256i bias = _mm256_set1_epi64x(BIAS), vself = _mm256_set1_epi64x((long long)self_id);
@@ -304,4 +309,17 @@ size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8
     for (size_t j = 0; j < t.len; j++)
         out_ids[j] = bi[j];
     return t.len;
+}
+
+size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                           size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
+{
+    if (k == 0)
+        return 0;
+    if (k > NETELECT__TOPK_BUF_MAX)
+        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
+                                     netelect__rank_scalar);
+    if (n < 2 * BLOCK)
+        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
+    return topk_simd(ids, rtt, healthy, n, self_id, k, out_ids);
 }

@@ -187,11 +187,10 @@ static void scan_v3(const uint64_t *ids, const uint64_t *rtt, const uint8_t *hea
 /* Heavy blocks before the filter gives up on the order and scans. */
 enum { HEAVY_LIMIT = 3 };
 
-struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_t *rtt,
-                                              const uint8_t *healthy, size_t n, uint64_t self_id)
+static struct netelect_result __attribute__((noinline))
+elect_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+           uint64_t self_id)
 {
-    if (n < SMALL_N)
-        return netelect__elect_small(ids, rtt, healthy, n, self_id);
     struct netelect__best b;
     netelect__best_init(&b);
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
@@ -232,6 +231,18 @@ struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_
 }
 
 /*
+ * Small n takes the scalar loop before any vector state or the SIMD body's
+ * 64-byte-aligned frame is set up: at n = 3 that prologue is most of the cost.
+ */
+struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_t *rtt,
+                                              const uint8_t *healthy, size_t n, uint64_t self_id)
+{
+    if (n < SMALL_N)
+        return netelect__elect_small(ids, rtt, healthy, n, self_id);
+    return elect_simd(ids, rtt, healthy, n, self_id);
+}
+
+/*
  * Lane-class minima of rtt (self at 0, unhealthy excluded) over [s, n) in
  * 32 classes (index mod 32), then the k-th smallest: see
  * netelect__kth_of_mins.
@@ -269,16 +280,10 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
  * blocks keep producing many hits anyway (adversarial order), the rest of
  * the input is bounded once, order-independently, by suffix_bound.
  */
-size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                             size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
+static size_t __attribute__((noinline))
+topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+          uint64_t self_id, size_t k, uint64_t *out_ids)
 {
-    if (k == 0)
-        return 0;
-    if (k > NETELECT__TOPK_BUF_MAX)
-        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
-                                     netelect__rank_scalar);
-    if (n < 2 * BLOCK)
-        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
     uint64_t br[NETELECT__TOPK_BUF_MAX], bi[NETELECT__TOPK_BUF_MAX];
     struct netelect__topbuf t = {0, k, br, bi};
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
@@ -336,4 +341,17 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
     for (size_t j = 0; j < t.len; j++)
         out_ids[j] = bi[j];
     return t.len;
+}
+
+size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
+{
+    if (k == 0)
+        return 0;
+    if (k > NETELECT__TOPK_BUF_MAX)
+        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
+                                     netelect__rank_scalar);
+    if (n < 2 * BLOCK)
+        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
+    return topk_simd(ids, rtt, healthy, n, self_id, k, out_ids);
 }
