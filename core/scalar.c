@@ -5,18 +5,24 @@
  *
  * Rank is an LSD radix sort over only the bits of the key that vary:
  *
- *  1. one pass over the input finds the candidates' count, the range of
- *     measured RTTs (self already at 0) and the bits in which ids differ;
+ *  1. one branch-free pass over the input finds the candidates' count, the
+ *     range of measured RTTs (self already at 0) and the bits in which ids
+ *     differ;
  *  2. RTTs are rebased to that range and "unknown" becomes one more value
  *     just past its top, so it needs no pass of its own;
- *  3. a second input pass scatters the records by the top varying bits of
- *     the id (the least significant digit of the sort that still pays)
- *     and counts every RTT digit at once;
- *  4. one stable pass per RTT digit (digits that are the same for all
- *     records are skipped);
- *  5. runs that tie on RTT and on the id digit are finished by id alone:
- *     insertion sort when short, a radix sort on the id when long, so
- *     adversarial ties stay O(n).
+ *  3. usually (rebased rtt bits + index bits <= 64) each candidate becomes
+ *     one 64-bit key: rebased rtt, then as many top varying id bits as
+ *     the last pass has room for, then its index.  Keys are written in
+ *     input order while every digit is counted, then one stable pass per
+ *     11-bit-or-less digit (digits equal for all keys are skipped);
+ *  4. runs that tie on (rtt, id bits) are finished by the whole id, looked
+ *     up through the index: insertion sort when short, one MSD pass plus
+ *     insertion sort when long, LSD radix for clustered ids, so
+ *     adversarial ties stay O(n);
+ *  5. otherwise (RTT spans near 2^64) the same scheme runs on 16-byte
+ *     (rtt, id) records with an explicit id-digit pass.
+ *
+ * Candidates n <= 32 are insertion-sorted directly.
  */
 #include <stdlib.h>
 #include <string.h>
