@@ -37,6 +37,13 @@ QUICK_SIZES = "3,256,10000"
 FULL_SIZES = "3,16,64,256,1000,10000,100000,1000000"
 
 NETELECT_METHODS = ("ref", "scalar", "avx2", "avx512", "public")
+METHOD_ORDER = NETELECT_METHODS + ("seed", "qsort", "std_sort", "pdqsort", "vqsort",
+                                   "partial_sort_copy", "memcpy", "floor_base", "floor_avx2",
+                                   "floor_avx512")
+
+
+def method_key(m):
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 
@@ -256,7 +263,7 @@ class Core:
         return sorted(s)
 
     def methods(self, key):
-        return self.order.get(key, [])
+        return sorted(self.order.get(key, []), key=method_key)
 
     def kernels(self, key):
         return [m for m in self.methods(key) if m in NETELECT_METHODS]
@@ -299,20 +306,24 @@ def plot(path, title, series, xlabel="replicas (n)", ylabel="ns per replica (med
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5.2), dpi=100)
-    styles = ["-o", "-s", "-^", "-v", "-D", "-x", "-+", "-*", "--o", "--s", "--^", "--v", "--D"]
+    markers = "osv^D<>xP*h+"
     for i, (label, pts) in enumerate(series):
         pts = sorted((x, y) for x, y in pts if y is not None and y > 0)
         if not pts:
             continue
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], styles[i % len(styles)],
-                label=label, markersize=4, linewidth=1.2)
+        # netelect's own rows solid and thick, floors dotted, peers dashed.
+        base = label.split(" ")[0]
+        ls, lw = ("-", 2.0) if base in NETELECT_METHODS or label.startswith("view_") else \
+                 (":", 1.2) if base.startswith("floor") or base == "memcpy" else ("--", 1.2)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle=ls, marker=markers[i % len(markers)],
+                label=label, markersize=4, linewidth=lw)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="best", framealpha=0.8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -354,6 +365,7 @@ def build_report(data, out_dir, cmds, argv):
         ("kernel tables", ctx.get("netelect_kernel_tables", "?")),
         ("Highway", f"best target {ctx.get('hwy_best_target', '?')}; {ctx.get('vqsort_mode', '')}"),
         ("input copies rotated (n:copies)", ctx.get("input_copies", "?")),
+        ("load average at start", ", ".join(f"{x:.2f}" for x in ctx.get("load_avg", [])) or "?"),
         ("shm", ctx.get("shm", "?")),
         ("agent", ctx.get("agent", "?")),
         ("benchmark library", f"Debian's Google Benchmark 1.7.1 (reports itself as a "
@@ -664,9 +676,13 @@ def shm_plot(rows, path):
         p = r.parts
         if not p or p[0] != "shm" or r.error or r.time() is None or len(p) < 3 or not p[2].isdigit():
             continue
-        if p[1] in ("view_elect", "view_elect_nocache", "mem_elect", "publish"):
+        labels = {"view_elect": "view_elect (same question: cached answer)",
+                  "view_elect_nocache": "view_elect (cache defeated)",
+                  "mem_elect": "in-memory netelect_elect",
+                  "publish": "publish (nodes in view)"}
+        if p[1] in labels:
             n = int(p[2])
-            series.setdefault(p[1], []).append((n, r.time() / n))
+            series.setdefault(labels[p[1]], []).append((n, r.time() / n))
     if not series:
         return False
     plot(path, "shm: view_elect vs in-memory elect; publish cost", sorted(series.items()),
@@ -713,7 +729,7 @@ def main():
     data = load(files)
     if args.run or len(files) > 1:
         with open(os.path.join(args.out, "bench.json"), "w") as fh:
-            json.dump(data, fh, indent=1)
+            json.dump(data, fh, separators=(",", ":"))
     if not data["benchmarks"]:
         print("report.py: no benchmark rows", file=sys.stderr)
         failed = True
