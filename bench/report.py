@@ -67,7 +67,10 @@ def run_suite(args, out_dir):
     taskset = shutil.which("taskset")
     if taskset and not args.no_pin and os.path.exists(f"/sys/devices/system/cpu/cpu{args.cpu}"):
         pin = [taskset, "-c", str(args.cpu)]
-    runs = [("pinned", pin, "core,shm,agent"), ("shm_mt", [], "shm_mt")]
+    runs = []
+    for i in range(1, args.runs + 1):
+        sfx = f"-run{i}" if args.runs > 1 else ""
+        runs += [("pinned" + sfx, pin, "core,shm,agent"), ("shm_mt" + sfx, [], "shm_mt")]
     if args.filter:
         common.append(f"--benchmark_filter={args.filter}")
     files, cmds, failed = [], [], False
@@ -149,18 +152,21 @@ class Row:
         self.wall_over_cpu = None
         self.real_ns = []   # per repetition (or one median aggregate)
         self.counters = {}  # name -> list
-        self.median_given = None
-        self.median_counters = {}
+        self.run_medians = []        # one per run (file) that had a median aggregate
+        self.run_median_counters = []
         self.error = None
 
     def time(self):
-        if self.median_given is not None:
-            return self.median_given
+        """Median over repetitions; with several runs, the median of the
+        runs' medians."""
+        if self.run_medians:
+            return statistics.median(self.run_medians)
         return statistics.median(self.real_ns) if self.real_ns else None
 
     def counter(self, key):
-        if key in self.median_counters:
-            return self.median_counters[key]
+        v = [c[key] for c in self.run_median_counters if key in c]
+        if v:
+            return statistics.median(v)
         v = self.counters.get(key)
         return statistics.median(v) if v else None
 
@@ -183,8 +189,8 @@ def rows_of(data):
         extra = {k: v for k, v in b.items() if k not in STD_KEYS and isinstance(v, (int, float))}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
-                r.median_given = b[r.field] * scale
-                r.median_counters = extra
+                r.run_medians.append(b[r.field] * scale)
+                r.run_median_counters.append(extra)
                 if b.get("cpu_time"):
                     r.wall_over_cpu = b["real_time"] / b["cpu_time"]
         else:
@@ -383,7 +389,8 @@ def build_report(data, out_dir, cmds, argv):
                   f"{statistics.median(wc):.2f} and maximum {max(wc):.2f} over {len(wc)} rows "
                   f"(1.00 means the pinned CPU was ours alone).\n")
     md.append("""
-Method notes: times are the median over repetitions of the CPU time per
+Method notes: times are the median over repetitions (with several runs:
+the median of the runs' medians) of the CPU time per
 call for single-thread rows (CPU time leaves out the time other jobs held
 the pinned CPU; real time is in the JSON too) and of the real time for the
 multi-thread shm rows (one repetition in quick mode).  Inputs rotate through many copies
@@ -711,6 +718,8 @@ def main():
     ap.add_argument("--bin", help="netelect-bench binary (default build-bench/bench/netelect-bench)")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory")
     ap.add_argument("--reps", type=int, default=5, help="repetitions in full mode")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run the whole suite this many times; tables show the median of the runs' medians")
     ap.add_argument("--min-time", type=float, help="--benchmark_min_time in seconds")
     ap.add_argument("--sizes", help="override the replica counts, e.g. 3,10000")
     ap.add_argument("--filter", help="--benchmark_filter regex")
