@@ -56,7 +56,9 @@
 #define rcu_lock() _urcu_bp_read_lock()
 #define rcu_unlock() _urcu_bp_read_unlock()
 #else
-/* TSAN builds: out of line, so the suppressions for liburcu apply. */
+/* Sanitizer builds: out of line, so TSAN's suppressions for liburcu apply
+ * and UBSan does not trip over liburcu 0.13's under-aligned reader records
+ * (shm/meson.build). */
 #define rcu_lock() urcu_bp_read_lock()
 #define rcu_unlock() urcu_bp_read_unlock()
 #endif
