@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <ini.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -426,6 +427,11 @@ static int validate(struct parse_ctx *p)
         return fail_at(p, c->peers_line,
                        "peers are configured but [agent] key_file is not set: every probe is "
                        "authenticated (create a key with: netelectd --gen-key FILE)");
+    for (size_t i = 0; i < c->n_peers; i++)
+        if (c->peers[i].addr.ss_family == AF_INET6 && c->listen_addr.ss_family == AF_INET)
+            return fail_at(p, c->peers[i].line, "peer %#llx has an IPv6 address but [agent] listen "
+                           "is IPv4 (listen on [::]:port to reach both)",
+                           (unsigned long long)c->peers[i].id);
     for (size_t i = 0; i < c->n_peers; i++)
         if (c->node_id && c->peers[i].id == c->node_id)
             return fail_at(p, c->peers[i].line, "peer %#llx is this node's own node_id",

@@ -325,6 +325,11 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
                                      "set [agent] key_file and restart");
             break;
         }
+        if (q.addr.ss_family == AF_INET6 && a->cfg.listen_addr.ss_family == AF_INET) {
+            rep = err_reply(-EAFNOSUPPORT, "an IPv6 peer needs an IPv6 listen address "
+                                           "([::]:port reaches both)");
+            break;
+        }
         n = netelect__node_get(a, q.id);
         n->orig |= ORIG_CTL;
         netelect__node_set_addr(a, n, &q.addr, q.addrlen);

@@ -178,6 +178,19 @@ static void send_pkt(struct agent *a, struct node *n, const struct sockaddr *to,
         return;
     if (netelect__pkt_encode(&p, a->key, buf) < 0)
         DIE("encoding a packet for %#llx failed", (unsigned long long)n->id);
+    /* An IPv6 socket ([::]:port, dual-stack) reaches IPv4 peers through
+     * v4-mapped addresses. */
+    struct sockaddr_in6 mapped;
+    if (to->sa_family == AF_INET && a->cfg.listen_addr.ss_family == AF_INET6) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)to;
+        memset(&mapped, 0, sizeof mapped);
+        mapped.sin6_family = AF_INET6;
+        mapped.sin6_port = v4->sin_port;
+        mapped.sin6_addr.s6_addr[10] = mapped.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&mapped.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+        to = (const struct sockaddr *)&mapped;
+        tolen = sizeof mapped;
+    }
     if (sendto(a->udp, buf, sizeof buf, MSG_DONTWAIT, to, tolen) != (ssize_t)sizeof buf) {
         a->st.tx_err++;
         LOG_D("send to %#llx: %s", (unsigned long long)n->id, strerror(errno));

@@ -22,7 +22,7 @@ Test(config, full_example_parses, .timeout = 10)
         "# another\n"
         "[agent]\n"
         "node_id = 0x10\n"
-        "listen = 127.0.0.1:7707\n"
+        "listen = [::]:7707\n"
         "key_file = /etc/netelect/key\n"
         "log_level = debug\n"
         "control = /run/x/control\n"
@@ -134,6 +134,7 @@ ParameterizedTestParameters(config, bad_configs)
         {"[channels]\nc = 1, , 2\n", "t.conf:2:", "empty member"},
         {"[channels]\nc = 1, zero\n", "t.conf:2:", "not a node id"},
         {"[agent]\nkey_file = relative/key\n", "t.conf:2:", "absolute"},
+        {"[agent]\nkey_file = /k\n[peers]\n1 = 10.0.0.1:1\n2 = [::1]:7707\n", "t.conf:5:", "IPv6 address"},
         {"[agent]\nlog_level = chatty\n", "t.conf:2:", "log_level"},
         {"[serf]\nenabled = perhaps\n", "t.conf:2:", "yes/no"},
         {"[serf]\nrpc_addr = localhost\n", "t.conf:2:", "rpc_addr"},
