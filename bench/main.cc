@@ -159,6 +159,10 @@ int main(int argc, char **argv)
     nb::add_context("compiler", "g++ " __VERSION__);
 #endif
     nb::add_context("build_flags", NETELECT_BENCH_FLAGS);
+    std::string groups;
+    for (const std::string &g : nb::opt.groups)
+        groups += (groups.empty() ? "" : ",") + g;
+    nb::add_context("ne_groups", groups);
 
     nb::register_core();
     nb::register_shm();

@@ -152,6 +152,7 @@ class Row:
         self.wall_over_cpu = None
         self.real_ns = []   # per repetition (or one median aggregate)
         self.counters = {}  # name -> list
+        self.cpu = []                # CPU time per call (ns), per run or repetition
         self.run_medians = []        # one per run (file) that had a median aggregate
         self.run_median_counters = []
         self.error = None
@@ -190,11 +191,13 @@ def rows_of(data):
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 r.run_medians.append(b[r.field] * scale)
+                r.cpu.append(b["cpu_time"] * scale)
                 r.run_median_counters.append(extra)
                 if b.get("cpu_time"):
                     r.wall_over_cpu = b["real_time"] / b["cpu_time"]
         else:
             r.real_ns.append(b[r.field] * scale)
+            r.cpu.append(b["cpu_time"] * scale)
             if b.get("cpu_time"):
                 r.wall_over_cpu = b["real_time"] / b["cpu_time"]
             for k, v in extra.items():
@@ -371,7 +374,9 @@ def build_report(data, out_dir, cmds, argv):
         ("kernel tables", ctx.get("netelect_kernel_tables", "?")),
         ("Highway", f"best target {ctx.get('hwy_best_target', '?')}; {ctx.get('vqsort_mode', '')}"),
         ("input copies rotated (n:copies)", ctx.get("input_copies", "?")),
-        ("load average at start", ", ".join(f"{x:.2f}" for x in ctx.get("load_avg", [])) or "?"),
+        ("1-min load average at the start of each run (2 CPUs)",
+         ", ".join(f"{c.get('ne_groups', c.get('executable', '').split('/')[-1])}: {c['load_avg'][0]:.2f}"
+                   for c in data.get("contexts", [ctx]) if c.get("load_avg")) or "?"),
         ("shm", ctx.get("shm", "?")),
         ("agent", ctx.get("agent", "?")),
         ("benchmark library", f"Debian's Google Benchmark 1.7.1 (reports itself as a "
@@ -660,9 +665,10 @@ def shm_section(rows):
             body.append([f"{p[0]}/{p[1]}", fmt_ns(r.time()) + " (mean)", extra])
         elif p[1] == "readers_1khz":
             tot = r.counter("items_per_second")
-            body.append([f"{p[0]}/{p[1]} threads={r.threads}", fmt_ns(r.time()) + " per election",
-                         f"{tot / 1e6:.1f} M elections/s total, {tot / 1e6 / r.threads:.1f} M per thread"
-                         if tot else ""])
+            cpu = statistics.median(r.cpu) if r.cpu else None
+            body.append([f"{p[0]}/{p[1]} threads={r.threads}", fmt_ns(r.time()) + " real time per election, all threads",
+                         (f"{tot / 1e6:.1f} M elections/s total, {tot / 1e6 / r.threads:.1f} M per thread; "
+                          f"{fmt_ns(cpu)} of thread CPU time per election" if tot else "")])
         else:
             npr = r.counter("ns_per_replica")
             body.append([f"{p[0]}/{p[1]} n={fmt_n(p[2])}", fmt_ns(r.time()),
@@ -670,7 +676,11 @@ def shm_section(rows):
     out.append(table(["row", "median", "notes"], body) + "\n")
     f = shm_figures(rows)
     if f.get("r1") and f.get("r2"):
-        out.append(f"Two readers / one reader: {f['r2'] / f['r1']:.2f}× (elections/s, same run).\n")
+        out.append(f"Two readers / one reader: {f['r2'] / f['r1']:.2f}× (elections/s, same run). "
+                   "The rate needs a whole CPU per reader: with other jobs on the machine (see the "
+                   "load average) a reader gets less, which the thread CPU time per election "
+                   "leaves out; equal CPU time per election at 1 and 2 threads means the readers "
+                   "do not slow each other down.\n")
     if f.get("view10k") and f.get("mem10k"):
         out.append(f"view_elect 10k with the answer cache defeated / in-memory netelect_elect 10k: "
                    f"{f['view10k'] / f['mem10k']:.2f}×.\n")
