@@ -359,7 +359,7 @@ def build_report(data, out_dir, cmds, argv):
     md.append("# netelect benchmark report\n")
     md.append(f"Generated {now} by `bench/report.py {' '.join(argv)}`.\n")
     md.append("## Machine and build\n")
-    hv = "KVM/VM guest (cpuinfo: hypervisor)" if "hypervisor" in ctx.get("cpu_flags", "") else "bare metal?"
+    hv = "virtual machine (cpuinfo flag: hypervisor)" if "hypervisor" in ctx.get("cpu_flags", "") else "no hypervisor flag"
     caches = ctx.get("cpu_caches") or ", ".join(
         f"L{c['level']} {c['type']} {c['size'] // 1024} KiB" for c in ctx.get("caches", []))
     items = [
@@ -419,14 +419,19 @@ auto-vectorised for that ISA: nothing can read the input faster.
 
     # --- key figures
     md.append("## Key figures against the targets\n")
-    md += key_figures(core, rows)
+    kf = key_figures(core, rows)
+    md += kf
 
     summ = summary(core, rows)
     if summ:
         md.append("## Summary\n")
         md.append(summ)
+        # summary.md: what README.md's Performance section shows.
         with open(os.path.join(out_dir, "summary.md"), "w") as fh:
-            fh.write(summ)
+            fh.write(f"Machine: {items[0][1]}; {items[1][1]}.  Compiler: {items[3][1]}; "
+                     f"{items[4][1]}.  netelect: {items[5][1]}.\n\n")
+            fh.write(summ + "\n")
+            fh.write("\n".join(kf) + "\n")
 
     # --- core tables
     titles = {"elect": "elect", "rank": "rank (the whole failover order)"}
