@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/* netelectd's node table, probe heap, channels and change detection. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+
+static uint64_t fake_now = 1000000000ull;
+uint64_t netelect__now_ns(void)
+{
+    return fake_now;
+}
+
+static struct agent *mk(void)
+{
+    static struct agent a;
+    memset(&a, 0, sizeof a);
+    netelect__cfg_defaults(&a.cfg);
+    a.pp = (struct netelect_probe_params){100000000, 100000000, 3, 3, 10, 60000000000ull};
+    a.self = 1;
+    return &a;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void heap_ok(struct agent *a)
+{
+    for (size_t i = 1; i < a->heap_n; i++) {
+        cr_assert_leq(netelect__probe_next(&a->heap[(i - 1) / 2]->pr), netelect__probe_next(&a->heap[i]->pr),
+                      "heap order broken at %zu", i);
+        cr_assert_eq(a->heap[i]->heap_idx, i);
+    }
+}
+
+Test(nodes, thousands_of_peers_table_and_heap, .timeout = 30)
+{
+    struct agent *a = mk();
+    enum { N = 5000 };
+    struct sockaddr_storage ss;
+    socklen_t l;
+    netelect__parse_addr("127.0.0.1:9", &ss, &l, 0);
+    uint64_t s = 88172645463325252ull;
+    static uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        ids[i] = rnd(&s) | 1;
+        struct node *n = netelect__node_get(a, ids[i]);
+        n->orig |= ORIG_CFG;
+        netelect__node_set_addr(a, n, &ss, l);
+    }
+    cr_assert_eq(a->n_nodes, N);
+    cr_assert_eq(a->heap_n, N);
+    heap_ok(a);
+    /* random next-send times, then pop in order the way the event loop does */
+    for (int i = 0; i < N; i++) {
+        struct node *n = netelect__node_find(a, ids[i]);
+        cr_assert_not_null(n);
+        n->pr.next_send_ns = fake_now + rnd(&s) % 100000000;
+        netelect__heap_fix(a, n);
+    }
+    heap_ok(a);
+    uint64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        struct node *t = netelect__heap_top(a);
+        uint64_t k = netelect__probe_next(&t->pr);
+        cr_assert_geq(k, last);
+        last = k;
+        t->pr.next_send_ns = UINT64_MAX - 1; /* "processed": goes to the back */
+        netelect__heap_fix(a, t);
+    }
+    /* delete every other node: lookups of the rest still work (backward-shift delete) */
+    for (int i = 0; i < N; i += 2)
+        netelect__node_forget_orig(a, netelect__node_find(a, ids[i]), ORIG_CFG);
+    cr_assert_eq(a->n_nodes, N / 2);
+    cr_assert_eq(a->heap_n, N / 2);
+    heap_ok(a);
+    for (int i = 0; i < N; i++) {
+        struct node *n = netelect__node_find(a, ids[i]);
+        if (i % 2)
+            cr_assert(n && n->id == ids[i]);
+        else
+            cr_assert_null(n);
+    }
+}
+
+Test(nodes, origins_keep_nodes_alive, .timeout = 10)
+{
+    struct agent *a = mk();
+    struct node *n = netelect__node_get(a, 42);
+    n->orig = ORIG_CFG | ORIG_SERF;
+    netelect__node_forget_orig(a, n, ORIG_CFG);
+    cr_assert_not_null(netelect__node_find(a, 42), "Serf still knows it");
+    netelect__node_forget_orig(a, netelect__node_find(a, 42), ORIG_SERF);
+    cr_assert_null(netelect__node_find(a, 42));
+}
+
+Test(nodes, change_detection_hard_and_soft, .timeout = 10)
+{
+    struct agent *a = mk();
+    struct sockaddr_storage ss;
+    socklen_t l;
+    netelect__parse_addr("127.0.0.1:9", &ss, &l, 0);
+    struct node *n = netelect__node_get(a, 7);
+    n->orig = ORIG_CFG;
+    netelect__node_set_addr(a, n, &ss, l);
+    cr_assert(a->dirty_hard, "a new node is a hard change");
+    /* pretend it was published */
+    n->pub = netelect__node_view(a, n);
+    n->pub_valid = true;
+    a->dirty_hard = a->dirty_soft = false;
+    n->pr.samples = 1;
+    n->pr.srtt_ns = 1000000;
+    netelect__node_changed(a, n);
+    cr_assert(a->dirty_hard, "unknown -> measured RTT is hard");
+    n->pub = netelect__node_view(a, n);
+    a->dirty_hard = false;
+    n->pr.srtt_ns = 1050000; /* +5 % < rtt_change_pct 10 */
+    netelect__node_changed(a, n);
+    cr_assert(!a->dirty_hard && a->dirty_soft, "a small drift rides on the heartbeat");
+    a->dirty_soft = false;
+    n->pr.srtt_ns = 1200000; /* +20 % */
+    netelect__node_changed(a, n);
+    cr_assert(a->dirty_hard, "a large move is hard");
+    n->pub = netelect__node_view(a, n);
+    a->dirty_hard = false;
+    n->pr.healthy = 1;
+    netelect__node_changed(a, n);
+    cr_assert(a->dirty_hard, "health is hard");
+    n->pub = netelect__node_view(a, n);
+    a->dirty_hard = a->dirty_soft = false;
+    netelect__node_changed(a, n);
+    cr_assert(!a->dirty_hard && !a->dirty_soft, "nothing changed, nothing to publish");
+}
+
+Test(nodes, combining_sources, .timeout = 10)
+{
+    struct agent *a = mk();
+    struct node *n = netelect__node_get(a, 9);
+    struct netelect_wnode w = netelect__node_view(a, n);
+    cr_assert_eq(w.rtt_ns, NETELECT_RTT_UNKNOWN);
+    cr_assert_eq(w.healthy, 0, "known only as a member: unhealthy");
+    n->serf_known = n->serf_alive = n->serf_has_rtt = true;
+    n->serf_rtt_ns = 5000000;
+    w = netelect__node_view(a, n);
+    cr_assert(w.healthy && w.source == NETELECT_SRC_SERF && w.rtt_ns == 5000000);
+    struct sockaddr_storage ss;
+    socklen_t l;
+    netelect__parse_addr("127.0.0.1:9", &ss, &l, 0);
+    netelect__node_set_addr(a, n, &ss, l);
+    w = netelect__node_view(a, n);
+    cr_assert(!w.healthy, "probed: probes decide (none answered yet)");
+    cr_assert_eq(w.source, NETELECT_SRC_SERF, "Serf RTT until a probe measures one");
+    n->pr.samples = 1;
+    n->pr.srtt_ns = 700000;
+    n->pr.healthy = 1;
+    w = netelect__node_view(a, n);
+    cr_assert(w.healthy && w.source == NETELECT_SRC_PROBE && w.rtt_ns == 700000, "probe preferred");
+    n->serf_alive = false;
+    w = netelect__node_view(a, n);
+    cr_assert(!w.healthy, "Serf failed/left wins over live probes");
+    n->health_ovr = true;
+    n->health_ovr_val = 1;
+    n->rtt_ovr = true;
+    n->rtt_ovr_ns = UINT64_MAX;
+    w = netelect__node_view(a, n);
+    cr_assert(w.healthy && w.source == NETELECT_SRC_OPERATOR);
+    cr_assert_eq(w.rtt_ns, NETELECT_RTT_MAX_MEASURED, "an override never means 'unknown'");
+}
+
+Test(nodes, channels_by_origin, .timeout = 10)
+{
+    struct agent *a = mk();
+    struct chan *c = netelect__chan_get(a, "orders");
+    netelect__chan_add_member(a, c, 1, ORIG_CFG);
+    netelect__chan_add_member(a, c, 2, ORIG_CFG);
+    netelect__chan_add_member(a, c, 2, ORIG_CTL);
+    netelect__chan_add_member(a, netelect__chan_get(a, "cfg-only"), 3, ORIG_CFG);
+    cr_assert_eq(a->n_chans, 2);
+    netelect__chan_forget_orig(a, ORIG_CFG); /* a reload */
+    cr_assert_eq(a->n_chans, 1, "a channel left empty by a reload goes");
+    c = netelect__chan_find(a, "orders");
+    cr_assert_not_null(c);
+    cr_assert_eq(c->n, 1);
+    cr_assert_eq(c->m[0].id, 2, "the member added over the control socket stays");
+}
