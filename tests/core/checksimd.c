@@ -27,6 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 #include "config.h"
 #include "core/dsp.h"
 
@@ -693,6 +702,11 @@ int main(int argc, char **argv)
         run_seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (RUNNING_ON_VALGRIND && huge) {
+        /* ~50x slower there; the 1M cases add time, not coverage. */
+        huge = 0;
+        printf("checksimd: under valgrind, skipping the 1M-entry cases\n");
+    }
     signal(SIGSEGV, on_crash);
     signal(SIGBUS, on_crash);
     printf("checksimd: seed %" PRIu64 " (set with --seed or NETELECT_TEST_SEED)\n", run_seed);
