@@ -59,6 +59,7 @@ extern "C" {
 #pragma weak netelect__writer_publish
 #pragma weak netelect__writer_close
 #pragma weak netelect__writer_generation
+#pragma weak netelect__writer_heartbeat
 #pragma weak netelect_view_open
 #pragma weak netelect_view_close
 #pragma weak netelect_view_elect
@@ -150,6 +151,18 @@ int make_view(const std::string &tag, size_t nodes, View **out)
     return 0;
 }
 
+// Readers judge the agent by its heartbeat on their own clock: a view whose
+// heartbeat has not moved for max(3 periods, 300 ms) is "agent gone", which
+// sends readers to look for a new segment and, past the fail-static limit,
+// fails them with NETELECT_ESTALE.  A live agent heartbeats every 100 ms;
+// the rows here heartbeat from the thread that owns the writer, outside
+// the timed part, before each timed loop (each lasts well under 300 ms) and
+// periodically in the publishing threads.
+void heartbeat(View *v)
+{
+    netelect__writer_heartbeat(v->w);
+}
+
 int publish(View *v)
 {
     return netelect__writer_publish(v->w, v->wn.data(), v->wn.size(), v->chans.data(),
@@ -232,6 +245,7 @@ void reg_pinned(View *big, View *small)
         // acquire load), which is what a high-rate failover check gets.
         benchmark::RegisterBenchmark(
             ("shm/view_elect/" + std::to_string(c.n)).c_str(), [c](benchmark::State &st) {
+                heartbeat(c.v);
                 ViewHandle vh(c.v);
                 if (vh.rc) {
                     st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
@@ -258,6 +272,7 @@ void reg_pinned(View *big, View *small)
         benchmark::RegisterBenchmark(
             ("shm/view_elect_nocache/" + std::to_string(c.n)).c_str(),
             [c](benchmark::State &st) {
+                heartbeat(c.v);
                 ViewHandle vh(c.v);
                 if (vh.rc) {
                     st.SkipWithError(err_text("netelect_view_open", vh.rc).c_str());
@@ -351,7 +366,10 @@ void publish_to_visible(benchmark::State &st)
     });
     std::vector<double> from_call, from_return;
     std::string err;
+    uint64_t iter = 0;
     for (auto _ : st) {
+        if (++iter % 64 == 0)
+            heartbeat(v); // not timed: manual time starts at t0 below
         const uint64_t before = seen_gen.load(std::memory_order_acquire);
         const uint64_t t0 = now_ns();
         rc = publish(v);
@@ -409,7 +427,10 @@ void ticker_setup(const benchmark::State &)
     ticker.t = std::thread([] {
         struct timespec next;
         clock_gettime(CLOCK_MONOTONIC, &next);
+        uint64_t k = 0;
         while (!ticker.stop.load(std::memory_order_relaxed)) {
+            if (++k % 100 == 0)
+                heartbeat(ticker.v); // every 100 ms, as the agent does
             next.tv_nsec += 1000000;
             if (next.tv_nsec >= 1000000000) {
                 next.tv_nsec -= 1000000000;
@@ -463,7 +484,7 @@ void readers(benchmark::State &st)
 bool shm_linked()
 {
     return netelect__writer_open && netelect__writer_publish && netelect__writer_close &&
-           netelect__writer_generation && netelect_view_open && netelect_view_close &&
+           netelect__writer_generation && netelect__writer_heartbeat && netelect_view_open && netelect_view_close &&
            netelect_view_elect && netelect_view_generation;
 }
 
