@@ -289,11 +289,29 @@ static inline void netelect__store_release32(_Atomic uint32_t *p, uint32_t v)
 {
     atomic_store_explicit(p, v, memory_order_release);
 }
-/* Payload words are plain-typed in the structs and accessed with relaxed
- * atomics on both sides (Boehm): a plain `mov` on x86, but defined C11 and
- * visible to TSAN. */
+/*
+ * Payload words are plain-typed in the structs and accessed with relaxed
+ * atomics on both sides (Boehm): a plain `mov` on x86, but defined C11.
+ * The latch's ordering comes from two fences: release after the writer's
+ * odd seq store, acquire before the reader's seq re-check.
+ *
+ * ThreadSanitizer does not model fences (gcc: -Wtsan), so the TSAN build
+ * (NETELECT_SHM_ATOMIC_PAYLOAD) expresses the same orderings with what it
+ * does model: every payload store a release (ordering the odd seq before
+ * it), every payload load an acquire (ordering it before the re-check).
+ * Strictly stronger, so whatever TSAN accepts there holds here.
+ */
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
+#define NETELECT_LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define NETELECT_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define netelect__fence_acquire() ((void)0)
+#define netelect__fence_release() ((void)0)
+#else
 #define NETELECT_LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define NETELECT_STORE_RELAXED(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define netelect__fence_acquire() atomic_thread_fence(memory_order_acquire)
+#define netelect__fence_release() atomic_thread_fence(memory_order_release)
+#endif
 
 /* ---- hashing shared by writer and reader */
 

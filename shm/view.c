@@ -106,6 +106,7 @@ struct map {
     struct netelect__reg_reader *reg;
     struct rcu_head rcu;
     struct map *live_next; /* g_live list, under g_live_lock */
+    bool external;         /* netelect__view_open_mem(): not ours to unmap */
 };
 
 struct netelect_view {
@@ -252,9 +253,11 @@ static void map_free(struct map *m)
     pthread_mutex_unlock(&g_live_lock);
     if (m->reg)
         netelect__reg_detach(m->reg);
-    munmap((void *)m->base, m->size);
+    if (!m->external)
+        munmap((void *)m->base, m->size);
     if (m->fr) {
-        munmap((void *)m->fr->h, NETELECT_SHM_PAGE);
+        if (!m->external)
+            munmap((void *)m->fr->h, NETELECT_SHM_PAGE);
         free(m->fr);
     }
     free(m);
@@ -524,6 +527,55 @@ void netelect_view_close(struct netelect_view *v)
     free(v);
 }
 
+int netelect__view_open_mem(const void *mem, size_t size, struct netelect_view **out)
+{
+    int rc;
+    if (!mem || !out)
+        return -EINVAL;
+    *out = NULL;
+    struct netelect_view *v = calloc(1, sizeof *v);
+    struct map *m = calloc(1, sizeof *m);
+    struct fastref *f = calloc(1, sizeof *f);
+    if (!v || !m || !f) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    const struct netelect_shm_hdr *mh = mem;
+    const uint64_t seg = size >= sizeof *mh ? mh->h_segment_size : UINT64_MAX;
+    rc = seg <= size ? netelect__layout_validate(mem, seg, &m->L) : NETELECT_ECORRUPT;
+    if (rc)
+        goto fail;
+    m->external = true;
+    m->base = mem;
+    m->size = size;
+    m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
+    f->h = mem;
+    f->map_id = m->id;
+    m->fr = f;
+    /* No path: reattach finds nothing and the view keeps this memory. */
+    strcpy(v->p.path, "/nonexistent/netelect-mem");
+    strcpy(v->p.lock, "/nonexistent/netelect-mem.lock");
+    strcpy(v->p.readers, "/nonexistent/netelect-mem.readers");
+    v->opts.fail_static_ns = UINT64_MAX;
+    v->clock = mono_clock;
+    v->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
+    pthread_mutex_init(&v->reattach_lock, NULL);
+    pthread_mutex_lock(&g_live_lock);
+    m->live_next = g_live;
+    g_live = m;
+    pthread_mutex_unlock(&g_live_lock);
+    atomic_store_explicit(&v->map, m, memory_order_relaxed);
+    atomic_store_explicit(&v->fast, f, memory_order_relaxed);
+    liveness_reset(v, m->id, 0, v->clock(v->clock_ctx));
+    *out = v;
+    return 0;
+fail:
+    free(v);
+    free(m);
+    free(f);
+    return rc;
+}
+
 void netelect__view_set_clock(struct netelect_view *v, netelect__clock_fn fn, void *ctx)
 {
     v->clock = fn ? fn : mono_clock;
@@ -721,7 +773,7 @@ static inline bool seq_unchanged(const struct netelect_shm_slot *sl, uint64_t q0
     /* Acquire fence: every payload load above is ordered before the
      * re-load of seq, so if seq is unchanged none of them saw a store of a
      * later write (pairs with the writer's release fence after seq odd). */
-    atomic_thread_fence(memory_order_acquire);
+    netelect__fence_acquire();
     return atomic_load_explicit(&sl->s_seq, memory_order_relaxed) == q0;
 #endif
 }

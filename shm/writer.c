@@ -62,6 +62,7 @@ struct netelect_writer {
     uint64_t reader_deadline_ns;
     enum crash_point crash_at;
     unsigned long crash_left;
+    bool external; /* netelect__writer_open_mem(): not our memory, no files */
 };
 
 static uint64_t now_ns(clockid_t c)
@@ -220,6 +221,44 @@ static void init_slot0(struct segment *s, uint64_t gen)
     atomic_store_explicit(&sl->s_seq, 2, memory_order_relaxed);
 }
 
+/* Fills the header and an empty version `gen` in slot 0, then LIVE. */
+static void segment_init(struct netelect_writer *w, struct segment *s, uint64_t gen,
+                         const uint8_t inc[16])
+{
+    struct netelect_shm_hdr *h = hdr_of(s);
+    h->h_magic = NETELECT_SHM_MAGIC;
+    h->h_abi_major = NETELECT_SHM_ABI_MAJOR;
+    h->h_abi_minor = NETELECT_SHM_ABI_MINOR;
+    h->h_header_size = sizeof(struct netelect_shm_hdr);
+    h->h_layout_desc = NETELECT_SHM_LAYOUT_DESC;
+    h->h_incompat_flags = 0;
+    h->h_compat_flags = w->reg ? NETELECT_SHM_COMPAT_REGISTRY : 0;
+    h->h_slot_count = s->L.slot_count;
+    h->h_segment_size = s->L.segment_size;
+    h->h_slot_size = s->L.slot_size;
+    memcpy(h->h_slot_off, s->L.slot_off, sizeof h->h_slot_off);
+    h->h_max_nodes = s->L.max_nodes;
+    h->h_max_chans = s->L.max_chans;
+    h->h_max_members = s->L.max_members;
+    h->h_max_name_bytes = s->L.max_name_bytes;
+    h->h_node_tab_cap = s->L.node_tab_cap;
+    h->h_chan_tab_cap = s->L.chan_tab_cap;
+    memcpy(h->h_region_off, s->L.region_off, sizeof h->h_region_off);
+    memcpy(h->h_incarnation, inc, 16);
+    h->h_writer_pid = (int32_t)getpid();
+    h->h_writer_uid = (uint32_t)geteuid();
+    h->h_self_id = w->cfg.self_id;
+    h->h_heartbeat_period_ns = w->cfg.heartbeat_period_ns;
+    h->h_layout_crc = netelect__layout_crc(h);
+    init_slot0(s, gen);
+    atomic_store_explicit(&h->h_heartbeat_seq, 1, memory_order_relaxed);
+    atomic_store_explicit(&h->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
+    atomic_store_explicit(&h->h_current, gen << 8, memory_order_relaxed);
+    /* Release: everything above is complete before LIVE (for a file, the
+     * rename in segment_name() is what makes it reachable at all). */
+    netelect__store_release32(&h->h_state, NETELECT_SHM_LIVE);
+}
+
 /*
  * Builds a complete, LIVE segment in an unnamed file (O_TMPFILE; a unique
  * private name where that is unsupported) holding an empty version `gen` in
@@ -271,38 +310,7 @@ static int segment_build(struct netelect_writer *w, struct segment *s, uint64_t 
         goto fail;
     }
 
-    struct netelect_shm_hdr *h = hdr_of(s);
-    h->h_magic = NETELECT_SHM_MAGIC;
-    h->h_abi_major = NETELECT_SHM_ABI_MAJOR;
-    h->h_abi_minor = NETELECT_SHM_ABI_MINOR;
-    h->h_header_size = sizeof(struct netelect_shm_hdr);
-    h->h_layout_desc = NETELECT_SHM_LAYOUT_DESC;
-    h->h_incompat_flags = 0;
-    h->h_compat_flags = w->reg ? NETELECT_SHM_COMPAT_REGISTRY : 0;
-    h->h_slot_count = s->L.slot_count;
-    h->h_segment_size = s->L.segment_size;
-    h->h_slot_size = s->L.slot_size;
-    memcpy(h->h_slot_off, s->L.slot_off, sizeof h->h_slot_off);
-    h->h_max_nodes = s->L.max_nodes;
-    h->h_max_chans = s->L.max_chans;
-    h->h_max_members = s->L.max_members;
-    h->h_max_name_bytes = s->L.max_name_bytes;
-    h->h_node_tab_cap = s->L.node_tab_cap;
-    h->h_chan_tab_cap = s->L.chan_tab_cap;
-    memcpy(h->h_region_off, s->L.region_off, sizeof h->h_region_off);
-    memcpy(h->h_incarnation, inc, 16);
-    h->h_writer_pid = (int32_t)getpid();
-    h->h_writer_uid = (uint32_t)geteuid();
-    h->h_self_id = w->cfg.self_id;
-    h->h_heartbeat_period_ns = w->cfg.heartbeat_period_ns;
-    h->h_layout_crc = netelect__layout_crc(h);
-    init_slot0(s, gen);
-    atomic_store_explicit(&h->h_heartbeat_seq, 1, memory_order_relaxed);
-    atomic_store_explicit(&h->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
-    atomic_store_explicit(&h->h_current, gen << 8, memory_order_relaxed);
-    /* Release: everything above is complete before LIVE; the rename in
-     * segment_name() is what makes the file reachable at all. */
-    netelect__store_release32(&h->h_state, NETELECT_SHM_LIVE);
+    segment_init(w, s, gen, inc);
     return 0;
 fail:
     segment_discard(w, s);
@@ -542,7 +550,7 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
     /* Release fence: the odd seq is ordered before every payload store
      * below, so a reader whose payload loads see any of them also sees the
      * seq change at its re-check (pairs with the reader's acquire fence). */
-    atomic_thread_fence(memory_order_release);
+    netelect__fence_release();
     crash_point(w, CRASH_AFTER_SEQ_ODD);
 
     const uint32_t nmask = tab_mask_for(n_nodes), cmask = tab_mask_for(n_chans);
@@ -732,7 +740,7 @@ int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wn
     const struct netelect_shm_layout *L = &w->seg.L;
     if (nd.nodes > L->max_nodes || nd.chans > L->max_chans || nd.members > L->max_members ||
         nd.names > L->max_name_bytes)
-        return grow(w, &nd, nodes, chans);
+        return w->external ? -ENOSPC : grow(w, &nd, nodes, chans);
 
     const unsigned s = choose_slot(w);
     const uint64_t gen = w->gen + 1;
@@ -771,6 +779,47 @@ uint64_t netelect__writer_generation(const struct netelect_writer *w)
     return w ? w->gen : 0;
 }
 
+int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *mem, size_t size,
+                              struct netelect_writer **out)
+{
+    if (!cfg || !mem || !out || ((uintptr_t)mem % NETELECT_SHM_PAGE))
+        return -EINVAL;
+    *out = NULL;
+    struct netelect_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->external = true;
+    w->lock_fd = -1;
+    w->seg.fd = -1;
+    w->cfg = *cfg;
+    w->cfg.name = NULL;
+    w->cfg.mode = 0644;
+    w->cfg.slots = cfg->slots ? cfg->slots : 3;
+    if (!w->cfg.heartbeat_period_ns)
+        w->cfg.heartbeat_period_ns = UINT64_C(100000000);
+    struct netelect_shm_layout *L = &w->seg.L;
+    L->slot_count = w->cfg.slots;
+    L->max_nodes = cfg->max_nodes ? cfg->max_nodes : 1024;
+    L->max_chans = cfg->max_chans ? cfg->max_chans : 64;
+    L->max_members = cfg->max_members ? cfg->max_members : 1024;
+    L->max_name_bytes = L->max_chans * 32u;
+    int rc = netelect__layout_compute(L);
+    if (rc == 0 && L->segment_size > size)
+        rc = -ENOSPC;
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    uint8_t inc[16];
+    fill_random(inc, sizeof inc);
+    w->seg.base = mem;
+    w->gen = 1;
+    segment_init(w, &w->seg, w->gen, inc);
+    w->slot_word[0] = w->gen << 8;
+    *out = w;
+    return 0;
+}
+
 void netelect__writer_close(struct netelect_writer *w, bool abandon)
 {
     if (!w)
@@ -778,6 +827,8 @@ void netelect__writer_close(struct netelect_writer *w, bool abandon)
     if (abandon && w->seg.base)
         /* Release: a reader that sees ABANDONED sees the final version. */
         netelect__store_release32(&hdr_of(&w->seg)->h_state, NETELECT_SHM_ABANDONED);
+    if (w->external)
+        w->seg.base = NULL;
     segment_unmap(&w->seg);
     if (w->reg)
         netelect__reg_writer_close(w->reg);

@@ -54,6 +54,14 @@ int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wn
 /* Advances the heartbeat; call every heartbeat_period_ns. */
 int netelect__writer_heartbeat(struct netelect_writer *w);
 uint64_t netelect__writer_generation(const struct netelect_writer *w);
+/*
+ * A writer over caller-provided memory (page-aligned, `size` bytes, e.g. an
+ * anonymous MAP_SHARED region): no files, no lock, no registry, no growth
+ * (a publish that needs more capacity returns -ENOSPC).  For in-process
+ * tests (TSAN) only.  Returns 0, -EINVAL, -ENOSPC (too small), -ENOMEM.
+ */
+int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *mem, size_t size,
+                              struct netelect_writer **out);
 /* abandon: mark the segment ABANDONED (clean exit) before unmapping. */
 void netelect__writer_close(struct netelect_writer *w, bool abandon);
 

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The publish protocol under ThreadSanitizer: one writer thread and reader
+ * threads in one process over one anonymous MAP_SHARED region (TSAN tracks
+ * virtual addresses, so writer and readers must use the same mapping).
+ * Built with -fsanitize=thread -DNETELECT_SHM_ATOMIC_PAYLOAD (readers copy
+ * the member arrays out with relaxed atomics before running the kernels,
+ * see shm/view.c) -DNETELECT_URCU_OUTOFLINE; a plain executable because
+ * Criterion cannot run under TSAN.  Exit 0 pass, 1 fail, 77 skip; a TSAN
+ * report exits 66 (halt_on_error).  Run it by hand with
+ *   setarch $(uname -m) -R build/tests/shm/shm_tsan [seconds]
+ * (setarch -R: TSAN runtimes of gcc 12 / clang 14 abort under
+ * vm.mmap_rnd_bits=32, see toolchain-notes.md).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "netelect.h"
+#include "shm/view_internal.h"
+#include "shm/writer.h"
+
+#define NN 256
+#define NCH 8
+#define NMEM 64
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    x *= UINT64_C(0xc4ceb9fe1a85ec53);
+    x ^= x >> 33;
+    return x;
+}
+static uint64_t o_rtt(uint64_t g, uint64_t id)
+{
+    uint64_t h = mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id);
+    return (h & 31) == 0 ? NETELECT_RTT_UNKNOWN : (h >> 8) % 1000000;
+}
+static uint8_t o_ok(uint64_t g, uint64_t id)
+{
+    return ((mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id) >> 40) & 7) != 0;
+}
+static uint64_t member(int c, int k)
+{
+    return (uint64_t)((c * 37 + k * 13) % NN) + 1;
+}
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static struct netelect_writer *g_w;
+static struct netelect_view *g_v;
+static uint64_t g_deadline;
+static _Atomic uint64_t g_reads, g_torn, g_gaveup, g_publishes;
+
+static void *writer_thread(void *arg)
+{
+    (void)arg;
+    static struct netelect_wnode nodes[NN];
+    static uint64_t mem[NCH][NMEM];
+    static char names[NCH][8];
+    struct netelect_wchan chans[NCH];
+    for (int c = 0; c < NCH; c++) {
+        snprintf(names[c], sizeof names[c], "c%d", c);
+        for (int k = 0; k < NMEM; k++)
+            mem[c][k] = member(c, k);
+        chans[c] = (struct netelect_wchan){names[c], mem[c], NMEM};
+    }
+    while (now_ns() < g_deadline) {
+        uint64_t g = netelect__writer_generation(g_w) + 1;
+        for (int i = 0; i < NN; i++)
+            nodes[i] = (struct netelect_wnode){.id = (uint64_t)i + 1,
+                                               .rtt_ns = o_rtt(g, (uint64_t)i + 1),
+                                               .healthy = o_ok(g, (uint64_t)i + 1)};
+        if (netelect__writer_publish(g_w, nodes, NN, chans, NCH) != 0)
+            abort();
+        netelect__writer_heartbeat(g_w);
+        atomic_fetch_add(&g_publishes, 1);
+    }
+    return NULL;
+}
+
+struct sc {
+    int c;
+    uint64_t gen, ids[NMEM], rtt[NMEM];
+    uint8_t ok[NMEM];
+    size_t n;
+    struct netelect_result res;
+    int rc1, rc2;
+};
+
+static int snap_fn(const struct netelect_snap *s, void *p)
+{
+    struct sc *x = p;
+    char nm[8];
+    snprintf(nm, sizeof nm, "c%d", x->c);
+    x->gen = netelect_snap_generation(s);
+    x->rc1 = netelect_snap_members(s, nm, x->ids, x->rtt, x->ok, NMEM, &x->n);
+    x->rc2 = netelect_snap_elect(s, nm, 0, &x->res);
+    return 0;
+}
+
+static int expected(int c, uint64_t g, struct netelect_result r)
+{
+    uint64_t ids[NMEM], rtt[NMEM];
+    uint8_t ok[NMEM];
+    for (int k = 0; k < NMEM; k++) {
+        ids[k] = member(c, k);
+        rtt[k] = o_rtt(g, ids[k]);
+        ok[k] = o_ok(g, ids[k]);
+    }
+    struct netelect_result w = netelect_elect(ids, rtt, ok, NMEM, 0);
+    return w.outcome == r.outcome && w.winner == r.winner;
+}
+
+static void *reader_thread(void *arg)
+{
+    uint64_t x = (uint64_t)(uintptr_t)arg;
+    struct sc s;
+    while (now_ns() < g_deadline) {
+        x = mix64(x + 1);
+        s.c = (int)(x % NCH);
+        int rc = netelect_view_read(g_v, snap_fn, &s);
+        if (rc == -EAGAIN) {
+            atomic_fetch_add(&g_gaveup, 1);
+            continue;
+        }
+        if (rc || s.rc1 == -ENOENT)
+            continue; /* the first, empty version */
+        atomic_fetch_add(&g_reads, 1);
+        int good = s.rc1 == 0 && s.rc2 == 0 && s.n == NMEM && expected(s.c, s.gen, s.res);
+        for (int k = 0; good && k < NMEM; k++)
+            good = s.rtt[k] == o_rtt(s.gen, member(s.c, k)) && s.ok[k] == o_ok(s.gen, member(s.c, k));
+        if (!good)
+            atomic_fetch_add(&g_torn, 1);
+        char nm[8];
+        snprintf(nm, sizeof nm, "c%d", s.c);
+        struct netelect_result r;
+        uint64_t g;
+        if (netelect_view_elect_gen(g_v, nm, 0, &r, &g) == 0 && !expected(s.c, g, r))
+            atomic_fetch_add(&g_torn, 1);
+        uint64_t rank[NMEM];
+        size_t cnt;
+        (void)netelect_view_rank(g_v, nm, 0, rank, NMEM, &cnt);
+        (void)netelect_view_generation(g_v);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    double secs = argc > 1 ? atof(argv[1]) : 3.0;
+    const size_t size = 8u << 20;
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return 77;
+    struct netelect_writer_config cfg = {.self_id = 1, .slots = 2, .max_nodes = NN,
+                                         .max_chans = NCH, .max_members = NCH * NMEM};
+    int rc = netelect__writer_open_mem(&cfg, mem, size, &g_w);
+    if (rc == 0)
+        rc = netelect__view_open_mem(mem, size, &g_v);
+    if (rc) {
+        fprintf(stderr, "tsan: setup: %s\n", netelect_strerror(rc));
+        return 1;
+    }
+    g_deadline = now_ns() + (uint64_t)(secs * 1e9);
+    pthread_t w, r[3];
+    pthread_create(&w, NULL, writer_thread, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_create(&r[i], NULL, reader_thread, (void *)(uintptr_t)(i + 1));
+    pthread_join(w, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(r[i], NULL);
+    netelect_view_close(g_v);
+    netelect__writer_close(g_w, true);
+    munmap(mem, size);
+    fprintf(stderr,
+            "tsan: %" PRIu64 " publishes, %" PRIu64 " validated reads, %" PRIu64
+            " torn accepted, %" PRIu64 " gave up\n",
+            atomic_load(&g_publishes), atomic_load(&g_reads), atomic_load(&g_torn),
+            atomic_load(&g_gaveup));
+    return atomic_load(&g_torn) == 0 && atomic_load(&g_reads) > 0 ? 0 : 1;
+}
