@@ -488,7 +488,6 @@ static int on_ready(struct netelect_serf *s, uint64_t now)
 {
     s->up = true;
     s->down_reported = false;
-    s->backoff = s->backoff_min;
     s->st.connects++;
     if (s->cb.connection)
         s->cb.connection(s->ctx, 1, 0);
@@ -729,6 +728,10 @@ static int body_members(struct netelect_serf *s, const msgpack_object *o)
         if ((r = apply_member(s, NETELECT_SERF_EV_SNAPSHOT, &v)) < 0)
             return r;
     }
+    /* Only a session that got this far resets the backoff: an agent that
+     * accepts the handshake and then sends garbage must not be retried at
+     * the minimum interval forever. */
+    s->backoff = s->backoff_min;
     /* Members we knew that Serf no longer lists (e.g. reaped while we were
      * disconnected) are gone for good. */
     for (size_t i = 0; i < s->n_members;) {

@@ -17,6 +17,7 @@
 
 #include "netelect.h"
 #include "tests/serf/helpers.h"
+#include "tests/serf/replay.h"
 
 #define S 1000000000ull
 #define T0 (100 * S)
@@ -901,8 +902,6 @@ Test(serf, socket_connect_lose_reconnect, .timeout = 20)
 
 /* ---- real replies captured from Debian's serf 0.9.4 (see mkcorpus.py) ---- */
 
-#include "tests/serf/replay.h"
-
 static void *slurp(const char *name, size_t *len)
 {
     char path[512];
@@ -1005,6 +1004,38 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10)
     cr_assert_eq(r->nc, N - 1);
     /* The cycle is over: nothing until the next period. */
     cr_assert_eq(netelect__serf_next_deadline(s), T0 + 2 * S);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    static const unsigned char junk[] = {0xc1};
+    const uint64_t ms = 1000000ull;
+    /* Handshake accepted, then garbage, three times: 100, 200, 400 ms. */
+    for (int i = 0; i < 3; i++) {
+        uint64_t now = T0 + (uint64_t)i * S;
+        if (i > 0) {
+            cr_assert_eq(netelect__serf_test_connected(s, now), 0);
+            cr_assert_eq(netelect__serf_feed(s, replay_handshake_ok,
+                                             sizeof(replay_handshake_ok), now), 0);
+        }
+        cr_assert_eq(netelect__serf_feed(s, junk, 1, now), -EBADMSG);
+        cr_assert_eq(netelect__serf_next_deadline(s), now + (100ull << i) * ms, "attempt %d", i);
+    }
+    /* A session that completes its snapshot resets it. */
+    uint64_t now = T0 + 10 * S;
+    cr_assert_eq(netelect__serf_test_connected(s, now), 0);
+    struct mp m;
+    mp_init(&m);
+    mp_header(&m, 0, NULL);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, now), 0);
+    cr_assert_eq(netelect__serf_feed(s, junk, 1, now), -EBADMSG);
+    cr_assert_eq(netelect__serf_next_deadline(s), now + 100 * ms);
     mp_free(&m);
     netelect__serf_free(s);
     free(r);
