@@ -4,7 +4,7 @@
 # writing new inputs to a scratch directory (the committed corpus is never
 # modified).  Usage: run-fuzz.sh TARGET CORPUS_DIR SECONDS
 set -euo pipefail
-target=$1 corpus=$2 secs=$3
+target=$(realpath "$1") corpus=$(realpath "$2") secs=$3
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 cd "$scratch"
