@@ -362,6 +362,10 @@ static int open_udp(struct agent *a)
     if (sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int));
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* Room for a burst of replies from thousands of peers (best effort: the
+     * kernel caps it at net.core.rmem_max). */
+    int rcvbuf = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (bind(fd, sa, a->cfg.listen_len) < 0) {
         int e = errno;
         close(fd);
@@ -703,6 +707,11 @@ int main(int argc, char **argv)
     if (!a->buckets || a->ep < 0)
         DIE("start-up: %s", strerror(errno));
 
+    /* A shell starting us in the background may have set SIGINT to
+     * SIG_IGN, and an ignored signal never reaches a signalfd. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     sigset_t ss;
     sigemptyset(&ss);
     sigaddset(&ss, SIGINT);
