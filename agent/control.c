@@ -406,6 +406,9 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         }
         n->rtt_ovr = n->health_ovr = false;
         netelect__node_changed(a, n);
+        /* a node that existed only to carry overrides has no reason to stay */
+        if (n->orig == ORIG_CTL && !n->probed)
+            netelect__node_forget_orig(a, n, ORIG_CTL);
         LOG_I("control: overrides of %#llx cleared (uid %u)", (unsigned long long)q.id,
               (unsigned)c->cred.uid);
         rep = json_pack("{s:b}", "ok", 1);
