@@ -316,6 +316,33 @@ def scenario_cluster(h):
     p3 = [p for p in st["peers"] if p["id"] == "0x103"][0]
     check(p3["flaps"] == 0 and p3["flap_penalty"] == 0 or True, "stats report flap state")
 
+    # control verbs through the CLI, each checked in the published view
+    a1.cli("clear", "0x103")
+    a1.cli("clear", "0x102")
+    check(a1.node(0x103)["source"] == "probe", "clear: back to the probe's RTT")
+    a1.cli("channel", "add", "extra", "0x102", "0x103", "self")
+    chans = {c["name"]: c["members"] for c in a1.view()["channels"]}
+    check(sorted(chans["extra"]) == ["0x101", "0x102", "0x103"], f"channel add: {chans['extra']}")
+    a1.cli("channel", "remove", "extra", "self", "0x103")
+    chans = {c["name"]: c["members"] for c in a1.view()["channels"]}
+    check(chans["extra"] == ["0x102"], f"channel remove members: {chans['extra']}")
+    a1.cli("set-health", "0x102", "down")
+    check(not a1.node(0x102)["healthy"], "set-health down overrides live probes")
+    r = a1.cli("elect", "extra", rc=3)
+    check("no eligible replica" in r.stdout, "elect exits 3 with no eligible replica")
+    a1.cli("clear", "0x102")
+    check(a1.json("elect", "extra")["leader"] == "0x102", "clear: healthy again")
+    a1.cli("channel", "remove", "extra")
+    check("extra" not in [c["name"] for c in a1.view()["channels"]], "channel remove")
+    a1.cli("peer", "remove", "0x103")
+    check(a1.node(0x103) is None, "peer remove: gone from the view")
+    a1.cli("peer", "add", "0x103", addr[0x103])
+    wait_for("peer add: 0x103 healthy", lambda: healthy(a1, 0x103), 3)
+    r = a1.cli("peer", "add", "0x103", "nonsense", rc=2)
+    check("address" in r.stderr, f"bad address refused by the CLI: {r.stderr.strip()}")
+    r = a1.cli("elect", "nope", rc=1)
+    check("no such channel" in r.stderr, f"unknown channel: {r.stderr.strip()}")
+
     # agent restart: a reader that stays attached carries on into the new incarnation
     follower = h.spawn([os.path.join(HELPERS, "view_check"), a1.shm, "follow", "2", "20", "all"],
                        stdout=subprocess.PIPE, name="follow")
