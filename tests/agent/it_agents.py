@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests for netelectd and the netelect CLI (suite 'agent').
 
-usage: it_agents.py BUILD_DIR cluster|badinput|netns|serf|defaults
+usage: it_agents.py BUILD_DIR cluster|badinput|netns|serf|defaults|scale
 
 Every scenario uses its own temp dir (keys, configs, control sockets),
 segment names and UDP ports that include this process's pid, kills every
@@ -614,8 +614,56 @@ def scenario_defaults(h):
     return 0
 
 
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def scenario_scale(h):
+    """2000 peers on one timer heap and one socket, answered by one fake process."""
+    gen_key(h)
+    n = 2000
+    fport, port = h.free_udp_port(), h.free_udp_port()
+    peers = [(0x10000 + i, f"127.0.0.1:{fport}") for i in range(n)]
+    a = Agent(h, 1, 0x1, port, peers, [("big", ["self"])],
+              extra="rate_limit = 1000000\nrate_burst = 1000000")
+    with open(a.conf, "a") as f:  # one member per line: lines are limited to 197 characters
+        for pid_, _ in peers:
+            f.write(f"big = {pid_:#x}\n")
+    fake = h.spawn([os.path.join(HELPERS, "fakepeers"), f"127.0.0.1:{fport}", os.path.join(h.tmp, "key"),
+                    "--max-seconds", "60"], name="fakepeers")
+    t0 = time.monotonic()
+    a.start()
+
+    def count_healthy():
+        return sum(1 for x in a.view()["nodes"] if x["healthy"]) - 1  # minus self
+    wait_for(f"all {n} peers healthy", lambda: count_healthy() == n, 10, 0.1)
+    log(f"SCALE {n} peers healthy {1000 * (time.monotonic() - t0):.0f} ms after start")
+    c0, w0 = cpu_ticks(a.proc.pid), time.monotonic()
+    time.sleep(3)
+    c1, w1 = cpu_ticks(a.proc.pid), time.monotonic()
+    hz = os.sysconf("SC_CLK_TCK")
+    st = a.stats()
+    log(f"SCALE agent CPU while probing {n} peers every 100 ms: {100 * (c1 - c0) / hz / (w1 - w0):.1f} % of one core; "
+        f"{st['tx_ping']} PINGs sent, {st['rx_ok']} replies accepted, drops {sum(st['drops'].values())}")
+    check(st["drops"]["replayed"] == 0 and st["drops"]["unsolicited_pong"] == 0, "no reply rejected")
+    el = a.json("elect", "big")
+    check(el["outcome"] == "self", "self leads its own channel")
+    r = json.loads(a.cli("--json", "rank", "big").stdout)
+    check(len(r["order"]) == n + 1, f"rank lists all {n + 1} candidates")
+    t = time.monotonic()
+    fake.send_signal(signal.SIGTERM)
+    fake.wait(timeout=5)
+    wait_for(f"all {n} peers unhealthy", lambda: count_healthy() == 0, 10, 0.02)
+    ms = 1000 * (time.monotonic() - t)
+    log(f"SCALE all {n} peers dead -> all unhealthy in the view after {ms:.0f} ms (CLI polling)")
+    check(a.kill(signal.SIGTERM) == 0, "clean exit")
+    return 0
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "badinput", "netns", "serf", "defaults"):
+    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "badinput", "netns", "serf", "defaults", "scale"):
         print(__doc__)
         return 2
     for exe in (NETELECTD, CLI):
@@ -627,7 +675,7 @@ def main():
     try:
         rc = {"cluster": scenario_cluster, "badinput": scenario_badinput,
               "netns": scenario_netns, "serf": scenario_serf,
-              "defaults": scenario_defaults}[sys.argv[2]](h) or 0
+              "defaults": scenario_defaults, "scale": scenario_scale}[sys.argv[2]](h) or 0
         if rc == 0:
             log("PASS")
     except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError) as e:
