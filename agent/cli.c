@@ -95,7 +95,7 @@ static void usage(FILE *f)
 "\n"
 "Ids are decimal or 0x-hex. Exit status: 0 success; 1 error (no segment, agent\n"
 "unreachable or refused the request, unknown channel); 2 usage error; 3 no\n"
-"eligible replica (elect, rank, watch); 4 the agent is gone (abandoned segment\n"
+"eligible replica (elect, rank); 4 the agent is gone (abandoned segment\n"
 "or no heartbeat for 1 s).\n");
 }
 
