@@ -465,6 +465,15 @@ def scenario_badinput(h):
              lambda: any(c["name"] == "extra" for c in a.view()["channels"]), 2)
     check(a.generation() != g0, "a good reload does change the view")
     h.run([NETELECTD, "--listen", "not-an-address"], check_rc=2)
+    # a second agent on the same segment, or on the same control socket, refuses to start
+    r = h.run([NETELECTD, "--config", a.conf, "--control", os.path.join(h.tmp, "other-ctl"),
+               "--listen", f"127.0.0.1:{h.free_udp_port()}"], timeout=10)
+    check(r.returncode == 1 and "another netelectd" in r.stderr, f"same segment: {r.stderr.strip()[-90:]}")
+    r = h.run([NETELECTD, "--config", a.conf, "--shm", f"netelect-it-{PID}-other",
+               "--listen", f"127.0.0.1:{h.free_udp_port()}"], timeout=10)
+    h.shms.append(f"netelect-it-{PID}-other")
+    check(r.returncode == 1 and "another agent is listening" in r.stderr, f"same control socket: {r.stderr.strip()[-90:]}")
+    check(a.proc.poll() is None and a.generation() != 0, "the running agent is unaffected")
     check(a.kill(signal.SIGTERM) == 0, "clean exit")
 
 
