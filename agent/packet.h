@@ -28,6 +28,7 @@
 #ifndef AGENT_PACKET_H
 #define AGENT_PACKET_H
 
+#include <errno.h> /* the NETELECT_PKT_E* codes are negative errno values */
 #include <stddef.h>
 #include <stdint.h>
 
