@@ -330,7 +330,7 @@ static int cmd_view(void)
         }
     }
     if (!o.json)
-        printf("\n%-24s %-20s %s\n", "CHANNEL", "LEADER", "MEMBERS");
+        printf("\n%-24s %-28s %s\n", "CHANNEL", "LEADER", "MEMBERS");
     for (size_t i = 0; i < cs.len; i++) {
         struct netelect_result res;
         int er = netelect_view_elect(v, cs.c[i].name, self, &res);
@@ -349,7 +349,7 @@ static int cmd_view(void)
             json_array_append_new(jc, json_pack("{s:s, s:o, s:s}", "name", cs.c[i].name,
                                                 "members", m, "leader", leader));
         } else {
-            printf("%-24s %-20s", cs.c[i].name, leader);
+            printf("%-24s %-28s", cs.c[i].name, leader);
             for (size_t j = 0; j < cs.c[i].n; j++)
                 printf("%s%s", j ? "," : " ", idstr(cs.c[i].m[j], b5));
             printf("\n");
