@@ -261,3 +261,15 @@ Test(config, shipped_example_is_valid, .timeout = 10)
     cr_assert_eq(c.chans[0].n, 4);
     netelect__cfg_free(&c);
 }
+
+Test(config, channel_members_continue_on_indented_lines, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    int r = load("[channels]\nc = 1, 2\n    3, 4\nc = 5\n", &c, err);
+    cr_assert_eq(r, 0, "%s", err);
+    cr_assert_eq(c.n_chans, 1);
+    cr_assert_eq(c.chans[0].n, 5);
+    cr_assert_eq(c.chans[0].members[4], 5);
+    netelect__cfg_free(&c);
+}
