@@ -563,8 +563,10 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
     NETELECT_STORE_RELAXED(&sl->s_flags, 0u);
     NETELECT_STORE_RELAXED(&sl->s_payload_crc, (uint64_t)0);
 
-    for (uint32_t i = 0; i <= nmask; i++)
-        NETELECT_STORE_RELAXED(&ntab[i], 0u);
+    /* Clear two entries per store (the table is 64-byte aligned and its
+     * size a power of two >= 16). */
+    for (uint32_t i = 0; i <= nmask; i += 2)
+        NETELECT_STORE_RELAXED((uint64_t *)(void *)&ntab[i], (uint64_t)0);
     for (uint32_t i = 0; i < n_nodes; i++) {
         const struct netelect_wnode *src = &nodes[i];
         struct netelect_shm_node *d = &nd[i];
@@ -592,8 +594,8 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
     }
     crash_point(w, CRASH_MID_PAYLOAD);
 
-    for (uint32_t i = 0; i <= cmask; i++)
-        NETELECT_STORE_RELAXED(&ctab[i], 0u);
+    for (uint32_t i = 0; i <= cmask; i += 2)
+        NETELECT_STORE_RELAXED((uint64_t *)(void *)&ctab[i], (uint64_t)0);
     uint32_t m = 0, nb = 0;
     for (uint32_t c = 0; c < n_chans; c++) {
         const struct netelect_wchan *src = &chans[c];
