@@ -8,7 +8,11 @@
  * version that the agent overwrote mid-read is retried, never returned).
  *
  * Errors are negative errno values or NETELECT_E* codes, see
- * netelect_strerror().
+ * netelect_strerror().  Every function may be called from any number of
+ * threads on the same handle (except netelect_view_close()).  When the
+ * agent restarts or moves the view to a larger segment, the handle follows
+ * by itself (threads keep electing meanwhile).  A forked child must open
+ * its own handle.  Protocol and guarantees: shm/README.md.
  */
 #ifndef NETELECT_VIEW_H
 #define NETELECT_VIEW_H
@@ -99,10 +103,14 @@ NETELECT_API int netelect_view_open_opts(const char *name, const struct netelect
 NETELECT_API void netelect_view_close(struct netelect_view *v);
 
 /**
- * Elects the leader of `channel` over the current version.
- * @return 0; -ENOENT unknown channel; NETELECT_ESTALE agent gone past the
- *         staleness limit; -EAGAIN retries exhausted (a writer lapped the
- *         reader every time); NETELECT_ECORRUPT.
+ * Elects the leader of `channel` over the current version.  Replicas that
+ * are not in the agent's node table or are unhealthy are not candidates.
+ * A thread asking the same question on an unchanged version is answered
+ * from its own cache (one load of shared memory).
+ * @return 0; -EINVAL NULL argument or a name not 1..255 bytes; -ENOENT
+ *         unknown channel; NETELECT_ESTALE agent gone past the staleness
+ *         limit; -EAGAIN retries exhausted (a writer lapped the reader every
+ *         time); NETELECT_ECORRUPT the segment's content is inconsistent.
  */
 NETELECT_API int netelect_view_elect(struct netelect_view *v, const char *channel, uint64_t self_id,
                         struct netelect_result *out);
@@ -122,14 +130,17 @@ NETELECT_API int netelect_view_elect_gen(struct netelect_view *v, const char *ch
  */
 NETELECT_API int netelect_view_rank(struct netelect_view *v, const char *channel, uint64_t self_id,
                        uint64_t *out_ids, size_t cap, size_t *count);
-/** Changes iff a new version was published (one load). */
+/**
+ * Changes iff a new version was published (one load, no lock).  Generations
+ * only grow, also across agent restarts.  0 for a NULL handle.
+ */
 NETELECT_API uint64_t netelect_view_generation(struct netelect_view *v);
 /** The agent's node id (usable as self_id). */
 NETELECT_API uint64_t netelect_view_self(struct netelect_view *v);
 
 /** @return 0 or an error as netelect_view_open(). */
 NETELECT_API int netelect_view_status(struct netelect_view *v, struct netelect_view_status *out);
-/** One node by id. @return 0, -ENOENT unknown node, or a read error. */
+/** One node by id. @return 0, -ENOENT unknown node, -EINVAL, or a read error. */
 NETELECT_API int netelect_view_node(struct netelect_view *v, uint64_t id, struct netelect_node_info *out);
 
 /**
