@@ -63,6 +63,24 @@ struct netelect_writer {
     enum crash_point crash_at;
     unsigned long crash_left;
     bool external; /* netelect__writer_open_mem(): not our memory, no files */
+
+    /*
+     * Publish-cost caches (private).  Agents mostly republish the same
+     * node ids and memberships with new RTTs, so a slot's node table is
+     * rebuilt only if the id sequence changed since that slot was last
+     * written (ids_ver), and members are mapped to node indices only when
+     * the ids or the memberships changed (midx).
+     */
+    uint64_t *prev_ids;   /* ids of the last publish, in order */
+    size_t prev_n, prev_ids_cap;
+    uint64_t ids_ver;                             /* bumped when they change */
+    uint64_t slot_ids_ver[NETELECT_SHM_MAX_SLOTS]; /* ids_ver of slot's table, 0 none */
+    uint64_t *prev_members; /* flattened memberships of the last publish */
+    size_t prev_m, prev_members_cap;
+    int32_t *midx;        /* per member: index into nodes[], -1 not a node */
+    size_t midx_cap;
+    uint64_t midx_ver;    /* ids_ver midx was computed for, 0 none */
+    bool midx_ok;         /* this publish may use midx */
 };
 
 static uint64_t now_ns(clockid_t c)
@@ -563,9 +581,13 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
     NETELECT_STORE_RELAXED(&sl->s_flags, 0u);
     NETELECT_STORE_RELAXED(&sl->s_payload_crc, (uint64_t)0);
 
+    /* The slot's table still maps exactly these ids if they did not change
+     * since this slot was last written successfully. */
+    const bool reuse_tab = w->ids_ver && w->slot_ids_ver[s] == w->ids_ver && sg == &w->seg;
+    w->slot_ids_ver[s] = 0;
     /* Clear two entries per store (the table is 64-byte aligned and its
      * size a power of two >= 16). */
-    for (uint32_t i = 0; i <= nmask; i += 2)
+    for (uint32_t i = 0; !reuse_tab && i <= nmask; i += 2)
         NETELECT_STORE_RELAXED((uint64_t *)(void *)&ntab[i], (uint64_t)0);
     for (uint32_t i = 0; i < n_nodes; i++) {
         const struct netelect_wnode *src = &nodes[i];
@@ -577,6 +599,8 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
         NETELECT_STORE_RELAXED(&d->n_last_heard, src->last_heard_ns);
         NETELECT_STORE_RELAXED(&d->n_healthy, (uint8_t)(src->healthy != 0));
         NETELECT_STORE_RELAXED(&d->n_source, src->source);
+        if (reuse_tab)
+            continue;
         /* The writer is the only one storing to the table; its own loads
          * need no ordering. */
         uint32_t j = (uint32_t)netelect__mix64(src->id) & nmask;
@@ -630,7 +654,14 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
 
         for (uint32_t k = 0; k < src->n_members; k++, m++) {
             const uint64_t id = src->members[k];
-            const int64_t ni = node_find(ntab, nmask, nodes, id);
+            int64_t ni;
+            if (w->midx_ok) {
+                ni = w->midx[m];
+            } else {
+                ni = node_find(ntab, nmask, nodes, id);
+                if (w->midx)
+                    w->midx[m] = (int32_t)ni;
+            }
             NETELECT_STORE_RELAXED(&m_ids[m], id);
             NETELECT_STORE_RELAXED(&m_rtt[m], ni < 0 ? NETELECT_RTT_UNKNOWN : nodes[ni].rtt_ns);
             NETELECT_STORE_RELAXED(&m_ok[m], (uint8_t)(ni >= 0 && nodes[ni].healthy));
@@ -640,8 +671,15 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
     NETELECT_STORE_RELAXED(&sl->s_name_bytes, nb);
 
 seal:
-    if (rc)
+    if (rc) {
         NETELECT_STORE_RELAXED(&sl->s_generation, (uint64_t)0);
+        w->midx_ver = 0;
+    } else {
+        if (sg == &w->seg)
+            w->slot_ids_ver[s] = w->ids_ver;
+        if (w->midx)
+            w->midx_ver = w->ids_ver;
+    }
     /* Release: seals the payload above; a reader that sees q+2 at its first
      * (acquire) load sees the whole version. */
     atomic_store_explicit(&sl->s_seq, q + 2, memory_order_release);
@@ -727,7 +765,62 @@ static int grow(struct netelect_writer *w, const struct need *nd,
     w->gen = gen;
     memset(w->slot_word, 0, sizeof w->slot_word);
     w->slot_word[0] = gen << 8;
+    memset(w->slot_ids_ver, 0, sizeof w->slot_ids_ver);
     return 0;
+}
+
+/*
+ * Compares this publish's ids and memberships with the last one and sets
+ * up the caches above.  Without memory for them, publishing just does the
+ * full work.
+ */
+static void caches_prepare(struct netelect_writer *w, const struct netelect_wnode *nodes,
+                           size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans,
+                           size_t n_members)
+{
+    bool same = n_nodes == w->prev_n && w->prev_ids;
+    for (size_t i = 0; same && i < n_nodes; i++)
+        same = nodes[i].id == w->prev_ids[i];
+    if (!same) {
+        w->ids_ver++;
+        if (n_nodes > w->prev_ids_cap) {
+            free(w->prev_ids);
+            w->prev_ids_cap = n_nodes + n_nodes / 4;
+            w->prev_ids = malloc(w->prev_ids_cap * sizeof *w->prev_ids);
+            if (!w->prev_ids)
+                w->prev_ids_cap = 0;
+        }
+        w->prev_n = w->prev_ids ? n_nodes : 0;
+        for (size_t i = 0; i < w->prev_n; i++)
+            w->prev_ids[i] = nodes[i].id;
+        if (!w->prev_ids)
+            w->ids_ver++; /* nothing to compare with next time: never equal */
+    }
+
+    bool msame = n_members == w->prev_m && w->prev_members;
+    for (size_t c = 0, m = 0; msame && c < n_chans; c++)
+        for (uint32_t k = 0; msame && k < chans[c].n_members; k++, m++)
+            msame = chans[c].members[k] == w->prev_members[m];
+    if (!msame) {
+        if (n_members > w->prev_members_cap) {
+            free(w->prev_members);
+            free(w->midx);
+            w->prev_members_cap = n_members + n_members / 4 + 1;
+            w->prev_members = malloc(w->prev_members_cap * sizeof *w->prev_members);
+            w->midx = malloc(w->prev_members_cap * sizeof *w->midx);
+            if (!w->prev_members || !w->midx) {
+                free(w->prev_members), free(w->midx);
+                w->prev_members = NULL, w->midx = NULL;
+                w->prev_members_cap = 0;
+            }
+        }
+        w->prev_m = w->prev_members ? n_members : 0;
+        for (size_t c = 0, m = 0; w->prev_members && c < n_chans; c++)
+            for (uint32_t k = 0; k < chans[c].n_members; k++, m++)
+                w->prev_members[m] = chans[c].members[k];
+        w->midx_ver = 0;
+    }
+    w->midx_ok = w->midx && msame && w->midx_ver && w->midx_ver == w->ids_ver;
 }
 
 int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wnode *nodes,
@@ -740,6 +833,7 @@ int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wn
     if ((rc = measure(nodes, n_nodes, chans, n_chans, &nd)))
         return rc;
     const struct netelect_shm_layout *L = &w->seg.L;
+    caches_prepare(w, nodes, n_nodes, chans, n_chans, nd.members);
     if (nd.nodes > L->max_nodes || nd.chans > L->max_chans || nd.members > L->max_members ||
         nd.names > L->max_name_bytes)
         return w->external ? -ENOSPC : grow(w, &nd, nodes, chans);
@@ -836,5 +930,8 @@ void netelect__writer_close(struct netelect_writer *w, bool abandon)
         netelect__reg_writer_close(w->reg);
     if (w->lock_fd >= 0)
         close(w->lock_fd);
+    free(w->prev_ids);
+    free(w->prev_members);
+    free(w->midx);
     free(w);
 }

@@ -674,3 +674,93 @@ Test(shm, read_section)
     netelect_view_close(v);
     netelect__writer_close(w, true);
 }
+
+/* ---- the writer's publish caches must follow every kind of change */
+
+static void expect_same(struct netelect_view *v, const struct netelect_wnode *nodes, size_t nn,
+                        const struct netelect_wchan *chans, size_t nc, const char *step)
+{
+    for (size_t c = 0; c < nc; c++) {
+        uint64_t ids[64], rtt[64];
+        uint8_t ok[64];
+        uint32_t n = chans[c].n_members;
+        for (uint32_t k = 0; k < n; k++) {
+            ids[k] = chans[c].members[k];
+            rtt[k] = NETELECT_RTT_UNKNOWN;
+            ok[k] = 0;
+            for (size_t i = 0; i < nn; i++)
+                if (nodes[i].id == ids[k]) {
+                    rtt[k] = nodes[i].rtt_ns;
+                    ok[k] = nodes[i].healthy != 0;
+                }
+        }
+        uint64_t want[64], got[64];
+        size_t wn = netelect_rank(ids, rtt, ok, n, 0, want), gn = 0;
+        int rc = netelect_view_rank(v, chans[c].name, 0, got, 64, &gn);
+        cr_assert_eq(rc, 0, "%s: chan %zu: %s", step, c, netelect_strerror(rc));
+        cr_assert_eq(gn, wn, "%s: chan %zu", step, c);
+        cr_assert_eq(memcmp(got, want, wn * 8), 0, "%s: chan %zu order", step, c);
+    }
+}
+
+Test(shm, publish_caches_follow_changes)
+{
+    struct netelect_writer *w = wopen(1, 3);
+    struct netelect_view *v = vopen();
+    struct netelect_wnode nodes[40];
+    uint64_t m1[20], m2[20];
+    for (int i = 0; i < 40; i++)
+        nodes[i] = (struct netelect_wnode){.id = (uint64_t)i * 7 + 3, .rtt_ns = (uint64_t)(i * 31 % 17),
+                                           .healthy = (uint8_t)(i % 4 != 1)};
+    for (int k = 0; k < 20; k++) {
+        m1[k] = nodes[k * 2].id;
+        m2[k] = nodes[39 - k].id;
+    }
+    struct netelect_wchan chans[2] = {{"x", m1, 20}, {"y", m2, 20}};
+    char step[64];
+    /* Several rounds of every change, more than K, so that every slot
+     * sees reuse and rebuild. */
+    for (int round = 0; round < 12; round++) {
+        switch (round % 6) {
+        case 0: /* RTT and health only */
+            for (int i = 0; i < 40; i++) {
+                nodes[i].rtt_ns = (nodes[i].rtt_ns * 13 + (uint64_t)round) % 23;
+                nodes[i].healthy = (uint8_t)((i + round) % 5 != 0);
+            }
+            break;
+        case 1: { /* same ids, new order */
+            struct netelect_wnode t = nodes[0];
+            nodes[0] = nodes[39];
+            nodes[39] = t;
+            break;
+        }
+        case 2: /* a membership changes */
+            m1[round % 20] = nodes[(round * 3) % 40].id;
+            break;
+        case 3: /* a node leaves (its replicas become non-candidates) */
+            nodes[5].id += 1000;
+            break;
+        case 4: { /* a duplicate id is refused, then the view is unchanged */
+            uint64_t keep = nodes[7].id;
+            nodes[7].id = nodes[8].id;
+            uint64_t g = netelect_view_generation(v);
+            cr_assert_eq(netelect__writer_publish(w, nodes, 40, chans, 2), -EINVAL);
+            cr_assert_eq(netelect_view_generation(v), g);
+            nodes[7].id = keep;
+            break;
+        }
+        default: /* nothing changes at all */
+            break;
+        }
+        cr_assert_eq(netelect__writer_publish(w, nodes, 40, chans, 2), 0);
+        snprintf(step, sizeof step, "round %d", round);
+        expect_same(v, nodes, 40, chans, 2, step);
+        struct netelect_node_info ni;
+        for (int i = 0; i < 40; i++) {
+            cr_assert_eq(netelect_view_node(v, nodes[i].id, &ni), 0, "%s node %d", step, i);
+            cr_assert_eq(ni.rtt_ns, nodes[i].rtt_ns);
+        }
+    }
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
