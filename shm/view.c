@@ -74,6 +74,9 @@
 #define MIN_STALE_NS UINT64_C(300000000)
 #define REATTACH_BACKOFF_NS UINT64_C(20000000)
 #define LIVENESS_EVERY 64u /* calls per thread between clock reads */
+/* Elections pin their slot in the registry from this many replicas on;
+ * shorter ones are over long before a writer could lap them. */
+#define ANNOUNCE_MIN_MEMBERS 256u
 
 /* Internal "the data I just read is inconsistent" code: retried if the seq
  * moved, NETELECT_ECORRUPT if it did not. */
@@ -703,12 +706,17 @@ static int members_copy(const struct map *m, const struct netelect_shm_slot *sl,
 }
 #endif
 
-static int do_elect(const struct map *m, const struct netelect_shm_slot *sl, uint32_t ci,
-                    uint64_t self_id, struct netelect_result *out)
+struct op;
+static inline void op_announce(struct op *op, uint64_t cur);
+
+static int do_elect(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                    uint32_t ci, uint64_t self_id, uint64_t cur, struct netelect_result *out)
 {
     uint32_t first, n;
     if (chan_range(m, sl, ci, &first, &n))
         return E_GARBAGE;
+    if (op && n >= ANNOUNCE_MIN_MEMBERS)
+        op_announce(op, cur);
 #ifdef NETELECT_SHM_ATOMIC_PAYLOAD
     struct members_copy c;
     if (members_copy(m, sl, first, n, &c))
@@ -762,7 +770,23 @@ struct op {
               uint64_t cur);
     struct netelect_view *v;
     bool final;
+    /* Registry announce: before every read, or (lazy) only by the op itself
+     * once it knows the read is long enough to be worth a pin (a 3-replica
+     * election is over in nanoseconds; validation covers it anyway). */
+    bool lazy_announce;
+    _Atomic uint64_t *ann;
+    bool announced;
 };
+
+static inline void op_announce(struct op *op, uint64_t cur)
+{
+    if (op->ann) {
+        /* Release: a writer that sees this announce keeps the slot intact
+         * for the rest of this read (a late one costs a retry). */
+        atomic_store_explicit(op->ann, cur, memory_order_release);
+        op->announced = true;
+    }
+}
 
 static inline bool seq_unchanged(const struct netelect_shm_slot *sl, uint64_t q0)
 {
@@ -801,7 +825,8 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
     rcu_lock();
     struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
     const struct netelect_shm_hdr *h = hdr(m);
-    _Atomic uint64_t *ann = announce_slot(m);
+    op->ann = announce_slot(m);
+    op->announced = false;
     for (int tries = 0; tries < MAX_TRIES; tries++) {
         /* Acquire: pairs with the writer's release of h_current, so the
          * slot's seal (seq even) and payload are visible. */
@@ -816,10 +841,8 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
             rc = NETELECT_ECORRUPT;
             break;
         }
-        if (ann)
-            /* Release: a writer that sees this announce keeps slot s
-             * intact for the rest of this read (a late one costs a retry). */
-            atomic_store_explicit(ann, cur, memory_order_release);
+        if (!op->lazy_announce)
+            op_announce(op, cur);
         const struct netelect_shm_slot *sl = slot_at(m, s);
         const uint64_t q0 = netelect__load_acquire64(&sl->s_seq);
 #ifndef NETELECT_NO_VALIDATE
@@ -838,8 +861,8 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
         rc = r == E_GARBAGE ? NETELECT_ECORRUPT : r;
         break;
     }
-    if (ann)
-        atomic_store_explicit(ann, 0, memory_order_release);
+    if (op->announced)
+        atomic_store_explicit(op->ann, 0, memory_order_release);
     rcu_unlock();
     return rc;
 }
@@ -920,7 +943,7 @@ static int elect_fn(struct op *op, const struct map *m, const struct netelect_sh
         return c->ci == -1 ? -ENOENT : (int)c->ci;
     c->map_id = m->id;
     c->cur = cur;
-    return do_elect(m, sl, (uint32_t)c->ci, c->self_id, &c->res);
+    return do_elect(op, m, sl, (uint32_t)c->ci, c->self_id, cur, &c->res);
 }
 
 int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64_t self_id,
@@ -955,6 +978,7 @@ int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64
 
     struct chan_op c;
     c.op.fn = elect_fn;
+    c.op.lazy_announce = true;
     c.name = channel;
     c.len = (uint32_t)len;
     c.self_id = self_id;
@@ -993,6 +1017,7 @@ int netelect_view_rank(struct netelect_view *v, const char *channel, uint64_t se
     if (!v || !count || (cap && !out_ids) || check_name(channel, &c.len))
         return -EINVAL;
     c.op.fn = rank_fn;
+    c.op.lazy_announce = false;
     c.name = channel;
     c.self_id = self_id;
     c.out_ids = out_ids;
@@ -1081,7 +1106,8 @@ int netelect_view_status(struct netelect_view *v, struct netelect_view_status *o
 {
     if (!v || !out)
         return -EINVAL;
-    struct status_op o = {.op.fn = status_fn, .st = out};
+    /* Short reads: no registry pin (see ANNOUNCE_MIN_MEMBERS). */
+    struct status_op o = {.op.fn = status_fn, .op.lazy_announce = true, .st = out};
     int rc = run(v, &o.op);
     if (rc == NETELECT_ESTALE) {
         /* Status still describes what the handle sees. */
@@ -1119,7 +1145,7 @@ int netelect_view_node(struct netelect_view *v, uint64_t id, struct netelect_nod
     if (!v || !out)
         return -EINVAL;
     struct netelect_node_info tmp;
-    struct node_op n = {.op.fn = node_fn, .id = id, .out = &tmp};
+    struct node_op n = {.op.fn = node_fn, .op.lazy_announce = true, .id = id, .out = &tmp};
     int rc = run(v, &n.op);
     if (rc == 0)
         *out = tmp;
@@ -1299,7 +1325,7 @@ int netelect_snap_elect(const struct netelect_snap *s, const char *channel, uint
     int64_t ci = chan_find(s->m, s->sl, channel, len);
     if (ci < 0)
         return ci == -1 ? -ENOENT : snap_rc(s, ci);
-    return snap_rc(s, do_elect(s->m, s->sl, (uint32_t)ci, self_id, out));
+    return snap_rc(s, do_elect(NULL, s->m, s->sl, (uint32_t)ci, self_id, 0, out));
 }
 
 int netelect_snap_rank(const struct netelect_snap *s, const char *channel, uint64_t self_id,
