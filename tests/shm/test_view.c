@@ -764,3 +764,35 @@ Test(shm, publish_caches_follow_changes)
     netelect_view_close(v);
     netelect__writer_close(w, true);
 }
+
+/* A reader that cannot use the registry (here: a foreign file in its
+ * place) still works, on validation alone. */
+Test(shm, works_without_registry)
+{
+    struct netelect_writer *w = wopen(1, 0);
+    publish_base(w);
+    char rpath[256];
+    t_path(rpath, sizeof rpath, name);
+    strcat(rpath, ".readers");
+    cr_assert_eq(unlink(rpath), 0);
+    int fd = open(rpath, O_CREAT | O_WRONLY, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "not a registry", 14), 14);
+    close(fd);
+    struct netelect_view *v = vopen();
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.registered, 0);
+    struct netelect_result r;
+    uint64_t ids[8];
+    size_t n;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 2);
+    cr_assert_eq(netelect_view_rank(v, "a", 0, ids, 8, &n), 0);
+    cr_assert_eq(n, 2);
+    publish_base(w); /* the writer, too, carries on */
+    cr_assert_eq(netelect_view_elect(v, "b", 0, &r), 0);
+    cr_assert_eq(r.winner, 4);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
