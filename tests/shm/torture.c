@@ -456,6 +456,22 @@ static int role_drive(int argc, char **argv)
     for (int i = 0; i < 500 && access(path, R_OK) != 0; i++)
         sleep_ms(10);
 
+    /* Two writers at once, deterministically once (chaos repeats it): the
+     * first one is alive and unarmed, so the second must be refused. */
+    unsigned refused = 0, second_ok = 0;
+    {
+        char slots[16], role[] = "writer2";
+        snprintf(slots, sizeof slots, "%u", g_slots);
+        char *av[] = {(char *)g_self_exe, role, g_name, slots, NULL};
+        int st = 0;
+        pid_t p = spawn(g_self_exe, av, -1, NULL);
+        waitpid(p, &st, 0);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 3)
+            refused++;
+        else
+            second_ok++;
+    }
+
     struct reader_proc rd[9];
     for (int i = 0; i < nreaders; i++)
         rd[i] = spawn_reader(reader_exe, threads, seconds);
@@ -463,8 +479,8 @@ static int role_drive(int argc, char **argv)
     struct reader_proc victim = {-1, -1};
 
     const uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
-    unsigned restarts = 0, self_crashes = 0, kills = 0, terms = 0, stops = 0, refused = 0,
-             second_ok = 0, rstops = 0, victims = 0;
+    unsigned restarts = 0, self_crashes = 0, kills = 0, terms = 0, stops = 0, rstops = 0,
+             victims = 0;
     static const char *const points[] = {"after_seq_odd",  "mid_payload",   "after_seq_even",
                                          "before_current", "after_current", "mid_heartbeat"};
     uint64_t x = seed;
