@@ -49,6 +49,20 @@ UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
 # ---------------------------------------------------------------- running
 
+def source_state():
+    """The commit measured, and whether the tree it was built from differed."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no",
+                                "--", "core", "shm", "include", "agent", "bench"],
+                               capture_output=True, text=True, check=True).stdout.split("\n")
+        dirty = [d[3:] for d in dirty if d.strip()]
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + (f" plus uncommitted changes in {', '.join(dirty)}" if dirty else " (clean)")
+
+
 def run_suite(args, out_dir):
     binary = args.bin or os.path.join(ROOT, "build-bench", "bench", "netelect-bench")
     if not os.path.exists(binary):
@@ -74,6 +88,9 @@ def run_suite(args, out_dir):
     if args.filter:
         common.append(f"--benchmark_filter={args.filter}")
     files, cmds, failed = [], [], False
+    src = source_state()
+    if src:
+        cmds.append(f"# source: git {src}")
     for tag, prefix, groups in runs:
         jf = os.path.join(out_dir, f"bench-{tag}.json")
         cmd = prefix + [binary, f"--ne_groups={groups}", f"--benchmark_out={jf}",
