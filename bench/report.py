@@ -633,6 +633,9 @@ def key_figures(core, rows):
     if sh.get("r1") and sh.get("r2"):
         r = sh["r2"] / sh["r1"]
         add("shm 2 readers / 1 reader (elections/s, writer at 1 kHz)", fmt_ratio(r), "≥ 1.8×", r >= 1.8)
+    if sh.get("c1") and sh.get("c2"):
+        add("shm 2 readers / 1 reader by thread CPU time per election (info: 2 × c1/c2, "
+            "what two uncontended CPUs would give)", fmt_ratio(2 * sh["c1"] / sh["c2"]), "–", None)
     if not body:
         return ["(no rows)\n"]
     out.append("`public` is the dispatched `netelect_elect`/`_rank`/`_topk`; medians of this run.\n")
@@ -664,6 +667,8 @@ def shm_figures(rows):
                 f["ptv"] = r.counter("p50_from_call_ns")
             elif p[1] == "readers_1khz":
                 f["r%d" % r.threads] = r.counter("items_per_second")
+                if r.cpu:
+                    f["c%d" % r.threads] = statistics.median(r.cpu)
     return f
 
 
