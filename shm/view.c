@@ -774,12 +774,18 @@ struct op {
      * once it knows the read is long enough to be worth a pin (a 3-replica
      * election is over in nanoseconds; validation covers it anyway). */
     bool lazy_announce;
+    bool ann_looked, announced;
     _Atomic uint64_t *ann;
-    bool announced;
+    struct map *m;
 };
 
 static inline void op_announce(struct op *op, uint64_t cur)
 {
+    if (!op->ann_looked) {
+        /* Found on first use: most elections never announce. */
+        op->ann = announce_slot(op->m);
+        op->ann_looked = true;
+    }
     if (op->ann) {
         /* Release: a writer that sees this announce keeps the slot intact
          * for the rest of this read (a late one costs a retry). */
@@ -818,14 +824,22 @@ static int check_name(const char *name, uint32_t *len)
  * validated, retried at most MAX_TRIES times.  Sets *want_reattach when
  * the liveness check says the path should be looked at again.
  */
+typedef int (*op_fn)(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                     uint64_t cur);
+
+/* `fn` is a parameter (a constant at every call site) rather than read
+ * from op, so that the compiler calls, and can inline, it directly. */
 static inline __attribute__((always_inline)) int read_once(struct netelect_view *v, struct op *op,
+                                                           op_fn fn,
                                                            bool *want_reattach)
 {
     int rc = -EAGAIN;
     rcu_lock();
     struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
     const struct netelect_shm_hdr *h = hdr(m);
-    op->ann = announce_slot(m);
+    op->m = m;
+    op->ann = NULL;
+    op->ann_looked = false;
     op->announced = false;
     for (int tries = 0; tries < MAX_TRIES; tries++) {
         /* Acquire: pairs with the writer's release of h_current, so the
@@ -853,7 +867,7 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
         }
 #endif
         op->final = false;
-        const int r = op->fn(op, m, sl, cur);
+        const int r = fn(op, m, sl, cur);
         if (!op->final && !seq_unchanged(sl, q0)) {
             atomic_fetch_add_explicit(&v->retries, 1, memory_order_relaxed);
             continue;
@@ -867,17 +881,18 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
     return rc;
 }
 
-static inline __attribute__((always_inline)) int run(struct netelect_view *v, struct op *op)
+static inline __attribute__((always_inline)) int run(struct netelect_view *v, struct op *op,
+                                                     op_fn fn)
 {
     bool want = false;
     op->v = v;
-    int rc = read_once(v, op, &want);
+    int rc = read_once(v, op, fn, &want);
     if (__builtin_expect(want, 0)) {
         const uint64_t before = atomic_load_explicit(&v->reattaches, memory_order_relaxed);
         reattach(v);
         if (atomic_load_explicit(&v->reattaches, memory_order_relaxed) != before) {
             want = false;
-            rc = read_once(v, op, &want);
+            rc = read_once(v, op, fn, &want);
         }
     }
     if (__builtin_expect(atomic_load_explicit(&v->stale, memory_order_relaxed), 0))
@@ -922,7 +937,7 @@ static inline int64_t cached_chan(const struct chan_op *c, const struct map *m,
 /* Remembers a validated lookup (and, for elections, the answer). */
 static void cache_chan(const struct chan_op *c, bool elect)
 {
-    if (c->len > TLS_NAME || c->ci < 0)
+    if (c->len >= TLS_NAME || c->ci < 0)
         return;
     tls.view_id = c->op.v->id;
     tls.map_id = c->map_id;
@@ -931,6 +946,7 @@ static void cache_chan(const struct chan_op *c, bool elect)
     if (!c->name_cached) {
         tls.name_len = c->len;
         memcpy(tls.name, c->name, c->len);
+        tls.name[c->len] = 0;
     }
     tls.self_id = c->self_id;
     tls.res_valid = elect; /* rank caches the lookup only */
@@ -957,16 +973,19 @@ int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64
 {
     if (__builtin_expect(!v || !out || !channel, 0))
         return -EINVAL;
-    const size_t len = strnlen(channel, NETELECT_CHAN_NAME_MAX + 1);
-    if (__builtin_expect(len - 1 >= NETELECT_CHAN_NAME_MAX, 0))
-        return -EINVAL;
+    /* One name compare serves the answer cache here and the lookup cache
+     * in elect_fn; the cached name is NUL-terminated, so strcmp() never
+     * reads past the caller's string and a hit needs no strnlen(). */
+    const bool name_cached = tls.view_id == v->id && strcmp(tls.name, channel) == 0;
+    size_t len = tls.name_len;
+    if (!name_cached) {
+        len = strnlen(channel, NETELECT_CHAN_NAME_MAX + 1);
+        if (__builtin_expect(len - 1 >= NETELECT_CHAN_NAME_MAX, 0))
+            return -EINVAL;
+    }
 
     /* Fast path: the same question on the same version as this thread's
      * last election: one acquire load of h_current answers it. */
-    /* One name compare serves the answer cache here and the lookup cache
-     * in elect_fn. */
-    const bool name_cached =
-        tls.view_id == v->id && tls.name_len == len && memcmp(tls.name, channel, len) == 0;
     if (__builtin_expect(((tls.tick + 1) % LIVENESS_EVERY) != 0, 1) && name_cached &&
         tls.self_id == self_id && tls.res_valid &&
         !atomic_load_explicit(&v->stale, memory_order_relaxed)) {
@@ -992,7 +1011,7 @@ int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64
     c.len = (uint32_t)len;
     c.name_cached = name_cached;
     c.self_id = self_id;
-    int rc = run(v, &c.op);
+    int rc = run(v, &c.op, elect_fn);
     if (rc == 0) {
         /* Field by field: c.res was just stored as two narrower words, and
          * a 16-byte copy would stall on store forwarding (~10 % here). */
@@ -1036,7 +1055,7 @@ int netelect_view_rank(struct netelect_view *v, const char *channel, uint64_t se
     c.self_id = self_id;
     c.out_ids = out_ids;
     c.cap = cap;
-    int rc = run(v, &c.op);
+    int rc = run(v, &c.op, rank_fn);
     if (rc == 0) {
         *count = c.count;
         cache_chan(&c, false);
@@ -1122,11 +1141,11 @@ int netelect_view_status(struct netelect_view *v, struct netelect_view_status *o
         return -EINVAL;
     /* Short reads: no registry pin (see ANNOUNCE_MIN_MEMBERS). */
     struct status_op o = {.op.fn = status_fn, .op.lazy_announce = true, .st = out};
-    int rc = run(v, &o.op);
+    int rc = run(v, &o.op, status_fn);
     if (rc == NETELECT_ESTALE) {
         /* Status still describes what the handle sees. */
         bool want = false;
-        rc = read_once(v, &o.op, &want);
+        rc = read_once(v, &o.op, status_fn, &want);
     }
     out->stale = (uint32_t)atomic_load_explicit(&v->stale, memory_order_relaxed);
     out->retries = atomic_load_explicit(&v->retries, memory_order_relaxed);
@@ -1160,7 +1179,7 @@ int netelect_view_node(struct netelect_view *v, uint64_t id, struct netelect_nod
         return -EINVAL;
     struct netelect_node_info tmp;
     struct node_op n = {.op.fn = node_fn, .op.lazy_announce = true, .id = id, .out = &tmp};
-    int rc = run(v, &n.op);
+    int rc = run(v, &n.op, node_fn);
     if (rc == 0)
         *out = tmp;
     return rc;
@@ -1205,7 +1224,7 @@ int netelect_view_foreach_node(struct netelect_view *v,
     if (!v || !cb)
         return -EINVAL;
     struct foreach_node_op f = {.op.fn = foreach_node_fn, .cb = cb, .ctx = ctx};
-    return run(v, &f.op);
+    return run(v, &f.op, foreach_node_fn);
 }
 
 struct foreach_chan_op {
@@ -1272,7 +1291,7 @@ int netelect_view_foreach_channel(struct netelect_view *v,
     if (!v || !cb)
         return -EINVAL;
     struct foreach_chan_op f = {.op.fn = foreach_chan_fn, .cb = cb, .ctx = ctx};
-    int rc = run(v, &f.op);
+    int rc = run(v, &f.op, foreach_chan_fn);
     free(f.buf);
     return rc;
 }
@@ -1308,7 +1327,7 @@ int netelect_view_read(struct netelect_view *v, int (*fn)(const struct netelect_
     if (!v || !fn)
         return -EINVAL;
     struct read_op r = {.op.fn = read_fn, .fn = fn, .ctx = ctx};
-    return run(v, &r.op);
+    return run(v, &r.op, read_fn);
 }
 
 uint64_t netelect_snap_generation(const struct netelect_snap *s)
