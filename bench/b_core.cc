@@ -218,7 +218,7 @@ KernelSet discover_kernels()
         auto note = [&](const char *op, const void *p, const std::set<const void *> &seen,
                         const void *ref) {
             ctx << name << "." << op << "="
-                << (p == ref ? "ref" : seen.count(p) ? "lower-level kernel" : name) << " ";
+                << (p == ref ? "ref" : seen.count(p) ? "same-as-lower-level" : name) << " ";
         };
         note("elect", reinterpret_cast<const void *>(t.elect), se,
              reinterpret_cast<const void *>(netelect__elect_ref));
