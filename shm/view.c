@@ -413,6 +413,8 @@ static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_
     uint64_t limit = 3 * m->L.heartbeat_period_ns;
     if (limit < MIN_STALE_NS)
         limit = MIN_STALE_NS;
+    /* Another thread may have stored a time read after our `now`: such a
+     * time is "just now", never an unsigned wrap into the far past. */
     uint64_t since; /* when fail-static began */
     if (state != NETELECT_SHM_LIVE) {
         since = atomic_load_explicit(&v->gone_since, memory_order_relaxed);
@@ -422,12 +424,17 @@ static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_
         }
     } else {
         const uint64_t seen = atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
-        if (now - seen <= limit)
+        if (seen >= now || now - seen <= limit) {
+            if (atomic_load_explicit(&v->stale, memory_order_relaxed))
+                atomic_store_explicit(&v->stale, 0, memory_order_relaxed);
             return false;
+        }
         since = seen + limit;
     }
-    if (v->opts.fail_static_ns != UINT64_MAX && now - since > v->opts.fail_static_ns)
-        atomic_store_explicit(&v->stale, 1, memory_order_relaxed);
+    const bool stale = since < now && v->opts.fail_static_ns != UINT64_MAX &&
+                       now - since > v->opts.fail_static_ns;
+    if (stale != (bool)atomic_load_explicit(&v->stale, memory_order_relaxed))
+        atomic_store_explicit(&v->stale, stale, memory_order_relaxed);
     /* Look for a new agent, at most every REATTACH_BACKOFF_NS (a moved
      * segment at once). */
     const uint64_t next = atomic_load_explicit(&v->next_reattach, memory_order_relaxed);
