@@ -1136,9 +1136,11 @@ static int status_fn(struct op *op, const struct map *m, const struct netelect_s
     st->registered = m->reg != NULL;
     st->heartbeat_period_ns = m->L.heartbeat_period_ns;
     liveness_check(v, m, st->state);
-    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) == m->id)
-        st->heartbeat_age_ns =
-            v->clock(v->clock_ctx) - atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
+    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) == m->id) {
+        const uint64_t now = v->clock(v->clock_ctx);
+        const uint64_t seen = atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
+        st->heartbeat_age_ns = now > seen ? now - seen : 0; /* see liveness_check */
+    }
     return 0;
 }
 
