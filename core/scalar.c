@@ -283,7 +283,8 @@ static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_
     const int id_shift = wid ? id_bits - wid : 0;
     const uint64_t idx_mask = ib ? ((uint64_t)1 << (ib - 1) << 1) - 1 : 0;
     const uint64_t id_mask = wid ? ((uint64_t)1 << (wid - 1) << 1) - 1 : 0;
-    const uint64_t d_mask = ((uint64_t)1 << w) - 1;
+    /* w <= wmax <= MAX_DIGIT_BITS: rbits + wid <= passes * wmax by construction. */
+    const uint64_t d_mask = ((uint64_t)1 << w) - 1; // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
     const size_t buckets = (size_t)1 << w;
 
     const size_t key_bytes = (m + 1) * sizeof(uint64_t); /* +1: skipped entries land there */

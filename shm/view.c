@@ -455,7 +455,7 @@ static void reattach(struct netelect_view *v)
 {
     if (pthread_mutex_trylock(&v->reattach_lock) != 0)
         return; /* another thread is at it */
-    struct map *nm;
+    struct map *nm = NULL; /* set by map_open() when it returns 0 */
     if (map_open(v, &nm) == 0) {
         struct map *old = atomic_load_explicit(&v->map, memory_order_relaxed);
         if (nm->dev == old->dev && nm->ino == old->ino) {

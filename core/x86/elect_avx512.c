@@ -289,7 +289,7 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
     struct netelect__topbuf t = {0, k, br, bi};
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
     uint64_t thr = UINT64_MAX;
-    __m512i vt = _mm512_set1_epi64(-1);
+    __m512i vt;
     int bounded = 0;
     /* Same peel as elect, to a 64-byte aligned rtt. */
     size_t i = (size_t)(-(uintptr_t)rtt & 63) / 8, inserts = 0;
