@@ -1122,6 +1122,7 @@ static int status_fn(struct op *op, const struct map *m, const struct netelect_s
     if (st->n_nodes > m->L.max_nodes || st->n_chans > m->L.max_chans)
         return E_GARBAGE;
     st->heartbeat_seq = atomic_load_explicit(&h->h_heartbeat_seq, memory_order_relaxed);
+    st->heartbeat_mono_ns = atomic_load_explicit(&h->h_heartbeat_mono_ns, memory_order_relaxed);
     st->forced_reuse = atomic_load_explicit(&h->h_forced_reuse, memory_order_relaxed);
     st->pinned_waits = atomic_load_explicit(&h->h_pinned_waits, memory_order_relaxed);
     st->agent_pid = m->L.writer_pid;

@@ -83,6 +83,19 @@ struct netelect_writer {
     bool midx_ok;         /* this publish may use midx */
 };
 
+struct need {
+    uint64_t nodes, chans, members, names;
+};
+static int measure(const struct netelect_wnode *nodes, size_t n_nodes,
+                   const struct netelect_wchan *chans, size_t n_chans, struct need *nd);
+static uint32_t grow_cap(uint32_t cap, uint64_t need, uint32_t max);
+static void caches_prepare(struct netelect_writer *w, const struct netelect_wnode *nodes,
+                           size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans,
+                           size_t n_members);
+static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s, uint64_t gen,
+                      const struct netelect_wnode *nodes, uint32_t n_nodes,
+                      const struct netelect_wchan *chans, uint32_t n_chans);
+
 static uint64_t now_ns(clockid_t c)
 {
     struct timespec ts;
@@ -394,6 +407,11 @@ int netelect__writer_open(const struct netelect_writer_config *cfg, struct netel
     if ((cfg->slots && (cfg->slots < 2 || cfg->slots > NETELECT_SHM_MAX_SLOTS)) ||
         (cfg->mode & ~(mode_t)0777) || (cfg->mode & 0022))
         return -EINVAL;
+    /* A bad snapshot is refused before any file is touched. */
+    struct need init;
+    if ((rc = measure(cfg->initial_nodes, cfg->n_initial_nodes, cfg->initial_chans,
+                      cfg->n_initial_chans, &init)))
+        return rc;
     struct netelect_writer *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
@@ -414,6 +432,8 @@ int netelect__writer_open(const struct netelect_writer_config *cfg, struct netel
     if ((rc = netelect__shm_paths(cfg->name, &w->p)))
         goto fail;
     w->cfg.name = NULL; /* not ours to keep */
+    w->cfg.initial_nodes = NULL, w->cfg.n_initial_nodes = 0;
+    w->cfg.initial_chans = NULL, w->cfg.n_initial_chans = 0;
     crash_parse(w);
 
     if ((rc = lock_writer(w)))
@@ -444,15 +464,40 @@ int netelect__writer_open(const struct netelect_writer_config *cfg, struct netel
     L->max_nodes = cfg->max_nodes ? cfg->max_nodes : 1024;
     L->max_chans = cfg->max_chans ? cfg->max_chans : 64;
     L->max_members = cfg->max_members ? cfg->max_members : 1024;
-    L->max_name_bytes = L->max_chans * 32u;
     if (L->max_chans > NETELECT_SHM_MAX_CHANS) {
         rc = -EINVAL;
+        goto fail;
+    }
+    /* Room for the snapshot with the same headroom growth gives, so the
+     * agent's next publishes (the same view, soon a little more) do not
+     * move the segment straight away. */
+    L->max_nodes = grow_cap(L->max_nodes, init.nodes, NETELECT_SHM_MAX_NODES);
+    L->max_chans = grow_cap(L->max_chans, init.chans, NETELECT_SHM_MAX_CHANS);
+    L->max_members = grow_cap(L->max_members, init.members, NETELECT_SHM_MAX_MEMBERS);
+    L->max_name_bytes = L->max_chans * 32u;
+    if (init.names > L->max_name_bytes)
+        L->max_name_bytes =
+            grow_cap(L->max_name_bytes, init.names, NETELECT_SHM_MAX_NAME_BYTES) & ~7u;
+    if (L->max_name_bytes < init.names) {
+        rc = -E2BIG;
         goto fail;
     }
     /* The file we are about to replace, if any, belongs to a dead writer
      * (we hold the lock); readers still on it are told to move. */
     struct netelect_shm_hdr *old = map_old(w->p.path);
-    if ((rc = segment_build(w, &w->seg, g, inc)) == 0 && (rc = segment_name(w, &w->seg)))
+    rc = segment_build(w, &w->seg, g, inc);
+    /* The snapshot goes into slot 0 while the file is still unnamed: the
+     * first version a reader can ever see is the real one, never an empty
+     * one it would answer "unknown channel" from. */
+    if (rc == 0 && (init.nodes || init.chans)) {
+        caches_prepare(w, cfg->initial_nodes, init.nodes, cfg->initial_chans, init.chans,
+                       init.members);
+        rc = write_slot(w, &w->seg, 0, g, cfg->initial_nodes, (uint32_t)init.nodes,
+                        cfg->initial_chans, (uint32_t)init.chans);
+        if (rc)
+            segment_discard(w, &w->seg);
+    }
+    if (rc == 0 && (rc = segment_name(w, &w->seg)))
         segment_discard(w, &w->seg);
     if (rc) {
         if (old)
@@ -469,6 +514,9 @@ fail:
         netelect__reg_writer_close(w->reg);
     if (w->lock_fd >= 0)
         close(w->lock_fd);
+    free(w->prev_ids);
+    free(w->prev_members);
+    free(w->midx);
     free(w);
     return rc;
 }
@@ -687,10 +735,6 @@ seal:
     return rc;
 }
 
-struct need {
-    uint64_t nodes, chans, members, names;
-};
-
 static int measure(const struct netelect_wnode *nodes, size_t n_nodes,
                    const struct netelect_wchan *chans, size_t n_chans, struct need *nd)
 {
@@ -881,6 +925,11 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
     if (!cfg || !mem || !out || ((uintptr_t)mem % NETELECT_SHM_PAGE))
         return -EINVAL;
     *out = NULL;
+    struct need init;
+    int rc = measure(cfg->initial_nodes, cfg->n_initial_nodes, cfg->initial_chans,
+                     cfg->n_initial_chans, &init);
+    if (rc)
+        return rc;
     struct netelect_writer *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
@@ -889,6 +938,8 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
     w->seg.fd = -1;
     w->cfg = *cfg;
     w->cfg.name = NULL;
+    w->cfg.initial_nodes = NULL, w->cfg.n_initial_nodes = 0;
+    w->cfg.initial_chans = NULL, w->cfg.n_initial_chans = 0;
     w->cfg.mode = 0644;
     w->cfg.slots = cfg->slots ? cfg->slots : 3;
     if (!w->cfg.heartbeat_period_ns)
@@ -899,8 +950,12 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
     L->max_chans = cfg->max_chans ? cfg->max_chans : 64;
     L->max_members = cfg->max_members ? cfg->max_members : 1024;
     L->max_name_bytes = L->max_chans * 32u;
-    int rc = netelect__layout_compute(L);
+    rc = netelect__layout_compute(L);
     if (rc == 0 && L->segment_size > size)
+        rc = -ENOSPC;
+    /* No growth over caller memory: a snapshot must fit as configured. */
+    if (rc == 0 && (init.nodes > L->max_nodes || init.chans > L->max_chans ||
+                    init.members > L->max_members || init.names > L->max_name_bytes))
         rc = -ENOSPC;
     if (rc) {
         free(w);
@@ -911,6 +966,20 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
     w->seg.base = mem;
     w->gen = 1;
     segment_init(w, &w->seg, w->gen, inc);
+    if (init.nodes || init.chans) {
+        /* Slot 0 is already current here: the seq protocol covers a reader
+         * that attaches to the memory this early. */
+        caches_prepare(w, cfg->initial_nodes, init.nodes, cfg->initial_chans, init.chans,
+                       init.members);
+        rc = write_slot(w, &w->seg, 0, w->gen, cfg->initial_nodes, (uint32_t)init.nodes,
+                        cfg->initial_chans, (uint32_t)init.chans);
+        if (rc) {
+            w->seg.base = NULL;
+            free(w->prev_ids), free(w->prev_members), free(w->midx);
+            free(w);
+            return rc;
+        }
+    }
     w->slot_word[0] = w->gen << 8;
     *out = w;
     return 0;

@@ -13,6 +13,8 @@
 #include <sys/types.h>
 
 struct netelect_writer;
+struct netelect_wnode;
+struct netelect_wchan;
 
 struct netelect_writer_config {
     const char *name;             /* NULL: "netelect" (/dev/shm/netelect) */
@@ -24,6 +26,16 @@ struct netelect_writer_config {
     uint32_t max_members;         /* segment, never shrinks a live one */
     uint32_t slots;               /* K, 0: 3 */
     uint64_t heartbeat_period_ns; /* 0: 100 ms; readers judge staleness by it */
+    /*
+     * The first version (NULL/0: an empty one).  A restarted agent passes
+     * what it already knows, so that a reader that reattaches to the new
+     * segment never sees a version without its channels.  Validated like a
+     * publish; capacities grow to fit it.  Not kept after the call.
+     */
+    const struct netelect_wnode *initial_nodes;
+    size_t n_initial_nodes;
+    const struct netelect_wchan *initial_chans;
+    size_t n_initial_chans;
 };
 
 /* One node as the agent knows it (field meanings: struct netelect_node_info). */
@@ -42,9 +54,11 @@ struct netelect_wchan {
 };
 
 /*
- * Creates and publishes an empty first version.
+ * Creates the segment with its first version (cfg's initial snapshot, or
+ * empty) already in place when it takes the name.
  * Returns 0, -EBUSY (another live writer holds the lock), -EPERM (a file not
- * ours is in the way), -EINVAL, -ENOMEM, -ENOSPC, or another -errno.
+ * ours is in the way), -EINVAL (also: a bad initial snapshot), -E2BIG,
+ * -ENOMEM, -ENOSPC, or another -errno.
  */
 int netelect__writer_open(const struct netelect_writer_config *cfg,
                           struct netelect_writer **out);
@@ -57,8 +71,9 @@ uint64_t netelect__writer_generation(const struct netelect_writer *w);
 /*
  * A writer over caller-provided memory (page-aligned, `size` bytes, e.g. an
  * anonymous MAP_SHARED region): no files, no lock, no registry, no growth
- * (a publish that needs more capacity returns -ENOSPC).  For in-process
- * tests (TSAN) only.  Returns 0, -EINVAL, -ENOSPC (too small), -ENOMEM.
+ * (a publish that needs more capacity returns -ENOSPC; so does an initial
+ * snapshot larger than the capacities).  For in-process tests (TSAN) only.
+ * Returns 0, -EINVAL, -ENOSPC (too small), -ENOMEM.
  */
 int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *mem, size_t size,
                               struct netelect_writer **out);

@@ -69,6 +69,12 @@ struct netelect_view_status {
     uint64_t retries;         /**< reads of this handle that a writer lapped */
     uint64_t reattaches;      /**< mappings this handle replaced (agent restarts, growth) */
     uint64_t pinned_waits;    /**< publishes that skipped a slot a live reader was on */
+    /**
+     * Agent CLOCK_MONOTONIC of its last heartbeat.  Only comparable with a
+     * clock on the same host and time namespace (a restarted agent judges
+     * its predecessor's view by it); readers should use heartbeat_age_ns.
+     */
+    uint64_t heartbeat_mono_ns;
 };
 
 /**

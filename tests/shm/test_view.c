@@ -796,3 +796,157 @@ Test(shm, works_without_registry)
     netelect_view_close(v);
     netelect__writer_close(w, true);
 }
+
+Test(shm, initial_snapshot_first_version)
+{
+    /* An agent that restarts passes what it knows: the very first version a
+     * reader can open already answers, with no publish at all. */
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1, .self_id = 100,
+                                         .initial_nodes = base_nodes, .n_initial_nodes = 6,
+                                         .initial_chans = base_chans, .n_initial_chans = 5};
+    struct netelect_writer *w;
+    int rc = netelect__writer_open(&cfg, &w);
+    cr_assert_eq(rc, 0, "writer_open: %s", netelect_strerror(rc));
+    const uint64_t g = netelect__writer_generation(w);
+    struct netelect_view *v = vopen();
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 2);
+    cr_assert_eq(netelect_view_elect(v, "b", 0, &r), 0);
+    cr_assert_eq(r.winner, 4);
+    cr_assert_eq(netelect_view_elect(v, "self", 100, &r), 0);
+    cr_assert_eq(r.outcome, NETELECT_SELF_WINS);
+    cr_assert_eq(netelect_view_elect(v, "empty", 0, &r), 0);
+    cr_assert_eq(r.outcome, NETELECT_NO_ELIGIBLE);
+    struct netelect_node_info ni;
+    cr_assert_eq(netelect_view_node(v, 1, &ni), 0);
+    cr_assert(ni.rtt_ns == 500 && ni.rtt_raw_ns == 510 && ni.rtt_err_ns == 5 &&
+              ni.last_heard_ns == 11 && ni.healthy && ni.source == NETELECT_SRC_PROBE);
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.generation, g, "the snapshot is the first version, not a later publish");
+    cr_assert_eq(st.n_nodes, 6);
+    cr_assert_eq(st.n_chans, 5);
+    cr_assert_eq(st.max_nodes, 1024, "defaults kept when the snapshot fits");
+    /* The caches were primed with the snapshot: the same view republished
+     * (the agent's next step) and a changed one both read back right. */
+    publish_base(w);
+    expect_same(v, base_nodes, 6, base_chans, 5, "republished snapshot");
+    struct netelect_wnode n2[6];
+    memcpy(n2, base_nodes, sizeof n2);
+    n2[1].healthy = 0;
+    cr_assert_eq(netelect__writer_publish(w, n2, 6, base_chans, 5), 0);
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 1);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+
+    /* A bad snapshot is refused and leaves no segment behind. */
+    struct netelect_wnode dup[] = {{.id = 5}, {.id = 5}};
+    cfg.initial_nodes = dup;
+    cfg.n_initial_nodes = 2;
+    t_unlink(name);
+    cr_assert_eq(netelect__writer_open(&cfg, &w), -EINVAL);
+    struct netelect_view *v2;
+    cr_assert_eq(netelect_view_open(name, &v2), -ENOENT);
+    struct netelect_wchan noname[] = {{"", NULL, 0}};
+    cfg.initial_nodes = NULL;
+    cfg.n_initial_nodes = 0;
+    cfg.initial_chans = noname;
+    cfg.n_initial_chans = 1;
+    cr_assert_eq(netelect__writer_open(&cfg, &w), -EINVAL);
+    cfg.initial_chans = NULL;
+    cr_assert_eq(netelect__writer_open(&cfg, &w), -EINVAL, "n_initial_chans without an array");
+}
+
+Test(shm, initial_snapshot_replaces_old_incarnation)
+{
+    /* The restart case: readers of the old incarnation move straight to a
+     * version that answers the same question the same way. */
+    struct netelect_writer *w = wopen(100, 0);
+    publish_base(w);
+    struct netelect_view *v = vopen();
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0);
+    cr_assert_eq(r.winner, 2);
+    const uint64_t g = netelect_view_generation(v);
+    netelect__writer_close(w, false); /* a crash */
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1, .self_id = 100,
+                                         .initial_nodes = base_nodes, .n_initial_nodes = 6,
+                                         .initial_chans = base_chans, .n_initial_chans = 5};
+    cr_assert_eq(netelect__writer_open(&cfg, &w), 0);
+    cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0, "no -ENOENT on the new incarnation");
+    cr_assert_eq(r.winner, 2);
+    cr_assert_gt(netelect_view_generation(v), g);
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.reattaches, 1);
+    cr_assert_neq(st.heartbeat_mono_ns, 0);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+Test(shm, initial_snapshot_grows_capacities)
+{
+    enum { N = 5000, C = 100 };
+    struct netelect_wnode *nodes = calloc(N, sizeof *nodes);
+    uint64_t *mem = calloc(N, sizeof *mem);
+    static char names[C][72];
+    struct netelect_wchan chans[C];
+    cr_assert(nodes && mem);
+    for (int i = 0; i < N; i++) {
+        nodes[i] = (struct netelect_wnode){.id = (uint64_t)i + 10, .rtt_ns = (uint64_t)(N - i),
+                                           .healthy = 1};
+        mem[i] = (uint64_t)i + 10;
+    }
+    /* long names (64 bytes each): more than max_chans x 32 would give */
+    for (int c = 0; c < C; c++) {
+        snprintf(names[c], sizeof names[c], "channel-with-a-rather-long-name-to-need-more-name-bytes-%04d", c);
+        chans[c] = (struct netelect_wchan){names[c], mem + c * (N / C), N / C};
+    }
+    chans[0].members = mem;
+    chans[0].n_members = N;
+    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1, .self_id = 1,
+                                         .max_nodes = 4, .max_chans = 1, .max_members = 4,
+                                         .initial_nodes = nodes, .n_initial_nodes = N,
+                                         .initial_chans = chans, .n_initial_chans = C};
+    struct netelect_writer *w;
+    int rc = netelect__writer_open(&cfg, &w);
+    cr_assert_eq(rc, 0, "writer_open: %s", netelect_strerror(rc));
+    struct netelect_view *v = vopen();
+    struct netelect_view_status st;
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_geq(st.max_nodes, N);
+    cr_assert_geq(st.max_chans, C);
+    cr_assert_geq(st.max_members, N + (C - 1) * (N / C));
+    cr_assert_eq(st.n_nodes, N);
+    cr_assert_eq(st.n_chans, C);
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, names[0], 0, &r), 0);
+    cr_assert_eq(r.winner, N - 1 + 10);
+    cr_assert_eq(netelect_view_elect(v, names[C - 1], 0, &r), 0);
+    cr_assert_eq(r.winner, (C - 1) * (N / C) + N / C - 1 + 10);
+    /* Sized to fit: the agent's next publish of the same view stays put. */
+    cr_assert_eq(netelect__writer_publish(w, nodes, N, chans, C), 0);
+    cr_assert_eq(netelect_view_elect(v, names[0], 0, &r), 0);
+    cr_assert_eq(netelect_view_status(v, &st), 0);
+    cr_assert_eq(st.reattaches, 0);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+
+    /* Over caller memory there is no growth: too big is -ENOSPC. */
+    struct netelect_writer_config mc = {.self_id = 1, .max_nodes = 16, .max_chans = 4,
+                                        .max_members = 16, .initial_nodes = nodes,
+                                        .n_initial_nodes = N};
+    size_t sz = 1 << 22;
+    void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    cr_assert_eq(netelect__writer_open_mem(&mc, m, sz, &w), -ENOSPC);
+    mc.n_initial_nodes = 16;
+    cr_assert_eq(netelect__writer_open_mem(&mc, m, sz, &w), 0);
+    cr_assert_eq(netelect__writer_generation(w), 1);
+    netelect__writer_close(w, false);
+    munmap(m, sz);
+    free(nodes);
+    free(mem);
+}
