@@ -87,9 +87,21 @@ static int cmp_wnode(const void *x, const void *y)
     return p->id < q->id ? -1 : p->id > q->id;
 }
 
-static void publish(struct agent *a)
+/* The agent's table in the writer's form (the arrays point into each other
+ * and into a->chans: valid until the table changes). */
+struct view_arrays {
+    struct netelect_wnode *nodes;
+    size_t n_nodes;
+    struct netelect_wchan *chans;
+    size_t n_chans;
+    uint64_t *members;
+};
+
+/* Both the first version (at start-up, before the segment exists) and every
+ * publish come from here, so the two can never disagree on what the table
+ * means. */
+static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
 {
-    uint64_t now = netelect__now_ns();
     size_t nn = 1 + a->n_nodes;
     struct netelect_wnode *nodes = malloc(nn * sizeof *nodes);
     struct netelect_wchan *chans = calloc(a->n_chans ? a->n_chans : 1, sizeof *chans);
@@ -121,10 +133,26 @@ static void publish(struct agent *a)
         for (size_t j = 0; j < a->chans[i].n; j++)
             members[off++] = a->chans[i].m[j].id;
     }
-    int r = netelect__writer_publish(a->w, nodes, k, chans, a->n_chans);
+    *v = (struct view_arrays){.nodes = nodes, .n_nodes = k, .chans = chans,
+                              .n_chans = a->n_chans, .members = members};
+}
+
+static void view_free(struct view_arrays *v)
+{
+    free(v->nodes);
+    free(v->chans);
+    free(v->members);
+}
+
+static void publish(struct agent *a)
+{
+    uint64_t now = netelect__now_ns();
+    struct view_arrays v;
+    view_build(a, now, &v);
+    int r = netelect__writer_publish(a->w, v.nodes, v.n_nodes, v.chans, v.n_chans);
     if (r < 0) {
         a->st.publish_err++;
-        LOG_W("publishing the view (%zu nodes, %zu channels) failed: %s", k, a->n_chans,
+        LOG_W("publishing the view (%zu nodes, %zu channels) failed: %s", v.n_nodes, v.n_chans,
               strerror(-r));
         /* keep it dirty: the next heartbeat retries */
         a->dirty_soft = true;
@@ -139,9 +167,7 @@ static void publish(struct agent *a)
         a->dirty_hard = a->dirty_soft = false;
     }
     a->last_pub_ns = now;
-    free(nodes);
-    free(chans);
-    free(members);
+    view_free(&v);
 }
 
 /* Publishes now, or arms the publish timer for the end of the coalescing
@@ -545,6 +571,111 @@ bad:
     return r;
 }
 
+/* ---- start-up: continuity with the previous incarnation ------------------------------ */
+
+struct inherit {
+    struct agent *a;
+    uint64_t now;
+    bool fresh;             /* the old view was current enough to vouch for health */
+    size_t nodes, healthy;
+};
+
+/*
+ * Seeds one configured, probed peer from the old view.  Only figures our own
+ * probes made are taken: an operator's override lived in the old process,
+ * and Serf resends its estimates when the client connects.  The estimate
+ * goes into the probe filter as if the old process had kept running, so
+ * the next replies refine it rather than jump.  Health is taken only as a
+ * prober would still hold it: the time since the peer was last heard
+ * counts as misses already (a whole probe interval each), so an inherited
+ * "healthy" ends no later than a live measurement of a peer that went
+ * quiet at that moment would end; a reply resets the run as usual.
+ */
+static int inherit_node(void *ctx, const struct netelect_node_info *o)
+{
+    struct inherit *c = ctx;
+    struct agent *a = c->a;
+    struct node *n = o->id == a->self ? NULL : netelect__node_find(a, o->id);
+    if (!n || !n->probed || n->pr.samples || o->source != NETELECT_SRC_PROBE ||
+        o->rtt_ns == NETELECT_RTT_UNKNOWN || o->rtt_ns > NETELECT_RTT_MAX_MEASURED)
+        return 0;
+    struct netelect_probe *p = &n->pr;
+    p->srtt_ns = o->rtt_ns;
+    p->rttvar_ns = o->rtt_err_ns;
+    p->raw_ns = o->rtt_raw_ns <= NETELECT_RTT_MAX_MEASURED ? o->rtt_raw_ns : o->rtt_ns;
+    p->samples = 1; /* what makes the estimate count as the probe's own */
+    if (o->last_heard_ns && o->last_heard_ns <= c->now)
+        p->last_heard_ns = o->last_heard_ns;
+    if (c->fresh && o->healthy && p->last_heard_ns) {
+        uint64_t quiet = (c->now - p->last_heard_ns) / a->pp.interval_ns;
+        if (quiet < a->pp.misses) {
+            p->healthy = 1;
+            p->miss_run = (uint32_t)quiet;
+            c->healthy++;
+        }
+    }
+    c->nodes++;
+    netelect__node_changed(a, n);
+    return 0;
+}
+
+/*
+ * Reads the view the previous incarnation left under our segment name, with
+ * the public reader (the file may be from an older build: the reader's
+ * validation is the contract), and seeds the configured peers from it.
+ * Best effort: no view, a foreign one or a read error just means starting
+ * from nothing, as before.  The outcome goes to `msg` (one line, logged at
+ * `*level` once the start-up line has said what this agent is).
+ */
+static void inherit_old_view(struct agent *a, char *msg, size_t msglen, int *level)
+{
+    *level = NETELECT_LOG_INFO;
+    struct netelect_view_opts vo = {.fail_static_ns = UINT64_MAX, .expect_uid = (uint32_t)geteuid(),
+                                    .expect_uid_set = 1};
+    struct netelect_view *v;
+    int r = netelect_view_open_opts(a->cfg.shm_name, &vo, &v);
+    if (r < 0) {
+        snprintf(msg, msglen, "inherited 0 nodes: no previous view of '%s' to start from (%s)",
+                 a->cfg.shm_name, netelect_strerror(r));
+        return;
+    }
+    struct inherit c = {.a = a, .now = netelect__now_ns()};
+    struct netelect_view_status st;
+    r = netelect_view_status(v, &st);
+    if (r == 0 && st.self_id != a->self) {
+        snprintf(msg, msglen, "inherited 0 nodes: the previous view of '%s' is node %#llx's, not ours",
+                 a->cfg.shm_name, (unsigned long long)st.self_id);
+        netelect_view_close(v);
+        return;
+    }
+    /* A heartbeat time from the future is another clock (a reboot, another
+     * time namespace): not fresh. */
+    bool aged = r == 0 && st.heartbeat_mono_ns && st.heartbeat_mono_ns <= c.now;
+    uint64_t age = aged ? c.now - st.heartbeat_mono_ns : 0;
+    uint64_t budget = (uint64_t)a->pp.misses * a->pp.interval_ns;
+    c.fresh = aged && age <= budget;
+    if (r == 0)
+        r = netelect_view_foreach_node(v, inherit_node, &c);
+    netelect_view_close(v);
+    if (r < 0) {
+        *level = NETELECT_LOG_WARN;
+        snprintf(msg, msglen, "inherited 0 nodes: reading the previous view of '%s' failed: %s",
+                 a->cfg.shm_name, netelect_strerror(r));
+        return;
+    }
+    char ab[48];
+    if (aged)
+        snprintf(ab, sizeof ab, "%.1f ms old", age / 1e6);
+    else
+        snprintf(ab, sizeof ab, "of unknown age");
+    *level = NETELECT_LOG_NOTICE;
+    snprintf(msg, msglen,
+             "inherited %zu nodes (%zu healthy) from the previous view of '%s': generation %llu, "
+             "agent pid %d %s, heartbeat %s (health kept only within %.0f ms)",
+             c.nodes, c.healthy, a->cfg.shm_name, (unsigned long long)st.generation,
+             (int)st.agent_pid, st.state == 2 ? "exited cleanly" : "died", ab, budget / 1e6);
+}
+
 /* ---- Serf --------------------------------------------------------------------------- */
 #if NETELECT_HAVE_SERF
 #include "agent/serf_glue.inc"
@@ -730,10 +861,22 @@ int main(int argc, char **argv)
     epoll_add(a, a->hb_tfd, EPOLLIN, EV_HB);
     epoll_add(a, a->pub_tfd, EPOLLIN, EV_PUB);
 
+    /* The table first, so the segment's first version is a real view: a
+     * reader that moves to it mid-restart keeps finding its channels and,
+     * through the inherited state, the same leaders. */
+    apply_membership(a, &a->cfg);
+    char inherit_msg[384];
+    int inherit_level;
+    inherit_old_view(a, inherit_msg, sizeof inherit_msg, &inherit_level);
+    struct view_arrays first;
+    view_build(a, netelect__now_ns(), &first);
     struct netelect_writer_config wc = {
         .name = a->cfg.shm_name, .mode = (mode_t)a->cfg.shm_mode, .group = shm_gid,
-        .self_id = a->self, .heartbeat_period_ns = a->cfg.heartbeat_ns};
+        .self_id = a->self, .heartbeat_period_ns = a->cfg.heartbeat_ns,
+        .initial_nodes = first.nodes, .n_initial_nodes = first.n_nodes,
+        .initial_chans = first.chans, .n_initial_chans = first.n_chans};
     int r = netelect__writer_open(&wc, &a->w);
+    view_free(&first);
     if (r < 0) {
         LOG_E("cannot open segment '%s': %s%s", a->cfg.shm_name, strerror(-r),
               r == -EBUSY ? " (another netelectd is publishing it)" : "");
@@ -752,7 +895,6 @@ int main(int argc, char **argv)
         netelect__writer_close(a->w, true);
         return 1;
     }
-    apply_membership(a, &a->cfg);
 #if NETELECT_HAVE_SERF
     if (a->cfg.serf_enabled && serf_start(a) < 0) {
         netelect__control_close(a);
@@ -778,6 +920,7 @@ int main(int argc, char **argv)
     LOG_N("netelectd %s started: node %#llx (%s), publishing %s, control %s, config %s, "
           "%zu peers, %zu channels, %s", NETELECT_VERSION_STRING, (unsigned long long)a->self,
           id_origin, shm_path, a->cfg.control_path, a->cfg.source, a->cfg.n_peers, a->n_chans, lb);
+    netelect__log(inherit_level, "%s", inherit_msg);
 
     struct epoll_event evs[64];
     while (!a->quit) {
