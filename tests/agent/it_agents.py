@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests for netelectd and the netelect CLI (suite 'agent').
 
-usage: it_agents.py BUILD_DIR cluster|badinput|netns|serf|serf_fleet|defaults|scale
+usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale
 
 Every scenario uses its own temp dir (keys, configs, control sockets),
 segment names and UDP ports that include this process's pid, kills every
@@ -367,6 +367,135 @@ def scenario_cluster(h):
     wait_for("restarted 0x101 sees its peers healthy", lambda: healthy(a1, 0x102) and healthy(a1, 0x103), 5)
     for a in agents:
         check(a.kill(signal.SIGTERM) == 0, f"{a.node_id:#x}: clean exit 0 on SIGTERM")
+
+
+# ---------------------------------------------------------------------------------------------
+
+class LoopReader:
+    """view_check's `loop` mode: one attached reader electing flat out, reporting as JSON lines."""
+
+    def __init__(self, h, shm, channel, self_id):
+        self.proc = h.spawn([os.path.join(HELPERS, "view_check"), shm, "loop", channel, f"{self_id:#x}"],
+                            stdout=subprocess.PIPE, name="loop-reader")
+        self.events = []
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        for line in self.proc.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.events.append({"ev": "garbage", "line": line})
+
+    def of(self, kind):
+        return [e for e in list(self.events) if e["ev"] == kind]
+
+    def mark(self):
+        n = len(self.of("mark"))
+        self.proc.send_signal(signal.SIGUSR1)
+        wait_for("the reader took the mark", lambda: len(self.of("mark")) > n, 2, 0.001)
+        return self.of("mark")[-1]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+        self.t.join(timeout=5)
+        s = self.of("summary")
+        check(len(s) == 1, "the loop reader printed its summary")
+        return s[0]
+
+
+def scenario_restart(h):
+    """Issue 3: an agent restart (kill -9, then SIGTERM) under a reader that never stops electing.
+
+    A's peers differ clearly in RTT (B behind a 2 ms relay each way, C direct),
+    so 'pair' = {B, C} has one right answer on A, C, and only a restart could
+    change it.  The reader must never see -ENOENT or another error, nor any
+    answer but C, across both restarts: the new segment's first version is
+    the configured channels with the state A's previous incarnation
+    published.  Then the inherited health must be honest: a peer that went
+    quiet just before the restart is dropped within the usual detection time.
+    """
+    gen_key(h)
+    A, B, C = 0x601, 0x602, 0x603
+    pa, pb, pc, relay = (h.free_udp_port() for _ in range(4))
+    h.spawn([os.path.join(HELPERS, "udp_delay"), f"127.0.0.1:{relay}", f"127.0.0.1:{pb}", "2",
+             "--max-seconds", "90"], name="delay-b")
+    aa = Agent(h, 1, A, pa, [(B, f"127.0.0.1:{relay}"), (C, f"127.0.0.1:{pc}")],
+               [("pair", [B, C]), ("all", ["self", B, C])])
+    ab = Agent(h, 2, B, pb, [(A, f"127.0.0.1:{pa}")], [("pair", [B, C])])
+    ac = Agent(h, 3, C, pc, [(A, f"127.0.0.1:{pa}")], [("pair", [B, C])])
+    for a in (aa, ab, ac):
+        a.start()
+    wait_for("A sees B and C healthy, B behind its relay",
+             lambda: healthy(aa, B) and healthy(aa, C) and aa.node(B)["rtt_ns"] > 3e6, 5)
+    check(aa.json("elect", "pair")["leader"] == f"{C:#x}", "C, the nearer, leads 'pair' on A")
+    rd = LoopReader(h, aa.shm, "pair", A)
+    wait_for("the reader answers", lambda: rd.of("answer"), 5, 0.005)
+    first = rd.of("answer")[0]
+    check(first["rc"] == 0 and first["leader"] == f"{C:#x}", f"the reader starts with leader {first['leader']}")
+    time.sleep(0.3)
+
+    def restart(sig, what):
+        incs = len(rd.of("incarnation"))
+        m = rd.mark()
+        t_kill = time.time_ns()
+        check(aa.kill(sig) == (0 if sig == signal.SIGTERM else -signal.SIGKILL), f"{what}: A stopped")
+        aa.start()
+        wait_for(f"{what}: the reader answers from A's new incarnation",
+                 lambda: len(rd.of("incarnation")) > incs, 5, 0.002)
+        inc = rd.of("incarnation")[-1]
+        window_ms = (inc["ts_ns"] - t_kill) / 1e6
+        log(f"RESTART {what}: {inc['n'] - m['n']} elections in the restart window of {window_ms:.1f} ms "
+            f"(signal -> first answer from the new incarnation, pid {inc['pid']})")
+        # the window in which inherited state is all A has: until real replies take over
+        time.sleep(1.0)
+        with open(aa.proc.logpath) as f:
+            lines = [l.strip() for l in f if "inherited" in l]
+        log(f"  A's log: {lines[-1] if lines else '(no inherit line)'}")
+        check(healthy(aa, B) and healthy(aa, C), f"{what}: B and C healthy on real replies")
+        return window_ms, lines[-1] if lines else ""
+
+    w1, inh1 = restart(signal.SIGKILL, "kill -9")
+    w2, inh2 = restart(signal.SIGTERM, "SIGTERM")
+    s = rd.stop()
+    answers = rd.of("answer")
+    log(f"  reader: {s['n']} elections, answers " + ", ".join(
+        f"{a['err'] or a['outcome'] + ' ' + a['leader']} (from #{a['n']})" for a in answers))
+    log(f"RESTART summary: {s['n']} elections over two restarts (windows {w1:.1f} and {w2:.1f} ms), "
+        f"{s['enoent']} unknown-channel, {s['errors']} other errors, {s['none']} no-leader, "
+        f"{s['changes']} answer changes, leaders {s['leaders']}")
+    check(s["incarnations"] == 3, f"the reader saw 3 incarnations of A ({s['incarnations']})")
+    check(s["enoent"] == 0, f"never -ENOENT for the channel ({s['enoent']})")
+    check(s["errors"] == 0, f"no other error ({s['errors']})")
+    check(s["none"] == 0 and s["changes"] == 0 and s["leaders"] == {f"{C:#x}": s["n"]},
+          f"the same leader, C, in every one of {s['n']} elections")
+    for what, line in (("kill -9", inh1), ("SIGTERM", inh2)):
+        check("inherited 2 nodes (2 healthy)" in line, f"{what}: A inherited both peers, healthy")
+
+    # Honest inheritance: C goes quiet (SIGSTOP) right before A's restart.
+    # A inherits C healthy, but no reply ever comes: C must be dropped within
+    # the detection a live measurement gives (3 x 100 ms, + a timeout), counted
+    # from C's last reply, not from A's start.
+    ac.proc.send_signal(signal.SIGSTOP)
+    try:
+        t_stop = time.monotonic()
+        aa.kill(signal.SIGKILL)
+        aa.start()
+        t_start = time.monotonic()
+        wait_for("A's new incarnation drops the silent C", lambda: not healthy(aa, C), 3, 0.005)
+        t_down = time.monotonic()
+        log(f"HONESTY C silent from SIGSTOP: unhealthy on restarted A {1000 * (t_down - t_stop):.0f} ms after "
+            f"the stop ({1000 * (t_down - t_start):.0f} ms after A answered its control socket)")
+        check(t_down - t_stop < 1.5, "inherited health ends within a (generous) live detection time of C's silence")
+        check(aa.json("elect", "pair")["leader"] == f"{B:#x}", "B leads once C is dropped")
+    finally:
+        ac.proc.send_signal(signal.SIGCONT)
+    wait_for("C healthy again on A", lambda: healthy(aa, C), 3)
+    for a in (aa, ab, ac):
+        check(a.kill(signal.SIGTERM) == 0, f"{a.node_id:#x}: clean exit")
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -958,7 +1087,7 @@ def scenario_scale(h):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale"):
+    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale"):
         print(__doc__)
         return 2
     for exe in (NETELECTD, CLI):
@@ -968,7 +1097,7 @@ def main():
     h = Harness(sys.argv[2])
     rc = 1
     try:
-        rc = {"cluster": scenario_cluster, "badinput": scenario_badinput,
+        rc = {"cluster": scenario_cluster, "restart": scenario_restart, "badinput": scenario_badinput,
               "netns": scenario_netns, "serf": scenario_serf, "serf_fleet": scenario_serf_fleet,
               "defaults": scenario_defaults, "scale": scenario_scale}[sys.argv[2]](h) or 0
         if rc == 0:

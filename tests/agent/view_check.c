@@ -14,9 +14,18 @@
  *     (and the channel's leader in it); exits 0 once it has seen N distinct
  *     incarnations, 1 on timeout.  Used to show that a reader carries on
  *     across an agent restart.
+ *
+ *   view_check SHM loop CHANNEL SELF
+ *     Attaches once and elects CHANNEL in a tight loop until SIGTERM, printing
+ *     JSON lines (CLOCK_REALTIME ns, election count so far): "answer" when
+ *     the answer (error, outcome, leader) changes, "incarnation" at the first
+ *     answer from a new agent incarnation, "mark" on SIGUSR1 (the test sends
+ *     it as it kills the agent), and a "summary" at exit.  Shows what a
+ *     reader that never stops electing sees across agent restarts.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,16 +129,9 @@ static int do_follow(struct netelect_view *v, int want, double timeout_s, const 
             if (!known && nseen < 16) {
                 memcpy(seen[nseen++], st.incarnation, 16);
                 struct netelect_result res = {0};
-                /* The writer's first version of a new incarnation is empty
-                 * (netelect__writer_open); the agent's own follows at once. */
-                int r;
-                for (int i = 0; i < 1000; i++) {
-                    r = netelect_view_elect(v, chan, netelect_view_self(v), &res);
-                    if (r != -ENOENT)
-                        break;
-                    struct timespec d1 = {0, 1000000};
-                    nanosleep(&d1, NULL);
-                }
+                /* No waiting: an agent's first version already holds its
+                 * channels (netelect_writer_config.initial_*). */
+                int r = netelect_view_elect(v, chan, netelect_view_self(v), &res);
                 printf("incarnation %d: %02x%02x%02x%02x... generation %" PRIu64 " pid %d elect %s %s %#" PRIx64 "\n",
                        nseen, st.incarnation[0], st.incarnation[1], st.incarnation[2],
                        st.incarnation[3], st.generation, (int)st.agent_pid,
@@ -148,10 +150,102 @@ static int do_follow(struct netelect_view *v, int want, double timeout_s, const 
     }
 }
 
+static volatile sig_atomic_t g_stop, g_mark;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        g_mark = 1;
+    else
+        g_stop = 1;
+}
+
+static uint64_t wall_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static int do_loop(struct netelect_view *v, const char *chan, uint64_t self)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    uint8_t inc[16] = {0};
+    int n_inc = 0;
+    uint64_t n = 0, enoent = 0, errors = 0, none = 0, changes = 0, last_gen = 0;
+    int last_rc = 1;
+    struct netelect_result last = {0};
+    enum { MAXL = 16 };
+    uint64_t leaders[MAXL], counts[MAXL];
+    int nl = 0;
+    while (!g_stop) {
+        struct netelect_result res = {0};
+        uint64_t gen = 0;
+        int r = netelect_view_elect_gen(v, chan, self, &res, &gen);
+        n++;
+        if (g_mark) {
+            g_mark = 0;
+            printf("{\"ev\": \"mark\", \"ts_ns\": %" PRIu64 ", \"n\": %" PRIu64 "}\n", wall_ns(), n);
+        }
+        if (r == 0 && gen != last_gen) {
+            last_gen = gen;
+            struct netelect_view_status st;
+            if (netelect_view_status(v, &st) == 0 && memcmp(st.incarnation, inc, 16)) {
+                memcpy(inc, st.incarnation, 16);
+                n_inc++;
+                printf("{\"ev\": \"incarnation\", \"ts_ns\": %" PRIu64 ", \"n\": %" PRIu64
+                       ", \"inc\": %d, \"pid\": %d, \"generation\": %" PRIu64 "}\n",
+                       wall_ns(), n, n_inc, (int)st.agent_pid, gen);
+            }
+        }
+        if (r == -ENOENT)
+            enoent++;
+        else if (r < 0)
+            errors++;
+        else if (res.outcome == NETELECT_NO_ELIGIBLE)
+            none++;
+        if (r == 0) {
+            int i = 0;
+            while (i < nl && leaders[i] != res.winner)
+                i++;
+            if (i == nl && nl < MAXL) {
+                leaders[nl] = res.winner;
+                counts[nl++] = 0;
+            }
+            if (i < nl)
+                counts[i]++;
+        }
+        if (r != last_rc || (r == 0 && (res.outcome != last.outcome || res.winner != last.winner))) {
+            if (last_rc != 1)
+                changes++;
+            printf("{\"ev\": \"answer\", \"ts_ns\": %" PRIu64 ", \"n\": %" PRIu64
+                   ", \"rc\": %d, \"err\": \"%s\", \"outcome\": \"%s\", \"leader\": \"%#" PRIx64
+                   "\", \"inc\": %d}\n",
+                   wall_ns(), n, r, r < 0 ? netelect_strerror(r) : "", r < 0 ? "" : oc(res.outcome),
+                   r < 0 ? 0 : res.winner, n_inc);
+            last_rc = r;
+            last = res;
+        }
+    }
+    printf("{\"ev\": \"summary\", \"ts_ns\": %" PRIu64 ", \"n\": %" PRIu64 ", \"enoent\": %" PRIu64
+           ", \"errors\": %" PRIu64 ", \"none\": %" PRIu64 ", \"changes\": %" PRIu64
+           ", \"incarnations\": %d, \"leaders\": {",
+           wall_ns(), n, enoent, errors, none, changes, n_inc);
+    for (int i = 0; i < nl; i++)
+        printf("%s\"%#" PRIx64 "\": %" PRIu64, i ? ", " : "", leaders[i], counts[i]);
+    printf("}}\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: view_check SHM elect CHANNEL [SELF] | view_check SHM follow N TIMEOUT_S CHANNEL\n");
+        fprintf(stderr, "usage: view_check SHM elect CHANNEL [SELF] | view_check SHM follow N TIMEOUT_S CHANNEL | view_check SHM loop CHANNEL SELF\n");
         return 2;
     }
     struct netelect_view *v;
@@ -163,6 +257,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[2], "elect")) {
         uint64_t self = argc > 4 ? strtoull(argv[4], NULL, 0) : netelect_view_self(v);
         r = do_elect(v, argv[3], self);
+    } else if (!strcmp(argv[2], "loop") && argc == 5) {
+        r = do_loop(v, argv[3], strtoull(argv[4], NULL, 0));
     } else if (!strcmp(argv[2], "follow") && argc == 6) {
         r = do_follow(v, atoi(argv[3]), atof(argv[4]), argv[5]);
     } else {
