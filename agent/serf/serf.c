@@ -47,9 +47,17 @@
  * fd stays readable, so level-triggered epoll comes straight back. */
 #define MAX_READS_PER_HANDLE 64
 #define MEMBER_STREAM_TYPES "member-join,member-leave,member-failed,member-update,member-reap"
+#define DEFAULT_STATUS_POLL_NS (50ull * 1000000ull)
+/* Serf compiles "^" + Status + "$" (ipc.go filterMembers), which anchors
+ * only the first and last alternatives of an ungrouped alternation: with
+ * "fail|alive" serf 0.9.4 returns failed members too.  The group makes every
+ * alternative a whole-status match, so a status Serf adds later (say
+ * "left-over") cannot slip in.  Only non-alive members come back, so the
+ * reply stays small however big the fleet. */
+#define STATUS_FILTER "(failed|left|leaving)"
 
-enum req_kind { REQ_HANDSHAKE, REQ_AUTH, REQ_STATS, REQ_STREAM, REQ_MEMBERS, REQ_COORD };
-enum body_kind { BODY_NONE, BODY_STATS, BODY_MEMBERS, BODY_EVENT, BODY_COORD };
+enum req_kind { REQ_HANDSHAKE, REQ_AUTH, REQ_STATS, REQ_STREAM, REQ_MEMBERS, REQ_COORD, REQ_STATUS };
+enum body_kind { BODY_NONE, BODY_STATS, BODY_MEMBERS, BODY_EVENT, BODY_COORD, BODY_STATUS };
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_OPEN };
 
 struct pending {
@@ -81,6 +89,7 @@ struct netelect_serf {
     char *auth_key, *id_tag, *channel_tag;
     size_t id_tag_len, channel_tag_len;
     uint64_t coord_period, backoff_min, backoff_max;
+    uint64_t status_period; /* NETELECT_SERF_STATUS_POLL_OFF: no status polls */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     struct netelect_serf_callbacks cb;
@@ -131,6 +140,11 @@ struct netelect_serf {
     size_t poll_cursor;
     uint64_t next_poll_at;
 
+    /* status polling: only after this session's snapshot, one at a time */
+    bool synced;
+    bool status_inflight;
+    uint64_t next_status_at;
+
     struct netelect_serf_stats st;
 };
 
@@ -153,6 +167,12 @@ static uint64_t hash_bytes(const char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
     return h;
+}
+
+/* Periods are caller-chosen: a huge one must not wrap to "due now". */
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
 static bool str_is(const msgpack_object *o, const char *lit)
@@ -363,6 +383,16 @@ static int queue_request(struct netelect_serf *s, enum req_kind kind, const char
         r |= msgpack_pack_map(&s->pk, 1);
         r |= pack_str(&s->pk, "Version");
         r |= msgpack_pack_int32(&s->pk, 1);
+    } else if (kind == REQ_STATUS) {
+        /* All three keys: Serf's decoder leaves absent ones at their zero
+         * value anyway, but an explicit empty name/tag filter says "any". */
+        r |= msgpack_pack_map(&s->pk, 3);
+        r |= pack_str(&s->pk, "Status");
+        r |= pack_str(&s->pk, STATUS_FILTER);
+        r |= pack_str(&s->pk, "Tags");
+        r |= msgpack_pack_map(&s->pk, 0);
+        r |= pack_str(&s->pk, "Name");
+        r |= pack_str(&s->pk, "");
     } else if (bkey) {
         r |= msgpack_pack_map(&s->pk, 1);
         r |= pack_str(&s->pk, bkey);
@@ -383,6 +413,8 @@ static int queue_request(struct netelect_serf *s, enum req_kind kind, const char
         s->coord_inflight++;
     if (kind == REQ_STREAM)
         s->stream_seq = seq;
+    if (kind == REQ_STATUS)
+        s->status_inflight = true;
     return 0;
 }
 
@@ -428,6 +460,7 @@ static void clear_pending(struct netelect_serf *s)
     s->await_req.node = NULL;
     s->await = BODY_NONE;
     s->coord_inflight = 0;
+    s->status_inflight = false;
 }
 
 static int reset_input(struct netelect_serf *s)
@@ -456,6 +489,7 @@ static void drop(struct netelect_serf *s, int err, uint64_t now)
     reset_input(s);
     s->stream_acked = false;
     s->poll_active = false;
+    s->synced = false;
     s->self_coord_ok = false;
     /* A restarted agent may have another name: learn it again from stats. */
     free(s->self_name);
@@ -713,7 +747,7 @@ static int check_members(const struct netelect_serf *s, const msgpack_object *ar
     return 0;
 }
 
-static int body_members(struct netelect_serf *s, const msgpack_object *o)
+static int body_members(struct netelect_serf *s, const msgpack_object *o, uint64_t now)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
         return -EBADMSG;
@@ -732,6 +766,11 @@ static int body_members(struct netelect_serf *s, const msgpack_object *o)
      * accepts the handshake and then sends garbage must not be retried at
      * the minimum interval forever. */
     s->backoff = s->backoff_min;
+    /* The snapshot is as fresh as a poll would be: the first one is due a
+     * period later, and polls never run ahead of it (a poll reply compared
+     * with a table that lacks the snapshot would report stale members). */
+    s->synced = true;
+    s->next_status_at = add_sat(now, s->status_period);
     /* Members we knew that Serf no longer lists (e.g. reaped while we were
      * disconnected) are gone for good. */
     for (size_t i = 0; i < s->n_members;) {
@@ -780,6 +819,43 @@ static int body_event(struct netelect_serf *s, const msgpack_object *o)
     struct member_view v;
     for (uint32_t i = 0; i < arr->via.array.size; i++) {
         parse_member(s, &arr->via.array.ptr[i], &v);
+        if ((r = apply_member(s, e, &v)) < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* The supplementary status poll's reply: the members Serf holds as failed,
+ * left or leaving right now.  Serf's own status is compared with the one
+ * last reported for the member, and only a change is reported, so an
+ * unchanged reply costs no callback.  A member absent from the reply is not
+ * taken as alive: a return to alive comes from the stream (member-join or
+ * -update), which carries its tags too.  The stream's own, later, event for
+ * a change reported here is applied again as usual (same status: the
+ * callback sees the same state twice, which netelectd takes as a no-op). */
+static int body_status(struct netelect_serf *s, const msgpack_object *o)
+{
+    s->status_inflight = false;
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return -EBADMSG;
+    const msgpack_object *arr = map_get(o, "Members");
+    int r = check_members(s, arr);
+    if (r < 0)
+        return r;
+    struct member_view v;
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
+        parse_member(s, &arr->via.array.ptr[i], &v);
+        enum netelect_serf_event e;
+        if (v.status == NETELECT_SERF_FAILED)
+            e = NETELECT_SERF_EV_FAILED;
+        else if (v.status == NETELECT_SERF_LEFT || v.status == NETELECT_SERF_LEAVING)
+            e = NETELECT_SERF_EV_LEAVE;
+        else
+            continue; /* not what we asked for: the stream has it */
+        struct member *m = member_find(s, v.name, v.name_len, hash_bytes(v.name, v.name_len));
+        if (m ? m->status == v.status : s->n_members >= NETELECT_SERF_MAX_MEMBERS)
+            continue; /* unchanged, or untracked (would be reported every poll) */
+        s->st.status_changes++;
         if ((r = apply_member(s, e, &v)) < 0)
             return r;
     }
@@ -920,6 +996,9 @@ static int on_header(struct netelect_serf *s, const msgpack_object *o, uint64_t 
     case REQ_COORD:
         s->await = BODY_COORD;
         break;
+    case REQ_STATUS:
+        s->await = BODY_STATUS;
+        break;
     }
     s->await_req = p;
     return 0;
@@ -936,7 +1015,8 @@ static int on_object(struct netelect_serf *s, const msgpack_object *o, uint64_t 
     int r;
     switch (k) {
     case BODY_STATS: r = body_stats(s, o, now); break;
-    case BODY_MEMBERS: r = body_members(s, o); break;
+    case BODY_MEMBERS: r = body_members(s, o, now); break;
+    case BODY_STATUS: r = body_status(s, o); break;
     case BODY_EVENT: r = body_event(s, o); break;
     case BODY_COORD: r = body_coord(s, o, node, now); break;
     default: r = -EBADMSG; break;
@@ -1143,6 +1223,7 @@ int netelect__serf_new(const struct netelect_serf_config *cfg,
         r = copy_cfg_str(cfg->channel_tag, DEFAULT_CHANNEL_TAG, &s->channel_tag,
                          &s->channel_tag_len);
     s->coord_period = cfg->coord_period_ns ? cfg->coord_period_ns : DEFAULT_COORD_PERIOD_NS;
+    s->status_period = cfg->status_poll_ns ? cfg->status_poll_ns : DEFAULT_STATUS_POLL_NS;
     s->backoff_min = cfg->backoff_min_ns ? cfg->backoff_min_ns : DEFAULT_BACKOFF_MIN_NS;
     s->backoff_max = cfg->backoff_max_ns ? cfg->backoff_max_ns : DEFAULT_BACKOFF_MAX_NS;
     if (r == 0 && s->backoff_min > s->backoff_max)
@@ -1234,6 +1315,12 @@ int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t no
     return 0;
 }
 
+static bool status_due(const struct netelect_serf *s)
+{
+    return s->up && s->synced && !s->status_inflight &&
+           s->status_period != NETELECT_SERF_STATUS_POLL_OFF;
+}
+
 int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns)
 {
     if (!s)
@@ -1264,6 +1351,16 @@ int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns)
         if ((r = poll_start(s, now_ns)) < 0 && r != -ENOBUFS)
             return fail(s, r, now_ns);
     }
+    if (status_due(s) && now_ns >= s->next_status_at) {
+        /* The period runs from one send to the next; a slow reply delays
+         * the next poll instead of stacking polls up. */
+        s->next_status_at = add_sat(now_ns, s->status_period);
+        r = queue_request(s, REQ_STATUS, "members-filtered", NULL, NULL, now_ns, NULL);
+        if (r == 0)
+            s->st.status_polls++;
+        else if (r != -ENOBUFS) /* a full queue only skips this poll */
+            return fail(s, r, now_ns);
+    }
     r = flush_out(s);
     return r < 0 ? fail(s, r, now_ns) : 0;
 }
@@ -1281,6 +1378,8 @@ uint64_t netelect__serf_next_deadline(const struct netelect_serf *s)
         d = s->ring[s->ring_head].deadline;
     if (s->up && s->self_name && !s->poll_active && s->next_poll_at < d)
         d = s->next_poll_at;
+    if (status_due(s) && s->next_status_at < d)
+        d = s->next_status_at;
     return d ? d : 1;
 }
 

@@ -68,7 +68,14 @@ struct netelect_serf_config {
     uint64_t coord_period_ns;  /* get-coordinate polling period, default 2 s */
     uint64_t backoff_min_ns;   /* reconnect backoff, default 100 ms ... */
     uint64_t backoff_max_ns;   /* ... doubling up to 10 s */
+    /* Supplementary status poll period, default 50 ms; UINT64_MAX turns it
+     * off.  `serf agent` holds member events for ~1 s before streaming them
+     * (docs/serf.md), so a failure or leave reaches us that much sooner
+     * through a `members-filtered` poll for the non-alive members. */
+    uint64_t status_poll_ns;
 };
+
+#define NETELECT_SERF_STATUS_POLL_OFF UINT64_MAX
 
 struct netelect_serf;
 
@@ -89,7 +96,7 @@ uint32_t netelect__serf_events(const struct netelect_serf *s);
  * reply), -EMSGSIZE (over a size limit), -EPROTO (Serf returned an error),
  * -EACCES (auth refused), or the socket's -errno. */
 int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns);
-/* Timers: reconnect, coordinate polls, request time-outs.
+/* Timers: reconnect, coordinate and status polls, request time-outs.
  * @return 0, or as handle(), plus -ETIMEDOUT and connect()'s -errno. */
 int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns);
 /* CLOCK_MONOTONIC ns by which netelect__serf_tick() must be called again;
@@ -105,6 +112,8 @@ struct netelect_serf_stats {
     uint64_t members;            /* members tracked now */
     uint64_t members_without_id; /* of those, with no valid id tag */
     uint64_t members_untracked;  /* reported but not tracked (table full) */
+    uint64_t status_polls;       /* members-filtered status polls sent */
+    uint64_t status_changes;     /* members those polls reported changed */
 };
 void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out);
 

@@ -233,6 +233,8 @@ struct treq {
     char arg_key[32]; /* the body's single key, if any */
     char arg[128];
     int64_t version;
+    int nkeys;      /* keys in the body */
+    int filter_any; /* members-filtered: of Tags and Name, how many are empty */
 };
 
 /* Takes the client's output and decodes up to `cap` requests from it.
@@ -275,17 +277,38 @@ static inline int take_requests(struct netelect_serf *s, struct treq *out, int c
         } else {
             expect_body = 0;
             struct treq *q = &out[k - 1];
-            if (o.via.map.size != 1) {
+            /* members-filtered carries Status, Tags and Name; every other
+             * request a single key. */
+            int filtered = !strcmp(q->cmd, "members-filtered");
+            if (filtered ? o.via.map.size != 3 : o.via.map.size != 1) {
                 k = -1;
                 break;
             }
-            msgpack_object key = o.via.map.ptr[0].key, v = o.via.map.ptr[0].val;
-            snprintf(q->arg_key, sizeof(q->arg_key), "%.*s", (int)key.via.str.size,
-                     key.via.str.ptr);
-            if (v.type == MSGPACK_OBJECT_STR)
-                snprintf(q->arg, sizeof(q->arg), "%.*s", (int)v.via.str.size, v.via.str.ptr);
-            else if (v.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                q->version = (int64_t)v.via.u64;
+            q->nkeys = (int)o.via.map.size;
+            for (uint32_t i = 0; i < o.via.map.size; i++) {
+                msgpack_object key = o.via.map.ptr[i].key, v = o.via.map.ptr[i].val;
+                if (key.type != MSGPACK_OBJECT_STR) {
+                    k = -1;
+                    break;
+                }
+                int is_status = key.via.str.size == 6 && !memcmp(key.via.str.ptr, "Status", 6);
+                if (filtered && !is_status) {
+                    /* "any": an empty name filter and an empty tag map */
+                    int any = v.type == MSGPACK_OBJECT_MAP ? v.via.map.size == 0
+                              : v.type == MSGPACK_OBJECT_STR && v.via.str.size == 0;
+                    q->filter_any += any;
+                    continue;
+                }
+                snprintf(q->arg_key, sizeof(q->arg_key), "%.*s", (int)key.via.str.size,
+                         key.via.str.ptr);
+                if (v.type == MSGPACK_OBJECT_STR)
+                    snprintf(q->arg, sizeof(q->arg), "%.*s", (int)v.via.str.size,
+                             v.via.str.ptr);
+                else if (v.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                    q->version = (int64_t)v.via.u64;
+            }
+            if (k < 0)
+                break;
         }
     }
     msgpack_unpacked_destroy(&res);

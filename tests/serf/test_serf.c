@@ -302,7 +302,9 @@ Test(serf, distance_formula, .timeout = 5)
 Test(serf, coordinates_polled_and_reported, .timeout = 10)
 {
     struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf_config cfg = {.coord_period_ns = 2 * S};
+    /* Only the coordinate timer here: status polls have their own test. */
+    struct netelect_serf_config cfg = {.coord_period_ns = 2 * S,
+                                       .status_poll_ns = NETELECT_SERF_STATUS_POLL_OFF};
     struct netelect_serf *s = up_session(r, &cfg);
     struct mp m;
     mp_init(&m);
@@ -967,7 +969,8 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10)
 {
     enum { N = 200 };
     struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
+    const struct netelect_serf_config cfg = {.status_poll_ns = NETELECT_SERF_STATUS_POLL_OFF};
+    struct netelect_serf *s = up_session(r, &cfg);
     static struct tmember many[N];
     static char names[N][16], ids[N][16];
     for (int i = 0; i < N; i++) {
@@ -1036,6 +1039,279 @@ Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10)
     cr_assert_eq(feed_mp(s, &m, now), 0);
     cr_assert_eq(netelect__serf_feed(s, junk, 1, now), -EBADMSG);
     cr_assert_eq(netelect__serf_next_deadline(s), now + 100 * ms);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+/* Answers every get-coordinate in q with "no coordinate"; @return how many
+ * requests were something else (their index in *other). */
+static int answer_coords(struct mp *m, const struct treq *q, int k, int *other)
+{
+    int n = 0;
+    for (int i = 0; i < k; i++) {
+        if (strcmp(q[i].cmd, "get-coordinate") != 0) {
+            *other = i;
+            n++;
+            continue;
+        }
+        mp_header(m, q[i].seq, NULL);
+        mp_coord_body(m, NULL, 0);
+    }
+    return n;
+}
+
+/* Sends the next status poll at `now`; checks the request; @return its seq. */
+static uint64_t status_poll(struct netelect_serf *s, uint64_t now)
+{
+    struct treq q[8];
+    cr_assert_leq(netelect__serf_next_deadline(s), now, "the poll is due by %" PRIu64, now);
+    cr_assert_eq(netelect__serf_tick(s, now), 0);
+    cr_assert_eq(take_requests(s, q, 8), 1);
+    cr_assert_str_eq(q[0].cmd, "members-filtered");
+    cr_assert_str_eq(q[0].arg_key, "Status");
+    /* grouped: Serf anchors "^...$" around it, and an ungrouped alternation
+     * would escape the anchors */
+    cr_assert_str_eq(q[0].arg, "(failed|left|leaving)");
+    cr_assert_eq(q[0].nkeys, 3);
+    cr_assert_eq(q[0].filter_any, 2, "empty Tags and Name");
+    return q[0].seq;
+}
+
+Test(serf, status_poll_reports_changes_once, .timeout = 10)
+{
+    const uint64_t P = 50 * 1000000ull;
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL); /* the default period: 50 ms */
+    struct mp m;
+    mp_init(&m);
+    struct treq q[8];
+    int other = -1;
+
+    /* No poll before this session's snapshot: until then there is nothing
+     * to compare a reply with. */
+    mp_header(&m, 1, NULL);
+    mp_stats_body(&m, "n1");
+    mp_header(&m, 2, NULL);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_tick(s, T0 + S), 0);
+    int k = take_requests(s, q, 8);
+    mp_header(&m, 3, NULL); /* the snapshot, then the coordinates asked after it */
+    mp_members_body(&m, three, 3);
+    cr_assert_eq(answer_coords(&m, q, k, &other), 0, "only get-coordinate before the snapshot");
+    cr_assert_eq(feed_mp(s, &m, T0 + S), 0);
+    cr_assert_eq(r->nm, 3);
+    r->nm = 0;
+    k = take_requests(s, q, 8); /* the rest of the coordinate cycle */
+    cr_assert_eq(answer_coords(&m, q, k, &other), 0);
+    cr_assert_eq(feed_mp(s, &m, T0 + S), 0);
+
+    /* Due one period after the snapshot; one in flight at a time. */
+    uint64_t t = T0 + S;
+    cr_assert_eq(netelect__serf_tick(s, t + P - 1), 0);
+    cr_assert_eq(take_requests(s, q, 8), 0);
+    uint64_t seq = status_poll(s, t + P);
+    cr_assert_eq(netelect__serf_tick(s, t + 3 * P), 0);
+    cr_assert_eq(take_requests(s, q, 8), 0, "a second poll while one is in flight");
+    cr_assert_gt(netelect__serf_next_deadline(s), t + 3 * P);
+
+    /* Serf has n2 failed (its stream event is still being coalesced). */
+    struct tmember n2f = {"n2", "0x2A", "ch1", "failed", {127, 0, 0, 2}, 7947};
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, &n2f, 1);
+    cr_assert_eq(feed_mp(s, &m, t + 3 * P), 0);
+    cr_assert_eq(r->nm, 1);
+    cr_assert_eq(r->m[0].ev, NETELECT_SERF_EV_FAILED);
+    cr_assert_str_eq(r->m[0].name, "n2");
+    cr_assert_eq(r->m[0].id, 42);
+    cr_assert_eq(r->m[0].status, NETELECT_SERF_FAILED);
+    cr_assert_str_eq(r->m[0].channels, "ch1");
+
+    /* The same reply again: nothing.  An alive member in a reply (not what
+     * was asked for) is left to the stream. */
+    t += 3 * P;
+    struct tmember again[] = {n2f, three[2]};
+    seq = status_poll(s, t + P);
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, again, 2);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 1, "an unchanged status was reported again");
+
+    /* The stream's own member-failed, a second later, is the usual event;
+     * a further poll still reports nothing new. */
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-failed", &n2f, 1);
+    cr_assert_eq(feed_mp(s, &m, t + 20 * P), 0);
+    cr_assert_eq(r->nm, 2);
+    cr_assert_eq(r->m[1].ev, NETELECT_SERF_EV_FAILED);
+    t += 20 * P;
+    seq = status_poll(s, t + P);
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, &n2f, 1);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 2);
+
+    /* leaving, then left: each a change, both EV_LEAVE with Serf's status;
+     * a member the snapshot did not have is reported (and then tracked). */
+    t += P;
+    struct tmember n3l = {"n3", NULL, "ch2", "leaving", {10, 1, 2, 3}, 7948};
+    struct tmember n9 = {"n9", "9", "ch9", "failed", {10, 0, 0, 9}, 7946};
+    struct tmember b1[] = {n2f, n3l, n9};
+    seq = status_poll(s, t + P);
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, b1, 3);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 4);
+    cr_assert_eq(r->m[2].ev, NETELECT_SERF_EV_LEAVE);
+    cr_assert_eq(r->m[2].status, NETELECT_SERF_LEAVING);
+    cr_assert_eq(r->m[3].ev, NETELECT_SERF_EV_FAILED);
+    cr_assert_str_eq(r->m[3].name, "n9");
+    cr_assert_eq(netelect__serf_member_count(s), 4);
+    t += P;
+    n3l.status = "left";
+    struct tmember b2[] = {n2f, n3l, n9};
+    seq = status_poll(s, t + P);
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, b2, 3);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 5);
+    cr_assert_eq(r->m[4].ev, NETELECT_SERF_EV_LEAVE);
+    cr_assert_eq(r->m[4].status, NETELECT_SERF_LEFT);
+
+    /* n2 comes back: absent from the poll (not taken as alive), then the
+     * stream's member-join reports it; a later failure is a change again. */
+    t += P;
+    struct tmember b3[] = {n3l, n9};
+    seq = status_poll(s, t + P);
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, b3, 2);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 5);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-join", &three[1], 1);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 6);
+    cr_assert_eq(r->m[5].status, NETELECT_SERF_ALIVE);
+    t += P;
+    struct tmember b4[] = {n2f, n3l, n9};
+    seq = status_poll(s, t + P);
+    mp_header(&m, seq, NULL);
+    mp_members_body(&m, b4, 3);
+    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    cr_assert_eq(r->nm, 7);
+    cr_assert_eq(r->m[6].ev, NETELECT_SERF_EV_FAILED);
+
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.status_polls, 7);
+    cr_assert_eq(st.status_changes, 5);
+    cr_assert_eq(st.malformed, 0);
+    cr_assert_eq(st.connected, 1);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+/* Brings a default client to its first status poll; @return the poll's seq. */
+static uint64_t up_to_status_poll(struct rec *r, struct netelect_serf **out)
+{
+    struct netelect_serf *s = up_session(r, NULL);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    /* The first coordinate cycle is due at once: answer it. */
+    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    struct treq q[8];
+    int other = -1;
+    int k = take_requests(s, q, 8);
+    cr_assert_eq(answer_coords(&m, q, k, &other), 0);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_free(&m);
+    *out = s;
+    return status_poll(s, T0 + 50 * 1000000ull);
+}
+
+Test(serf, status_poll_malformed_or_refused, .timeout = 10)
+{
+    struct tmember bad = {"n2", "0x2A", "ch1", "failed", {127, 0, 0, 2}, 7947};
+    for (int c = 0; c < 5; c++) {
+        struct rec *r = calloc(1, sizeof(*r));
+        struct netelect_serf *s;
+        uint64_t seq = up_to_status_poll(r, &s);
+        size_t nm = r->nm;
+        struct mp m;
+        mp_init(&m);
+        int want = -EBADMSG;
+        mp_header(&m, seq, c == 4 ? "Invalid status filter" : NULL);
+        switch (c) {
+        case 0: /* Members is not an array */
+            msgpack_pack_map(&m.pk, 1);
+            mp_str(&m, "Members");
+            mp_str(&m, "failed");
+            break;
+        case 1: { /* the second member has an empty Name: the first is not reported either */
+            struct tmember two[] = {bad, bad};
+            two[1].name = "";
+            mp_members_body(&m, two, 2);
+            break;
+        }
+        case 2: /* not a map */
+            msgpack_pack_array(&m.pk, 0);
+            break;
+        case 3: /* no Members at all */
+            msgpack_pack_map(&m.pk, 0);
+            break;
+        case 4: /* Serf refused it: bare header */
+            want = -EPROTO;
+            break;
+        }
+        int rc = feed_mp(s, &m, T0 + S);
+        cr_assert_eq(rc, want, "case %d: %d", c, rc);
+        cr_assert_eq(r->nm, nm, "case %d: a rejected poll reply reported members", c);
+        last_conn_is(r, 0, want);
+        struct netelect_serf_stats st;
+        netelect__serf_stats(s, &st);
+        cr_assert_eq(st.malformed, want == -EBADMSG ? 1u : 0u, "case %d", c);
+        cr_assert_eq(st.rpc_errors, want == -EPROTO ? 1u : 0u, "case %d", c);
+        cr_assert_eq(st.disconnects, 1);
+        cr_assert_eq(st.status_polls, 1);
+        /* The reconnected session polls again only after its own snapshot. */
+        cr_assert_eq(netelect__serf_test_connected(s, T0 + 2 * S), 0);
+        cr_assert_eq(netelect__serf_tick(s, T0 + 3 * S), 0);
+        struct treq q[8];
+        cr_assert_eq(take_requests(s, q, 8), 1);
+        cr_assert_str_eq(q[0].cmd, "handshake");
+        mp_free(&m);
+        netelect__serf_free(s);
+        free(r);
+    }
+}
+
+Test(serf, status_poll_off, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    const struct netelect_serf_config cfg = {.coord_period_ns = 3600 * S,
+                                             .status_poll_ns = NETELECT_SERF_STATUS_POLL_OFF};
+    struct netelect_serf *s = up_session(r, &cfg);
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, three, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    struct treq q[8];
+    int other = -1;
+    int k = take_requests(s, q, 8);
+    cr_assert_eq(answer_coords(&m, q, k, &other), 0);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 3600 * S, "only the coordinate timer");
+    for (uint64_t t = T0; t < T0 + 10 * S; t += S / 10) {
+        cr_assert_eq(netelect__serf_tick(s, t), 0);
+        cr_assert_eq(take_requests(s, q, 8), 0);
+    }
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.status_polls, 0);
     mp_free(&m);
     netelect__serf_free(s);
     free(r);

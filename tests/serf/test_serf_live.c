@@ -375,9 +375,12 @@ static int failed3(void)
 {
     return st.n[2].ev == NETELECT_SERF_EV_FAILED;
 }
+/* The status poll may report n2 `leaving` (EV_LEAVE) between its leave
+ * intent and `left`: that is not the end of the leave yet. */
 static int left_or_failed2(void)
 {
-    return st.n[1].ev == NETELECT_SERF_EV_LEAVE || st.n[1].ev == NETELECT_SERF_EV_FAILED;
+    return (st.n[1].ev == NETELECT_SERF_EV_LEAVE && st.n[1].status != NETELECT_SERF_LEAVING) ||
+           st.n[1].ev == NETELECT_SERF_EV_FAILED;
 }
 static int alive2(void)
 {
@@ -564,7 +567,7 @@ int main(void)
         waitpid(pids[1], NULL, 0); /* it shuts down after leaving */
         pids[1] = 0;
         if (st.n[1].ev == NETELECT_SERF_EV_LEAVE) {
-            printf("serf leave n2 -> member-leave: %.3f s (status %d)\n",
+            printf("serf leave n2 -> left (status poll or member-leave): %.3f s (status %d)\n",
                    (double)(st.n[1].ev_at - t_leave) / 1e9, st.n[1].status);
             if (st.n[1].status != NETELECT_SERF_LEFT)
                 fail("member-leave for n2 with status %d", st.n[1].status);
@@ -586,7 +589,7 @@ int main(void)
     pids[2] = 0;
     if (!drive(15 * S, failed3))
         fail("no member-failed for n3 within 15 s");
-    printf("kill -9 n3 -> member-failed: %.3f s (status %d)\n",
+    printf("kill -9 n3 -> failed (status poll or member-failed): %.3f s (status %d)\n",
            (double)(st.n[2].ev_at - t_kill) / 1e9, st.n[2].status);
     if (st.n[2].status != NETELECT_SERF_FAILED || st.n[2].id != ids[2])
         fail("member-failed for n3 with status %d id %" PRIu64, st.n[2].status, st.n[2].id);
