@@ -41,6 +41,7 @@ void netelect__cfg_defaults(struct netelect_cfg *c)
     snprintf(c->serf_id_tag, sizeof c->serf_id_tag, "nid");
     snprintf(c->serf_channel_tag, sizeof c->serf_channel_tag, "netelect-channels");
     c->serf_coord_period_ns = 2000000000ull;
+    c->serf_status_poll_ns = 50000000ull;
 }
 
 void netelect__cfg_free(struct netelect_cfg *c)
@@ -411,6 +412,17 @@ static int handler(void *user, const char *section, const char *name, const char
     if (IS("serf", "coord_period"))
         return set_dur(p, &c->serf_coord_period_ns, v, "serf coord_period", 100000000,
                        3600000000000ull);
+    if (IS("serf", "status_poll")) {
+        /* "off" leaves health to the stream alone, ~1 s behind Serf's own
+         * detection (docs/serf.md); below 10 ms the poll would cost the
+         * local agent more than the detection it speeds up is worth. */
+        if (!strcasecmp(v, "off")) {
+            c->serf_status_poll_ns = UINT64_MAX;
+            return 1;
+        }
+        return set_dur(p, &c->serf_status_poll_ns, v, "serf status_poll (or off)", 10000000,
+                       60000000000ull);
+    }
 #undef IS
     if (strcmp(s, "agent") && strcmp(s, "probe") && strcmp(s, "segment") && strcmp(s, "serf"))
         return FAIL("unknown section [%s] (known: agent, probe, segment, peers, channels, serf)", s);

@@ -80,6 +80,7 @@ struct netelect_cfg {
     char serf_id_tag[64];
     char serf_channel_tag[64];
     uint64_t serf_coord_period_ns;
+    uint64_t serf_status_poll_ns; /* UINT64_MAX: off (NETELECT_SERF_STATUS_POLL_OFF) */
 };
 
 /* Fills in the built-in defaults (also the embedded default configuration:
