@@ -765,8 +765,12 @@ def scenario_serf_fleet(h):
     Detection is timed three ways (see the kill step): when Serf detects the
     failure, when the Serf agent streams it (about 1 s later: `serf agent`
     coalesces member events for a hard-coded 1 s), and when the segment
-    flips.  The assertion is netelectd's own share, flip - streamed <= 100 ms;
-    flip - detected (~ +1.0 s) is printed with a NOTE.
+    flips.  The assertion is issue 6's as written: flip - Serf's detection
+    <= 100 ms (+ 1 ms, the resolution of `netelect watch`'s polling).  It
+    holds because the client polls `members-filtered` for non-alive members
+    every 50 ms (the default [serf] status_poll) besides the stream; with
+    status_poll = off the flip trails the detection by the ~1 s coalescing
+    and this check fails.  flip - streamed is printed for information.
     """
     serf = "/usr/bin/serf"
     if not os.access(serf, os.X_OK):
@@ -876,7 +880,11 @@ def scenario_serf_fleet(h):
     #    ("agent: Received event: member-failed"): the serf agent holds member events for its
     #    CoalescePeriod (1 s, hard-coded in `serf agent`) before any stream subscriber sees them;
     #  - the segment flips: `netelect watch` (1 ms polling) sees 'cc' lose its only replica.
-    # netelectd's own share, flip - emits, must be <= 100 ms.
+    # Issue 6: flip - Serf detects <= 100 ms, + 1 ms for the watch's polling.  The detection instant
+    # is the earlier of a pushed monitor line and a `serf members` poll completion; both can only be
+    # late (the line by a few ms), which makes the check lenient by that much, far less than the
+    # margin measured (docs/serf.md section 5).  flip - emits is for information: the status poll
+    # flips the segment ~1 s before the stream says anything.
     survivors = ["a", "b"]
     mons, watches = {}, {}
     for k in survivors:
@@ -900,7 +908,7 @@ def scenario_serf_fleet(h):
             except (subprocess.TimeoutExpired, ValueError, KeyError):
                 pass
             poll["n"] += 1
-            time.sleep(0.02)
+            time.sleep(0.005)
     t_kill = time.time_ns()
     os.killpg(serfp["c"].pid, signal.SIGKILL)
     poller = threading.Thread(target=members_poll, daemon=True)
@@ -918,24 +926,24 @@ def scenario_serf_fleet(h):
         poll["stop"] = True
         poller.join(timeout=6)
     ms = lambda t: (t - t_kill) / 1e6
-    log(f"  `serf members` on {name['a']} (polled every ~{ms(poll['t']) / max(poll['n'], 1):.0f} ms) "
+    poll_every = (poll["t"] - t_kill) / 1e6 / max(poll["n"], 1)
+    log(f"  `serf members` on {name['a']} (polled every ~{poll_every:.0f} ms) "
         f"first lists {name['c']} failed {ms(poll['t']):.1f} ms after the kill")
     for k in survivors:
-        t_det, line = mons[k].first(failed_line, t_kill)
+        t_mon, line = mons[k].first(failed_line, t_kill)
+        t_det = t_mon if k != "a" else min(t_mon, poll["t"])
         t_emit, _ = mons[k].first(emitted_line, t_kill)
         flip = json.loads(watches[k].lines[1][1])
         t_flip = flip["ts_ns"]
-        log(f"DETECTION {ids[k]:#x}: kill -9 -> Serf {name[k]} detects (EventMemberFailed) {ms(t_det):.1f} ms; "
-            f"emits member-failed to RPC streams {ms(t_emit):.1f} ms (Serf's coalescing +{ms(t_emit) - ms(t_det):.1f}); "
-            f"segment flip {ms(t_flip):.1f} ms; flip - emitted {ms(t_flip) - ms(t_emit):+.1f} ms, "
-            f"flip - detected {ms(t_flip) - ms(t_det):+.1f} ms")
+        log(f"DETECTION {ids[k]:#x}: kill -9 -> Serf {name[k]} detects {ms(t_det):.1f} ms (EventMemberFailed line "
+            f"{ms(t_mon):.1f}" + (f", members poll {ms(poll['t']):.1f}" if k == "a" else "") + "); "
+            f"segment flip {ms(t_flip):.1f} ms; flip - detected {ms(t_flip) - ms(t_det):+.1f} ms; "
+            f"[info] Serf streams member-failed {ms(t_emit):.1f} ms (coalescing +{ms(t_emit) - ms(t_det):.1f}), "
+            f"flip - streamed {ms(t_flip) - ms(t_emit):+.1f} ms")
         check(flip["outcome"] == "none", f"{ids[k]:#x}: 'cc' has no eligible replica after the kill")
-        check(ms(t_flip) - ms(t_emit) <= 100.0, f"{ids[k]:#x}: segment flip within Serf's member-failed event + 100 ms "
-              f"({ms(t_flip):.1f} <= {ms(t_emit):.1f} + 100)")
-        if ms(t_flip) - ms(t_det) > 100.0:
-            log(f"  NOTE: against Serf's detection itself the flip is {ms(t_flip) - ms(t_det):+.1f} ms, over issue 6's "
-                f"+100 ms: netelectd takes health from the event stream, which `serf agent` delays by its "
-                f"hard-coded 1 s CoalescePeriod (docs/serf.md section 3)")
+        check(ms(t_flip) - ms(t_det) <= 100.0 + 1.0,
+              f"{ids[k]:#x}: segment flip within Serf's own failure detection + 100 ms (+ 1 ms watch polling) "
+              f"({ms(t_flip):.1f} <= {ms(t_det):.1f} + 101)")
         n = ag[k].node(ids["c"])
         chans = {c["name"]: sorted(c["members"]) for c in ag[k].view()["channels"]}
         check(n is not None and not n["healthy"] and f"{ids['c']:#x}" in chans.get("fleet", []) and "cc" in chans,
@@ -946,7 +954,8 @@ def scenario_serf_fleet(h):
     for attempt in range(3):
         mon_a = mons["a"]
         t_leave = time.time_ns()
-        h.run([serf, "leave", f"-rpc-addr=127.0.0.1:{rpc['b']}"], timeout=left_s(15))
+        # `serf leave` returns only once the agent has left and stopped (~1 s): watch meanwhile
+        leaver = h.spawn([serf, "leave", f"-rpc-addr=127.0.0.1:{rpc['b']}"], name=f"leave-b{attempt}")
 
         def removed():
             v = ag["a"].view()
@@ -963,6 +972,7 @@ def scenario_serf_fleet(h):
             return None
         what = wait_for(f"{ids['b']:#x} gone from {ids['a']:#x}'s view (or Serf says failed)", outcome,
                         left_s(15), 0.005)
+        leaver.wait(timeout=left_s(15))
         serfp["b"].wait(timeout=10)  # it shuts down after leaving
         if what == "removed":
             ev = mon_a.first(lambda l: "EventMemberLeave" in l and b_name in l, t_leave)
