@@ -47,6 +47,28 @@ static inline void netelect__best_offer_idx(struct netelect__best *b, const uint
         netelect__best_offer(b, ids[i] == self_id ? 0 : rtt[i], ids[i]);
 }
 
+/*
+ * A threshold filter is only as good as its threshold: on input sorted by
+ * descending RTT every block would hold a new minimum.  Offering a few
+ * entries spread over the whole array first (the last one included) starts
+ * the threshold near the minimum's neighbourhood whatever the order, so only
+ * the region around the minimum yields candidates.  They are real entries,
+ * so the result cannot change: a minimum tolerates seeing an entry twice.
+ */
+enum { NETELECT__SEED_SAMPLES = 32, NETELECT__SEED_MIN_N = 1024 };
+
+static inline void netelect__best_seed(struct netelect__best *b, const uint64_t *ids,
+                                       const uint64_t *rtt, const uint8_t *healthy, size_t n,
+                                       uint64_t self_id)
+{
+    if (n < NETELECT__SEED_MIN_N)
+        return;
+    const size_t step = n / NETELECT__SEED_SAMPLES;
+    size_t i = n - 1;
+    for (int j = 0; j < NETELECT__SEED_SAMPLES; j++, i -= step)
+        netelect__best_offer_idx(b, ids, rtt, healthy, i, self_id);
+}
+
 static inline struct netelect_result netelect__best_result(const struct netelect__best *b,
                                                            uint64_t self_id)
 {

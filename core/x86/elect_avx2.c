@@ -171,8 +171,9 @@ elect_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, siz
 {
     struct netelect__best b;
     netelect__best_init(&b);
+    netelect__best_seed(&b, ids, rtt, healthy, n, self_id);
     const __m256i vself = _mm256_set1_epi64x((long long)self_id);
-    __m256i vtb = _mm256_set1_epi64x(-1 ^ BIAS);
+    __m256i vtb = _mm256_set1_epi64x((long long)(b.rtt ^ (uint64_t)BIAS));
     int heavy = 0;
     size_t i = 0;
     for (;; i += BLOCK) {

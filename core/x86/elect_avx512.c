@@ -194,8 +194,9 @@ elect_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, siz
 {
     struct netelect__best b;
     netelect__best_init(&b);
+    netelect__best_seed(&b, ids, rtt, healthy, n, self_id);
     const __m512i vself = _mm512_set1_epi64((long long)self_id);
-    __m512i vt = _mm512_set1_epi64(-1);
+    __m512i vt = _mm512_set1_epi64((long long)b.rtt);
     /*
      * Peel so that rtt loads are 64-byte aligned: a zmm load across two
      * cache lines costs measurably on the hot loop (ids usually share the
