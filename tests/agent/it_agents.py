@@ -409,7 +409,7 @@ class LoopReader:
 def scenario_restart(h):
     """Issue 3: an agent restart (kill -9, then SIGTERM) under a reader that never stops electing.
 
-    A's peers differ clearly in RTT (B behind a 2 ms relay each way, C direct),
+    A's peers differ clearly in RTT (B behind a 10 ms relay each way, C direct),
     so 'pair' = {B, C} has one right answer on A, C, and only a restart could
     change it.  The reader must never see -ENOENT or another error, nor any
     answer but C, across both restarts: the new segment's first version is
@@ -420,7 +420,9 @@ def scenario_restart(h):
     gen_key(h)
     A, B, C = 0x601, 0x602, 0x603
     pa, pb, pc, relay = (h.free_udp_port() for _ in range(4))
-    h.spawn([os.path.join(HELPERS, "udp_delay"), f"127.0.0.1:{relay}", f"127.0.0.1:{pb}", "2",
+    # 10 ms each way: far above what a loaded 2-core machine adds to C's
+    # loopback RTT (7.6 ms was seen), so "C is nearer" stays true.
+    h.spawn([os.path.join(HELPERS, "udp_delay"), f"127.0.0.1:{relay}", f"127.0.0.1:{pb}", "10",
              "--max-seconds", "90"], name="delay-b")
     aa = Agent(h, 1, A, pa, [(B, f"127.0.0.1:{relay}"), (C, f"127.0.0.1:{pc}")],
                [("pair", [B, C]), ("all", ["self", B, C])])
@@ -429,8 +431,9 @@ def scenario_restart(h):
     for a in (aa, ab, ac):
         a.start()
     wait_for("A sees B and C healthy, B behind its relay",
-             lambda: healthy(aa, B) and healthy(aa, C) and aa.node(B)["rtt_ns"] > 3e6, 5)
-    check(aa.json("elect", "pair")["leader"] == f"{C:#x}", "C, the nearer, leads 'pair' on A")
+             lambda: healthy(aa, B) and healthy(aa, C) and aa.node(B)["rtt_ns"] > 15e6, 5)
+    wait_for("C, the nearer, leads 'pair' on A",
+             lambda: aa.json("elect", "pair")["leader"] == f"{C:#x}", 5, 0.05)
     rd = LoopReader(h, aa.shm, "pair", A)
     wait_for("the reader answers", lambda: rd.of("answer"), 5, 0.005)
     first = rd.of("answer")[0]
