@@ -711,6 +711,31 @@ static void usage(FILE *f)
             NETELECT_DEFAULT_PORT);
 }
 
+/*
+ * Frees what start-up allocated, on a clean exit and on every start-up
+ * failure after the configuration loaded: not out of necessity (the process
+ * is ending) but so that leak checkers see a clean exit and a real leak
+ * stands out.
+ */
+static void agent_free(struct agent *a)
+{
+    sodium_memzero(a->key, sizeof a->key);
+    for (size_t i = 0; i < a->tab_cap; i++)
+        if (a->tab[i]) {
+            free(a->tab[i]->serf_channels);
+            free(a->tab[i]);
+        }
+    free(a->tab);
+    free(a->heap);
+    for (size_t i = 0; i < a->n_chans; i++)
+        free(a->chans[i].m);
+    free(a->chans);
+    free(a->buckets);
+    netelect__cfg_free(&a->cfg);
+    if (a->ep >= 0)
+        close(a->ep);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -719,7 +744,7 @@ int main(int argc, char **argv)
         {"control", required_argument, NULL, 'k'}, {"listen", required_argument, NULL, 'l'},
         {"node-id", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'}, {0}};
-    struct agent ag = {.udp = -1, .ctl_fd = -1, .ctl_gid = (gid_t)-1, .serf_fd = -1,
+    struct agent ag = {.udp = -1, .ctl_fd = -1, .ep = -1, .ctl_gid = (gid_t)-1, .serf_fd = -1,
                        .serf_tfd = -1};
     struct agent *a = &ag;
     const char *check = NULL, *genkey = NULL;
@@ -812,6 +837,7 @@ int main(int argc, char **argv)
         if (netelect__default_node_id(NULL, &a->self) < 0) {
             LOG_E("no node_id configured and no readable /etc/machine-id to derive one from; "
                   "set [agent] node_id or pass --node-id");
+            agent_free(a);
             return 1;
         }
         id_origin = "derived from /etc/machine-id";
@@ -820,6 +846,7 @@ int main(int argc, char **argv)
     if (resolve_group(a->cfg.control_group, &a->ctl_gid, err, sizeof err, "control_group") < 0 ||
         resolve_group(a->cfg.shm_group, &shm_gid, err, sizeof err, "[segment] group") < 0) {
         LOG_E("%s: %s", a->cfg.source, err);
+        agent_free(a);
         return 1;
     }
     a->pp = probe_params(&a->cfg);
@@ -880,6 +907,7 @@ int main(int argc, char **argv)
     if (r < 0) {
         LOG_E("cannot open segment '%s': %s%s", a->cfg.shm_name, strerror(-r),
               r == -EBUSY ? " (another netelectd is publishing it)" : "");
+        agent_free(a);
         return 1;
     }
     if (a->have_key) {
@@ -887,18 +915,25 @@ int main(int argc, char **argv)
         if (r < 0) {
             LOG_E("cannot listen on UDP %s: %s", a->cfg.listen, strerror(-r));
             netelect__writer_close(a->w, true);
+            agent_free(a);
             return 1;
         }
     }
     r = netelect__control_open(a);
     if (r < 0) {
         netelect__writer_close(a->w, true);
+        if (a->udp >= 0)
+            close(a->udp);
+        agent_free(a);
         return 1;
     }
 #if NETELECT_HAVE_SERF
     if (a->cfg.serf_enabled && serf_start(a) < 0) {
         netelect__control_close(a);
         netelect__writer_close(a->w, true);
+        if (a->udp >= 0)
+            close(a->udp);
+        agent_free(a);
         return 1;
     }
 #endif
@@ -986,21 +1021,7 @@ int main(int argc, char **argv)
     netelect__writer_close(a->w, true);
     if (a->udp >= 0)
         close(a->udp);
-    sodium_memzero(a->key, sizeof a->key);
-    /* Freed so that leak checkers see a clean exit, not out of necessity. */
-    for (size_t i = 0; i < a->tab_cap; i++)
-        if (a->tab[i]) {
-            free(a->tab[i]->serf_channels);
-            free(a->tab[i]);
-        }
-    free(a->tab);
-    free(a->heap);
-    for (size_t i = 0; i < a->n_chans; i++)
-        free(a->chans[i].m);
-    free(a->chans);
-    free(a->buckets);
-    netelect__cfg_free(&a->cfg);
-    close(a->ep);
+    agent_free(a);
     LOG_I("segment %s marked abandoned; bye", shm_path);
     return 0;
 }

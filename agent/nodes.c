@@ -64,6 +64,11 @@ struct node *netelect__node_get(struct agent *a, uint64_t id)
         DIE("out of memory adding node %#llx", (unsigned long long)id);
     n->id = id;
     n->heap_idx = SIZE_MAX;
+    /* The peer's replay window is per (our incarnation, seq): a node removed
+     * and added again within one incarnation must not restart at seq 1, or
+     * the peer drops every probe as a replay.  Monotonic microseconds exceed
+     * any seq sent before (one probe per microsecond is far beyond us). */
+    n->tx_seq = netelect__now_ns() / 1000u;
     tab_insert(a, n);
     a->n_nodes++;
     netelect__node_changed(a, n);

@@ -338,8 +338,14 @@ def scenario_cluster(h):
     check("extra" not in [c["name"] for c in a1.view()["channels"]], "channel remove")
     a1.cli("peer", "remove", "0x103")
     check(a1.node(0x103) is None, "peer remove: gone from the view")
+    replayed0 = a3.stats()["drops"]["replayed"]
     a1.cli("peer", "add", "0x103", addr[0x103])
     wait_for("peer add: 0x103 healthy", lambda: healthy(a1, 0x103), 3)
+    time.sleep(0.3)
+    # A re-added peer's probes must not restart at seq 1 inside the same
+    # incarnation: 0x103 would drop them all as replays.
+    replayed = a3.stats()["drops"]["replayed"] - replayed0
+    check(replayed == 0, f"0x103 accepts the re-added peer's probes ({replayed} dropped as replays)")
     r = a1.cli("peer", "add", "0x103", "nonsense", rc=2)
     check("address" in r.stderr, f"bad address refused by the CLI: {r.stderr.strip()}")
     r = a1.cli("elect", "nope", rc=1)
