@@ -65,6 +65,10 @@ int main(int argc, char **argv)
     uint8_t *healthy = malloc(n);
     if (!ids || !rtt || !order || !healthy) {
         fprintf(stderr, "netelect-demo: out of memory for %zu replicas\n", n);
+        free(ids);
+        free(rtt);
+        free(order);
+        free(healthy);
         return 1;
     }
     uint64_t s = seed;

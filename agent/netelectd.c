@@ -207,6 +207,7 @@ static void send_pkt(struct agent *a, struct node *n, const struct sockaddr *to,
     /* An IPv6 socket ([::]:port, dual-stack) reaches IPv4 peers through
      * v4-mapped addresses. */
     struct sockaddr_in6 mapped;
+    // NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult): set by config or recvfrom
     if (to->sa_family == AF_INET && a->cfg.listen_addr.ss_family == AF_INET6) {
         const struct sockaddr_in *v4 = (const struct sockaddr_in *)to;
         memset(&mapped, 0, sizeof mapped);
@@ -267,8 +268,8 @@ static size_t addr_hash(const struct sockaddr_storage *ss, socklen_t len)
 {
     uint64_t h = 1469598103934665603ull;
     const uint8_t *p = (const uint8_t *)ss;
-    for (socklen_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
+    for (socklen_t i = 0; i < len; i++) /* the len bytes recvfrom() filled */
+        h = (h ^ p[i]) * 1099511628211ull; // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
     return (size_t)h;
 }
 
@@ -968,7 +969,8 @@ int main(int argc, char **argv)
         bool probes = false;
         for (int i = 0; i < n; i++) {
             uint64_t tag = evs[i].data.u64 >> 56;
-            void *ptr = (void *)(uintptr_t)(evs[i].data.u64 & ((1ull << 56) - 1));
+            /* epoll data packs an 8-bit tag over a user-space pointer (< 2^56). */
+            void *ptr = (void *)(uintptr_t)(evs[i].data.u64 & ((1ull << 56) - 1)); // NOLINT(performance-no-int-to-ptr)
             switch (tag) {
             case EV_UDP: udp_readable(a); break;
             case EV_CTL: netelect__control_accept(a); break;

@@ -50,7 +50,7 @@ struct node *netelect__node_get(struct agent *a, uint64_t id)
         size_t cap = a->tab_cap ? a->tab_cap * 2 : 64;
         struct node **old = a->tab;
         size_t old_cap = a->tab_cap;
-        a->tab = calloc(cap, sizeof *a->tab);
+        a->tab = calloc(cap, sizeof(struct node *));
         if (!a->tab)
             DIE("out of memory growing the node table to %zu", cap);
         a->tab_cap = cap;
@@ -157,7 +157,7 @@ void netelect__node_set_addr(struct agent *a, struct node *n, const struct socka
         n->probed = true;
         if (a->heap_n == a->heap_cap) {
             size_t cap = a->heap_cap ? a->heap_cap * 2 : 64;
-            void *np = realloc(a->heap, cap * sizeof *a->heap);
+            void *np = realloc(a->heap, cap * sizeof(struct node *));
             if (!np)
                 DIE("out of memory growing the probe heap");
             a->heap = np;
@@ -359,6 +359,8 @@ void netelect__chan_remove(struct agent *a, struct chan *c)
     free(c->m);
     size_t i = (size_t)(c - a->chans);
     a->chans[i] = a->chans[--a->n_chans];
+    /* No stale copy of the moved channel's member array past the end. */
+    memset(&a->chans[a->n_chans], 0, sizeof a->chans[a->n_chans]);
     netelect__mark_dirty(a, true);
 }
 

@@ -455,8 +455,8 @@ static void reattach(struct netelect_view *v)
 {
     if (pthread_mutex_trylock(&v->reattach_lock) != 0)
         return; /* another thread is at it */
-    struct map *nm = NULL; /* set by map_open() when it returns 0 */
-    if (map_open(v, &nm) == 0) {
+    struct map *nm = NULL;
+    if (map_open(v, &nm) == 0 && nm) {
         struct map *old = atomic_load_explicit(&v->map, memory_order_relaxed);
         if (nm->dev == old->dev && nm->ino == old->ino) {
             map_free(nm); /* same file: nothing new yet */

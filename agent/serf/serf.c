@@ -295,7 +295,7 @@ static int table_grow(struct netelect_serf *s)
 {
     if (s->n_members == s->vec_cap) {
         size_t cap = s->vec_cap ? s->vec_cap * 2 : 64;
-        struct member **v = realloc(s->vec, cap * sizeof(*v));
+        struct member **v = realloc(s->vec, cap * sizeof(struct member *));
         if (!v)
             return -ENOMEM;
         s->vec = v;
@@ -303,7 +303,7 @@ static int table_grow(struct netelect_serf *s)
     }
     if (s->n_members + 1 > s->n_buckets) {
         size_t nb = s->n_buckets ? s->n_buckets * 2 : 64;
-        struct member **b = calloc(nb, sizeof(*b));
+        struct member **b = calloc(nb, sizeof(struct member *));
         if (!b)
             return -ENOMEM;
         for (size_t i = 0; i < s->n_members; i++) {
