@@ -39,33 +39,12 @@
 
 #include "config.h"
 #include "netelect.h"
+#include "tests/shm/oracle.h"
 #include "shm/writer.h"
 
 #define NN 1024   /* nodes 1..NN */
 #define NCH 16    /* channels c0..c15 */
 #define NMEM 256  /* members per channel */
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    x *= UINT64_C(0xc4ceb9fe1a85ec53);
-    x ^= x >> 33;
-    return x;
-}
-
-/* The oracle: what generation g says about node id. */
-static uint64_t o_rtt(uint64_t g, uint64_t id)
-{
-    uint64_t h = mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id);
-    return (h & 31) == 0 ? NETELECT_RTT_UNKNOWN : (h >> 8) % 1000000;
-}
-
-static uint8_t o_ok(uint64_t g, uint64_t id)
-{
-    return ((mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id) >> 40) & 7) != 0;
-}
 
 static uint64_t member(int c, int k)
 {

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "netelect.h"
+#include "tests/shm/oracle.h"
 #include "shm/view_internal.h"
 #include "shm/writer.h"
 
@@ -30,24 +31,6 @@
 #define NCH 8
 #define NMEM 64
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= UINT64_C(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    x *= UINT64_C(0xc4ceb9fe1a85ec53);
-    x ^= x >> 33;
-    return x;
-}
-static uint64_t o_rtt(uint64_t g, uint64_t id)
-{
-    uint64_t h = mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id);
-    return (h & 31) == 0 ? NETELECT_RTT_UNKNOWN : (h >> 8) % 1000000;
-}
-static uint8_t o_ok(uint64_t g, uint64_t id)
-{
-    return ((mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id) >> 40) & 7) != 0;
-}
 static uint64_t member(int c, int k)
 {
     return (uint64_t)((c * 37 + k * 13) % NN) + 1;
