@@ -143,6 +143,24 @@ static inline void netelect__topbuf_offer_idx(struct netelect__topbuf *t, const 
         netelect__topbuf_insert(t, ids[i] == self_id ? 0 : rtt[i], ids[i]);
 }
 
+/*
+ * The end of every vectorized top-k: entries past the last full block go
+ * through the same threshold test one by one, then the buffer's ids (already
+ * in election order) are the answer.
+ */
+static inline size_t netelect__topbuf_finish(struct netelect__topbuf *t, const uint64_t *ids,
+                                             const uint64_t *rtt, const uint8_t *healthy,
+                                             size_t i, size_t n, uint64_t self_id, uint64_t thr,
+                                             uint64_t *out_ids)
+{
+    for (; i < n; i++)
+        if (rtt[i] <= thr || ids[i] == self_id)
+            netelect__topbuf_offer_idx(t, ids, rtt, healthy, i, self_id);
+    for (size_t j = 0; j < t->len; j++)
+        out_ids[j] = t->id[j];
+    return t->len;
+}
+
 /* Largest k served by the insertion buffer; larger k sort instead. */
 #define NETELECT__TOPK_BUF_MAX 32
 

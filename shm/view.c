@@ -1199,7 +1199,6 @@ struct foreach_node_op {
     struct op op;
     int (*cb)(void *ctx, const struct netelect_node_info *node);
     void *ctx;
-    uint64_t q0_dummy;
 };
 
 /* Validates before every callback, so a callback only ever sees nodes of

@@ -307,12 +307,7 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
         }
         vtb = _mm256_set1_epi64x((long long)(thr ^ (uint64_t)BIAS));
     }
-    for (; i < n; i++)
-        if (rtt[i] <= thr || ids[i] == self_id)
-            netelect__topbuf_offer_idx(&t, ids, rtt, healthy, i, self_id);
-    for (size_t j = 0; j < t.len; j++)
-        out_ids[j] = bi[j];
-    return t.len;
+    return netelect__topbuf_finish(&t, ids, rtt, healthy, i, n, self_id, thr, out_ids);
 }
 
 size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,

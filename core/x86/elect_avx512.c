@@ -340,12 +340,7 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
         }
         vt = _mm512_set1_epi64((long long)thr);
     }
-    for (; i < n; i++)
-        if (rtt[i] <= thr || ids[i] == self_id)
-            netelect__topbuf_offer_idx(&t, ids, rtt, healthy, i, self_id);
-    for (size_t j = 0; j < t.len; j++)
-        out_ids[j] = bi[j];
-    return t.len;
+    return netelect__topbuf_finish(&t, ids, rtt, healthy, i, n, self_id, thr, out_ids);
 }
 
 size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
