@@ -963,15 +963,26 @@ static void cache_chan(const struct chan_op *c, bool elect)
     }
 }
 
-static int elect_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
-                    uint64_t cur)
+/* Finds the channel an elect or rank names, in this version, and notes
+ * which version answered (for the thread cache). */
+static inline int chan_resolve(struct chan_op *c, const struct map *m,
+                               const struct netelect_shm_slot *sl, uint64_t cur)
 {
-    struct chan_op *c = (struct chan_op *)op;
     c->ci = cached_chan(c, m, sl, cur);
     if (c->ci < 0)
         return c->ci == -1 ? -ENOENT : (int)c->ci;
     c->map_id = m->id;
     c->cur = cur;
+    return 0;
+}
+
+static int elect_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
+                    uint64_t cur)
+{
+    struct chan_op *c = (struct chan_op *)op;
+    int rc = chan_resolve(c, m, sl, cur);
+    if (rc)
+        return rc;
     return do_elect(op, m, sl, (uint32_t)c->ci, c->self_id, cur, &c->res);
 }
 
@@ -1041,11 +1052,9 @@ static int rank_fn(struct op *op, const struct map *m, const struct netelect_shm
                    uint64_t cur)
 {
     struct chan_op *c = (struct chan_op *)op;
-    c->ci = cached_chan(c, m, sl, cur);
-    if (c->ci < 0)
-        return c->ci == -1 ? -ENOENT : (int)c->ci;
-    c->map_id = m->id;
-    c->cur = cur;
+    int rc = chan_resolve(c, m, sl, cur);
+    if (rc)
+        return rc;
     return do_rank(m, sl, (uint32_t)c->ci, c->self_id, c->out_ids, c->cap, &c->count);
 }
 
