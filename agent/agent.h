@@ -58,6 +58,12 @@ struct chan {
     char name[NETELECT_CHAN_NAME_MAX + 1];
     struct member *m;
     size_t n, cap;
+    /* Membership set over m[]: open addressing by id (linear probing,
+     * backward-shift delete); a slot holds index + 1 into m, 0 is empty.
+     * set_cap is 0 or a power of two at least twice n, so adding, finding
+     * and removing a member are O(1) however big a Serf channel grows. */
+    uint32_t *set;
+    size_t set_cap;
 };
 
 struct stats {
@@ -142,11 +148,40 @@ struct netelect_wnode netelect__node_view(const struct agent *a, const struct no
 void netelect__node_changed(struct agent *a, struct node *n);
 struct chan *netelect__chan_find(struct agent *a, const char *name);
 struct chan *netelect__chan_get(struct agent *a, const char *name);
+/* The member entry of id in c (O(1) through the set), or NULL. */
+struct member *netelect__chan_member(const struct chan *c, uint64_t id);
+/* Adds id to c with origin orig (or ORs orig into an existing member).
+ * Never limited: callers that take input from outside (control socket,
+ * Serf) check netelect__limit_*() first.  0, or -ENOMEM. */
 int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig);
 void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id);
 void netelect__chan_remove(struct agent *a, struct chan *c);
 void netelect__chan_forget_orig(struct agent *a, unsigned orig);
 void netelect__mark_dirty(struct agent *a, bool hard);
+
+/*
+ * Limits on what the control socket and Serf may add ([limits] nodes,
+ * channels, members in the configuration; the configuration file itself is
+ * never limited, but what it adds counts).  Each returns 0 if `adding` more
+ * fit, or -ENOSPC with a message for the operator in err ("node limit
+ * reached: ...").  Check before changing anything, so that a refused
+ * request changes nothing.
+ */
+int netelect__limit_nodes(const struct agent *a, size_t adding, char *err, size_t errlen);
+int netelect__limit_chans(const struct agent *a, size_t adding, char *err, size_t errlen);
+/* c may be NULL (a channel about to be created: 0 members). */
+int netelect__limit_members(const struct agent *a, const struct chan *c, size_t adding, char *err,
+                            size_t errlen);
+/* find-or-create within the node limit: 0 (*out set), or -ENOSPC with err */
+int netelect__node_get_limited(struct agent *a, uint64_t id, struct node **out, char *err,
+                               size_t errlen);
+/* find-or-create within the channel limit: 0 (*out set), or -ENOSPC with err */
+int netelect__chan_get_limited(struct agent *a, const char *name, struct chan **out, char *err,
+                               size_t errlen);
+/* Adds one member within the member limit (an existing member only gains
+ * the origin): 0, -ENOSPC with err, or -ENOMEM. */
+int netelect__chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
+                                      char *err, size_t errlen);
 
 /* netelectd.c */
 int netelect__reload(struct agent *a, char *err, size_t errlen);

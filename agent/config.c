@@ -26,6 +26,9 @@ void netelect__cfg_defaults(struct netelect_cfg *c)
     snprintf(c->control_path, sizeof c->control_path, "%s", NETELECT_DEFAULT_CONTROL);
     c->rate_pps = 1000;
     c->rate_burst = 2000;
+    c->max_nodes = 65536;
+    c->max_chans = 4096;
+    c->max_members = 65536;
     c->probe_interval_ns = 100000000;
     c->probe_timeout_ns = 100000000;
     c->probe_misses = 3;
@@ -311,6 +314,13 @@ static int handler(void *user, const char *section, const char *name, const char
     if (IS("agent", "rate_burst"))
         return set_u32(p, &c->rate_burst, v, "rate_burst", 1, 10000000);
 
+    if (IS("limits", "nodes"))
+        return set_u32(p, &c->max_nodes, v, "[limits] nodes", 1, 1000000);
+    if (IS("limits", "channels"))
+        return set_u32(p, &c->max_chans, v, "[limits] channels", 1, 1000000);
+    if (IS("limits", "members"))
+        return set_u32(p, &c->max_members, v, "[limits] members", 1, 1000000);
+
     if (IS("probe", "interval"))
         return set_dur(p, &c->probe_interval_ns, v, "interval", 1000000, 60000000000ull);
     if (IS("probe", "timeout"))
@@ -424,8 +434,10 @@ static int handler(void *user, const char *section, const char *name, const char
                        60000000000ull);
     }
 #undef IS
-    if (strcmp(s, "agent") && strcmp(s, "probe") && strcmp(s, "segment") && strcmp(s, "serf"))
-        return FAIL("unknown section [%s] (known: agent, probe, segment, peers, channels, serf)", s);
+    if (strcmp(s, "agent") && strcmp(s, "probe") && strcmp(s, "segment") && strcmp(s, "serf") &&
+        strcmp(s, "limits"))
+        return FAIL("unknown section [%s] (known: agent, probe, segment, peers, channels, serf, "
+                    "limits)", s);
     return FAIL("unknown key '%s' in [%s]", k, s);
 }
 

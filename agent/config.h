@@ -55,6 +55,8 @@ struct netelect_cfg {
     char control_path[108];         /* sun_path size */
     char control_group[64];         /* "" : only root and the agent's uid */
     uint32_t rate_pps, rate_burst;  /* per-source token bucket */
+    /* [limits]: what the control socket and Serf may add (agent/README.md) */
+    uint32_t max_nodes, max_chans, max_members;
 
     uint64_t probe_interval_ns, probe_timeout_ns;
     uint32_t probe_misses;

@@ -330,7 +330,10 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
                                            "([::]:port reaches both)");
             break;
         }
-        n = netelect__node_get(a, q.id);
+        if (netelect__node_get_limited(a, q.id, &n, err, sizeof err) < 0) {
+            rep = err_reply(-ENOSPC, err);
+            break;
+        }
         n->orig |= ORIG_CTL;
         netelect__node_set_addr(a, n, &q.addr, q.addrlen);
         LOG_I("control: peer %#llx at %s added (uid %u)", (unsigned long long)q.id,
@@ -350,7 +353,19 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         rep = json_pack("{s:b}", "ok", 1);
         break;
     case NETELECT_CTL_CHANNEL_ADD: {
-        struct chan *ch = netelect__chan_get(a, q.name);
+        /* All or nothing: the limits are checked for the whole request
+         * before anything changes (the parser refused duplicates). */
+        struct chan *ch = netelect__chan_find(a, q.name);
+        size_t fresh = 0;
+        for (size_t i = 0; i < q.n_members; i++)
+            fresh += !ch || !netelect__chan_member(ch, q.members[i] ? q.members[i] : a->self);
+        if ((!ch && netelect__limit_chans(a, 1, err, sizeof err) < 0) ||
+            netelect__limit_members(a, ch, fresh, err, sizeof err) < 0) {
+            rep = err_reply(-ENOSPC, err);
+            break;
+        }
+        if (!ch)
+            ch = netelect__chan_get(a, q.name);
         for (size_t i = 0; i < q.n_members; i++)
             if (netelect__chan_add_member(a, ch, q.members[i] ? q.members[i] : a->self,
                                           ORIG_CTL) < 0)
@@ -379,7 +394,10 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         break;
     }
     case NETELECT_CTL_SET_RTT:
-        n = netelect__node_get(a, q.id);
+        if (netelect__node_get_limited(a, q.id, &n, err, sizeof err) < 0) {
+            rep = err_reply(-ENOSPC, err);
+            break;
+        }
         n->orig |= ORIG_CTL;
         n->rtt_ovr = true;
         n->rtt_ovr_ns = q.rtt_ns;
@@ -389,7 +407,10 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         rep = json_pack("{s:b}", "ok", 1);
         break;
     case NETELECT_CTL_SET_HEALTH:
-        n = netelect__node_get(a, q.id);
+        if (netelect__node_get_limited(a, q.id, &n, err, sizeof err) < 0) {
+            rep = err_reply(-ENOSPC, err);
+            break;
+        }
         n->orig |= ORIG_CTL;
         n->health_ovr = true;
         n->health_ovr_val = (uint8_t)q.healthy;

@@ -728,8 +728,10 @@ static void agent_free(struct agent *a)
         }
     free(a->tab);
     free(a->heap);
-    for (size_t i = 0; i < a->n_chans; i++)
+    for (size_t i = 0; i < a->n_chans; i++) {
         free(a->chans[i].m);
+        free(a->chans[i].set);
+    }
     free(a->chans);
     free(a->buckets);
     netelect__cfg_free(&a->cfg);

@@ -324,13 +324,83 @@ struct chan *netelect__chan_get(struct agent *a, const char *name)
     return c;
 }
 
+/* ---- membership sets ------------------------------------------------------------------ */
+
+static size_t set_slot(const struct chan *c, uint64_t id)
+{
+    size_t mask = c->set_cap - 1;
+    size_t i = hash_id(id) & mask;
+    while (c->set[i] && c->m[c->set[i] - 1].id != id)
+        i = (i + 1) & mask;
+    return i; /* id's slot, or the empty slot where it would go */
+}
+
+static int set_grow(struct chan *c, size_t want)
+{
+    if (c->set_cap >= 2 * want)
+        return 0;
+    size_t cap = c->set_cap ? c->set_cap : 16;
+    while (cap < 2 * want)
+        cap *= 2;
+    uint32_t *ns = calloc(cap, sizeof *ns);
+    if (!ns)
+        return -ENOMEM;
+    free(c->set);
+    c->set = ns;
+    c->set_cap = cap;
+    for (size_t j = 0; j < c->n; j++)
+        c->set[set_slot(c, c->m[j].id)] = (uint32_t)(j + 1);
+    return 0;
+}
+
+/* Empties slot i and shifts the rest of its probe run back (no tombstones). */
+static void set_delete(struct chan *c, size_t i)
+{
+    size_t mask = c->set_cap - 1;
+    c->set[i] = 0;
+    for (size_t j = (i + 1) & mask; c->set[j]; j = (j + 1) & mask) {
+        size_t h = hash_id(c->m[c->set[j] - 1].id) & mask;
+        bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+        if (movable) {
+            c->set[i] = c->set[j];
+            c->set[j] = 0;
+            i = j;
+        }
+    }
+}
+
+struct member *netelect__chan_member(const struct chan *c, uint64_t id)
+{
+    if (!c->set_cap)
+        return NULL;
+    uint32_t v = c->set[set_slot(c, id)];
+    return v ? &c->m[v - 1] : NULL;
+}
+
+/* Removes m[j] (the last member moves into its place, as before the set). */
+static void member_remove_at(struct agent *a, struct chan *c, size_t j)
+{
+    set_delete(c, set_slot(c, c->m[j].id));
+    size_t last = c->n - 1;
+    if (j != last) {
+        c->m[j] = c->m[last];
+        c->set[set_slot(c, c->m[j].id)] = (uint32_t)(j + 1);
+    }
+    c->n--;
+    netelect__mark_dirty(a, true);
+}
+
 int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->m[i].id == id) {
-            c->m[i].orig |= orig;
-            return 0;
-        }
+    struct member *m = netelect__chan_member(c, id);
+    if (m) {
+        m->orig |= orig;
+        return 0;
+    }
+    if (c->n >= UINT32_MAX - 1)
+        return -ENOSPC;
+    if (set_grow(c, c->n + 1) < 0)
+        return -ENOMEM;
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 8;
         void *np = realloc(c->m, cap * sizeof *c->m);
@@ -340,23 +410,22 @@ int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsi
         c->cap = cap;
     }
     c->m[c->n++] = (struct member){id, orig};
+    c->set[set_slot(c, id)] = (uint32_t)c->n;
     netelect__mark_dirty(a, true);
     return 0;
 }
 
 void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id)
 {
-    for (size_t i = 0; i < c->n; i++)
-        if (c->m[i].id == id) {
-            c->m[i] = c->m[--c->n];
-            netelect__mark_dirty(a, true);
-            return;
-        }
+    struct member *m = netelect__chan_member(c, id);
+    if (m)
+        member_remove_at(a, c, (size_t)(m - c->m));
 }
 
 void netelect__chan_remove(struct agent *a, struct chan *c)
 {
     free(c->m);
+    free(c->set);
     size_t i = (size_t)(c - a->chans);
     a->chans[i] = a->chans[--a->n_chans];
     /* No stale copy of the moved channel's member array past the end. */
@@ -371,8 +440,7 @@ void netelect__chan_forget_orig(struct agent *a, unsigned orig)
         for (size_t j = 0; j < c->n;) {
             c->m[j].orig &= ~orig;
             if (!c->m[j].orig) {
-                c->m[j] = c->m[--c->n];
-                netelect__mark_dirty(a, true);
+                member_remove_at(a, c, j); /* moves the last member to j: recheck j */
             } else {
                 j++;
             }
@@ -382,4 +450,78 @@ void netelect__chan_forget_orig(struct agent *a, unsigned orig)
         else
             i++;
     }
+}
+
+/* ---- limits ------------------------------------------------------------------------------- */
+
+int netelect__limit_nodes(const struct agent *a, size_t adding, char *err, size_t errlen)
+{
+    if (a->n_nodes + adding <= a->cfg.max_nodes)
+        return 0;
+    snprintf(err, errlen, "node limit reached: %zu nodes known, adding %zu would exceed "
+                          "[limits] nodes = %u", a->n_nodes, adding, (unsigned)a->cfg.max_nodes);
+    return -ENOSPC;
+}
+
+int netelect__limit_chans(const struct agent *a, size_t adding, char *err, size_t errlen)
+{
+    if (a->n_chans + adding <= a->cfg.max_chans)
+        return 0;
+    snprintf(err, errlen, "channel limit reached: %zu channels, adding %zu would exceed "
+                          "[limits] channels = %u", a->n_chans, adding, (unsigned)a->cfg.max_chans);
+    return -ENOSPC;
+}
+
+int netelect__limit_members(const struct agent *a, const struct chan *c, size_t adding, char *err,
+                            size_t errlen)
+{
+    size_t have = c ? c->n : 0;
+    if (have + adding <= a->cfg.max_members)
+        return 0;
+    snprintf(err, errlen, "member limit reached: channel '%s' has %zu members, adding %zu would "
+                          "exceed [limits] members = %u", c ? c->name : "(new)", have, adding,
+             (unsigned)a->cfg.max_members);
+    return -ENOSPC;
+}
+
+int netelect__node_get_limited(struct agent *a, uint64_t id, struct node **out, char *err,
+                               size_t errlen)
+{
+    struct node *n = netelect__node_find(a, id);
+    if (!n) {
+        int r = netelect__limit_nodes(a, 1, err, errlen);
+        if (r < 0)
+            return r;
+        n = netelect__node_get(a, id);
+    }
+    *out = n;
+    return 0;
+}
+
+int netelect__chan_get_limited(struct agent *a, const char *name, struct chan **out, char *err,
+                               size_t errlen)
+{
+    struct chan *c = netelect__chan_find(a, name);
+    if (!c) {
+        int r = netelect__limit_chans(a, 1, err, errlen);
+        if (r < 0)
+            return r;
+        c = netelect__chan_get(a, name);
+    }
+    *out = c;
+    return 0;
+}
+
+int netelect__chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
+                                      char *err, size_t errlen)
+{
+    if (!netelect__chan_member(c, id)) {
+        int r = netelect__limit_members(a, c, 1, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    int r = netelect__chan_add_member(a, c, id, orig);
+    if (r == -ENOMEM)
+        snprintf(err, errlen, "out of memory adding a member to channel '%s'", c->name);
+    return r;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* netelectd's node table, probe heap, channels and change detection. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,4 +189,105 @@ Test(nodes, channels_by_origin, .timeout = 10)
     cr_assert_not_null(c);
     cr_assert_eq(c->n, 1);
     cr_assert_eq(c->m[0].id, 2, "the member added over the control socket stays");
+}
+
+/* The membership set stays exact through random adds, removes and reloads
+ * (checked against a plain array), and every member is found at its index. */
+Test(nodes, membership_set_matches_reference, .timeout = 30)
+{
+    struct agent *a = mk();
+    struct chan *c = netelect__chan_get(a, "set");
+    enum { U = 3000 };
+    static unsigned ref[U]; /* origin bits of id i+1, 0: not a member */
+    memset(ref, 0, sizeof ref);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int step = 0; step < 200000; step++) {
+        uint64_t id = rnd(&s) % U + 1;
+        unsigned o = rnd(&s) & 1 ? ORIG_CFG : ORIG_SERF;
+        switch (rnd(&s) % 4) {
+        case 0:
+        case 1:
+            cr_assert_eq(netelect__chan_add_member(a, c, id, o), 0);
+            ref[id - 1] |= o;
+            break;
+        case 2:
+            netelect__chan_remove_member(a, c, id);
+            ref[id - 1] = 0;
+            break;
+        default: {
+            struct member *m = netelect__chan_member(c, id);
+            cr_assert_eq(m != NULL, ref[id - 1] != 0, "find(%llu) disagrees", (unsigned long long)id);
+            if (m)
+                cr_assert_eq(m->orig, ref[id - 1]);
+        }
+        }
+    }
+    size_t n = 0;
+    for (int i = 0; i < U; i++)
+        n += ref[i] != 0;
+    cr_assert_eq(c->n, n);
+    for (size_t j = 0; j < c->n; j++)
+        cr_assert_eq(netelect__chan_member(c, c->m[j].id), &c->m[j], "member %zu not at its index", j);
+    netelect__chan_forget_orig(a, ORIG_SERF); /* swap-removes many at once */
+    for (size_t j = 0; j < c->n; j++) {
+        cr_assert_eq(c->m[j].orig & ORIG_SERF, 0);
+        cr_assert_eq(netelect__chan_member(c, c->m[j].id), &c->m[j]);
+    }
+    for (int i = 0; i < U; i++)
+        if (!(ref[i] & ORIG_CFG))
+            cr_assert_null(netelect__chan_member(c, (uint64_t)i + 1));
+    netelect__chan_forget_orig(a, ORIG_CFG);
+}
+
+/* Issue 10: adding members used to scan the channel (O(n^2) for a big Serf
+ * channel: 400k members took minutes); with the set it takes milliseconds. */
+Test(nodes, big_channel_adds_are_not_quadratic, .timeout = 10)
+{
+    struct agent *a = mk();
+    struct chan *c = netelect__chan_get(a, "big");
+    enum { N = 400000 };
+    for (uint64_t i = 1; i <= N; i++)
+        cr_assert_eq(netelect__chan_add_member(a, c, i * 0x10001, ORIG_SERF), 0);
+    for (uint64_t i = 1; i <= N; i++) /* re-adding: every lookup hits */
+        cr_assert_eq(netelect__chan_add_member(a, c, i * 0x10001, ORIG_CTL), 0);
+    cr_assert_eq(c->n, N);
+    for (uint64_t i = 1; i <= N; i += 2)
+        netelect__chan_remove_member(a, c, i * 0x10001);
+    cr_assert_eq(c->n, N / 2);
+    netelect__chan_forget_orig(a, ORIG_SERF | ORIG_CTL);
+    cr_assert_eq(a->n_chans, 0);
+}
+
+Test(nodes, limits_refuse_with_a_clear_error, .timeout = 10)
+{
+    struct agent *a = mk();
+    a->cfg.max_nodes = 3;
+    a->cfg.max_chans = 2;
+    a->cfg.max_members = 2;
+    char err[256];
+    struct node *n;
+    for (uint64_t id = 10; id < 13; id++)
+        cr_assert_eq(netelect__node_get_limited(a, id, &n, err, sizeof err), 0);
+    cr_assert_eq(netelect__node_get_limited(a, 13, &n, err, sizeof err), -ENOSPC);
+    cr_assert(strstr(err, "node limit reached") && strstr(err, "[limits] nodes = 3"), "%s", err);
+    cr_assert_eq(a->n_nodes, 3, "a refused node is not added");
+    cr_assert_eq(netelect__node_get_limited(a, 11, &n, err, sizeof err), 0, "existing: no limit");
+    cr_assert_eq(n->id, 11);
+    struct chan *c;
+    cr_assert_eq(netelect__chan_get_limited(a, "a", &c, err, sizeof err), 0);
+    cr_assert_eq(netelect__chan_get_limited(a, "b", &c, err, sizeof err), 0);
+    cr_assert_eq(netelect__chan_get_limited(a, "c", &c, err, sizeof err), -ENOSPC);
+    cr_assert(strstr(err, "channel limit reached"), "%s", err);
+    cr_assert_eq(netelect__chan_get_limited(a, "a", &c, err, sizeof err), 0);
+    cr_assert_eq(netelect__chan_add_member_limited(a, c, 5, ORIG_CTL, err, sizeof err), 0);
+    cr_assert_eq(netelect__chan_add_member_limited(a, c, 6, ORIG_CTL, err, sizeof err), 0);
+    cr_assert_eq(netelect__chan_add_member_limited(a, c, 7, ORIG_CTL, err, sizeof err), -ENOSPC);
+    cr_assert(strstr(err, "channel 'a' has 2 members"), "%s", err);
+    cr_assert_eq(netelect__chan_add_member_limited(a, c, 6, ORIG_SERF, err, sizeof err), 0,
+                 "an existing member only gains an origin");
+    cr_assert_eq(netelect__chan_member(c, 6)->orig, ORIG_CTL | ORIG_SERF);
+    cr_assert_eq(netelect__limit_members(a, NULL, 3, err, sizeof err), -ENOSPC);
+    /* the configuration is never limited: it only counts */
+    netelect__chan_add_member(a, c, 8, ORIG_CFG);
+    cr_assert_eq(c->n, 3);
 }
