@@ -45,6 +45,8 @@ void netelect__cfg_defaults(struct netelect_cfg *c)
     snprintf(c->serf_channel_tag, sizeof c->serf_channel_tag, "netelect-channels");
     c->serf_coord_period_ns = 2000000000ull;
     c->serf_status_poll_ns = 50000000ull;
+    c->serf_max_nodes = 10000;
+    c->serf_max_chans = 1024;
 }
 
 void netelect__cfg_free(struct netelect_cfg *c)
@@ -309,6 +311,11 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     if (IS("agent", "control_group"))
         return set_str(p, c->control_group, sizeof c->control_group, v, "control_group");
+    if (IS("agent", "state_dir")) {
+        if (*v != '/')
+            return FAIL("state_dir: '%s' must be an absolute path", v);
+        return set_str(p, c->state_dir, sizeof c->state_dir, v, "state_dir");
+    }
     if (IS("agent", "rate_limit"))
         return set_u32(p, &c->rate_pps, v, "rate_limit", 1, 10000000);
     if (IS("agent", "rate_burst"))
@@ -419,6 +426,20 @@ static int handler(void *user, const char *section, const char *name, const char
     if (IS("serf", "channel_tag"))
         return set_str(p, c->serf_channel_tag, sizeof c->serf_channel_tag, v,
                        "serf channel_tag");
+    if (IS("serf", "rpc_uid")) {
+        /* Resolved when the Serf client starts (a user name needs NSS). */
+        bool ok = *v != '\0' && strlen(v) < sizeof c->serf_rpc_uid;
+        for (const char *q = v; ok && *q; q++)
+            ok = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                 *q == '_' || *q == '-' || *q == '.';
+        if (!ok)
+            return FAIL("serf rpc_uid: '%s' is not a uid, a user name or 'any'", v);
+        return set_str(p, c->serf_rpc_uid, sizeof c->serf_rpc_uid, v, "serf rpc_uid");
+    }
+    if (IS("serf", "max_nodes"))
+        return set_u32(p, &c->serf_max_nodes, v, "serf max_nodes", 1, 1000000);
+    if (IS("serf", "max_channels"))
+        return set_u32(p, &c->serf_max_chans, v, "serf max_channels", 1, 1000000);
     if (IS("serf", "coord_period"))
         return set_dur(p, &c->serf_coord_period_ns, v, "serf coord_period", 100000000,
                        3600000000000ull);
@@ -636,6 +657,204 @@ int netelect__default_node_id(const char *machine_id_path, uint64_t *out)
         return 0;
     }
     return -ENOENT;
+}
+
+int netelect__state_dir_default(const char *configured, char *out, size_t cap, char *err,
+                                size_t errlen)
+{
+    const char *base = NULL, *tail = "";
+    if (configured && *configured) {
+        base = configured;
+    } else if (geteuid() == 0) {
+        base = NETELECT_DEFAULT_STATE_DIR;
+    } else {
+        /* XDG Base Directory: $XDG_STATE_HOME, else ~/.local/state; a
+         * relative value is invalid there and is ignored. */
+        const char *x = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        if (x && *x == '/') {
+            base = x;
+            tail = "/netelect";
+        } else if (home && *home == '/') {
+            base = home;
+            tail = "/.local/state/netelect";
+        } else {
+            snprintf(err, errlen, "not running as root and neither $XDG_STATE_HOME nor $HOME is "
+                                  "an absolute path, so there is no state directory: set "
+                                  "[agent] state_dir");
+            return -ENOENT;
+        }
+    }
+    if ((size_t)snprintf(out, cap, "%s%s", base, tail) >= cap) {
+        snprintf(err, errlen, "state directory %s%s: path too long", base, tail);
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int mkdirs(const char *dir, char *err, size_t errlen)
+{
+    char p[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n >= sizeof p)
+        return -ENAMETOOLONG;
+    memcpy(p, dir, n + 1);
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s)
+            continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0700) < 0 && errno != EEXIST) {
+            int e = errno;
+            snprintf(err, errlen, "state directory %s: mkdir %s: %s", dir, p, strerror(e));
+            return -e;
+        }
+        *s = c;
+        if (!c)
+            break;
+    }
+    return 0;
+}
+
+/* 1 and *out if path holds a node id, 0 if it does not exist, else -errno. */
+static int node_id_file_read(const char *path, uint64_t *out, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return 0;
+        snprintf(err, errlen, "node id file %s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    char buf[64];
+    ssize_t n = -1;
+    int r = 0;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "node id file %s: not a regular file", path);
+        r = -EINVAL;
+    } else if (st.st_mode & 022) {
+        /* whoever may write it may choose this node's identity */
+        snprintf(err, errlen, "node id file %s: mode %04o lets others write it; chmod 600 it",
+                 path, (unsigned)(st.st_mode & 07777));
+        r = -EPERM;
+    } else if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
+        r = -errno;
+        snprintf(err, errlen, "node id file %s: %s", path, strerror(-r));
+    }
+    close(fd);
+    if (r < 0)
+        return r;
+    buf[n] = 0;
+    if (netelect__parse_id(netelect__trim(buf), out) < 0) {
+        snprintf(err, errlen, "node id file %s: not a node id (0x-hex, not 0); remove it to "
+                              "generate a new one, or set [agent] node_id", path);
+        return -EINVAL;
+    }
+    return 1;
+}
+
+/* Writes a new random id to a temporary file (O_EXCL, 0600), then link()s it
+ * to its name: unlike rename(), link() never replaces an id that another
+ * agent published meanwhile, so two racing starts end up with the same id.
+ * 1 if published, 0 if path already existed (nothing written), -errno. */
+static int node_id_file_create(const char *dir, const char *path, uint64_t *out, char *err,
+                               size_t errlen)
+{
+    uint64_t id = 0;
+    while (!id)
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+            int e = errno;
+            snprintf(err, errlen, "getrandom: %s", strerror(e));
+            return -e;
+        }
+    char tmp[PATH_MAX], text[32];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/.node-id.XXXXXX", dir) >= sizeof tmp) {
+        snprintf(err, errlen, "node id file %s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    int fd = mkostemp(tmp, O_CLOEXEC); /* O_CREAT | O_EXCL, mode 0600 */
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "node id file %s: cannot create a file in %s: %s", path, dir,
+                 strerror(e));
+        return -e;
+    }
+    int len = snprintf(text, sizeof text, "0x%016llx\n", (unsigned long long)id);
+    int r = 0;
+    errno = 0;
+    if (fchmod(fd, 0600) < 0 || write(fd, text, (size_t)len) != len || fsync(fd) < 0) {
+        r = -(errno ? errno : EIO);
+        snprintf(err, errlen, "node id file %s: write: %s", tmp, strerror(-r));
+    }
+    close(fd);
+    if (!r && link(tmp, path) < 0) {
+        r = -errno;
+        if (r != -EEXIST)
+            snprintf(err, errlen, "node id file %s: link: %s", path, strerror(-r));
+    }
+    unlink(tmp);
+    if (r == -EEXIST)
+        return 0;
+    if (r < 0)
+        return r;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* the new name survives a crash */
+        close(dfd);
+    }
+    *out = id;
+    return 1;
+}
+
+int netelect__node_id_resolve(const char *machine_id_path, const char *state_dir, uint64_t *out,
+                              struct netelect_node_id_origin *origin, char *err, size_t errlen)
+{
+    memset(origin, 0, sizeof *origin);
+    if (netelect__default_node_id(machine_id_path, out) == 0) {
+        origin->source = NETELECT_NODE_ID_MACHINE_ID;
+        snprintf(origin->path, sizeof origin->path, "%s",
+                 machine_id_path ? machine_id_path : "/etc/machine-id");
+        return 0;
+    }
+    const char *mids = machine_id_path ? machine_id_path
+                                       : "/etc/machine-id nor /var/lib/dbus/machine-id";
+    if (!state_dir) {
+        snprintf(err, errlen, "no node_id configured, no readable %s, and no state directory "
+                              "for a generated one", mids);
+        return -ENOENT;
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", state_dir, NETELECT_NODE_ID_FILE) >=
+        sizeof path) {
+        snprintf(err, errlen, "state directory %s: path too long", state_dir);
+        return -ENAMETOOLONG;
+    }
+    snprintf(origin->path, sizeof origin->path, "%s", path);
+    /* Read before creating; if another agent wins the race to create it,
+     * read what it wrote. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int r = node_id_file_read(path, out, err, errlen);
+        if (r < 0)
+            return r;
+        if (r > 0) {
+            origin->source = NETELECT_NODE_ID_STATE_FILE;
+            return 0;
+        }
+        if (attempt)
+            break;
+        if ((r = mkdirs(state_dir, err, errlen)) < 0)
+            return r;
+        if ((r = node_id_file_create(state_dir, path, out, err, errlen)) < 0)
+            return r;
+        if (r > 0) {
+            origin->source = NETELECT_NODE_ID_GENERATED;
+            return 0;
+        }
+    }
+    snprintf(err, errlen, "node id file %s: vanished while being created", path);
+    return -EAGAIN;
 }
 
 const char *netelect__log_level_name(int level)

@@ -44,8 +44,9 @@ struct netelect_cfg_chan {
 
 struct netelect_cfg {
     char source[PATH_MAX];          /* file name, or "<embedded default>" */
-    uint64_t node_id;               /* 0: derive from /etc/machine-id */
+    uint64_t node_id;               /* 0: derive (netelect__node_id_resolve) */
     int node_id_line;
+    char state_dir[PATH_MAX];       /* "": the default (netelect__state_dir_default) */
     char listen[80];
     struct sockaddr_storage listen_addr;
     socklen_t listen_len;
@@ -83,6 +84,11 @@ struct netelect_cfg {
     char serf_channel_tag[64];
     uint64_t serf_coord_period_ns;
     uint64_t serf_status_poll_ns; /* UINT64_MAX: off (NETELECT_SERF_STATUS_POLL_OFF) */
+    /* Who may own the RPC listener (docs/serf.md, "Trust"): "" = the serf
+     * (or _serf) system user if there is one; a uid; a user name; "any". */
+    char serf_rpc_uid[64];
+    uint32_t serf_max_nodes;        /* members holding a node id at once */
+    uint32_t serf_max_chans;        /* Serf creates no channel past this many */
 };
 
 /* Fills in the built-in defaults (also the embedded default configuration:
@@ -106,6 +112,39 @@ int netelect__key_generate(const char *path, char *err, size_t errlen);
  * BLAKE2b(key = "netelect node id v1", machine-id), so the machine id itself
  * is not disclosed.  Never 0.  0, or -errno if no machine id is readable. */
 int netelect__default_node_id(const char *machine_id_path, uint64_t *out);
+
+/* Where the agent keeps state (today only a generated node id): the
+ * configured directory if any; else NETELECT_DEFAULT_STATE_DIR as root, else
+ * $XDG_STATE_HOME/netelect or $HOME/.local/state/netelect.  0, or -ENOENT
+ * (no usable $XDG_STATE_HOME/$HOME) / -ENAMETOOLONG with a message. */
+#define NETELECT_DEFAULT_STATE_DIR "/var/lib/netelect"
+#define NETELECT_NODE_ID_FILE "node-id"
+int netelect__state_dir_default(const char *configured, char *out, size_t cap, char *err,
+                                size_t errlen);
+
+enum netelect_node_id_source {
+    NETELECT_NODE_ID_MACHINE_ID, /* hashed machine id: stable across reboots and reinstalls
+                                    of netelect, changes if the OS is reinstalled */
+    NETELECT_NODE_ID_STATE_FILE, /* read back from <state_dir>/node-id: stable while the
+                                    file is kept */
+    NETELECT_NODE_ID_GENERATED,  /* random, just written to <state_dir>/node-id */
+};
+struct netelect_node_id_origin {
+    enum netelect_node_id_source source;
+    char path[PATH_MAX];         /* the machine-id file or the node-id file */
+};
+/* The node id when none is configured: netelect__default_node_id() from
+ * machine_id_path (NULL: /etc/machine-id, then /var/lib/dbus/machine-id);
+ * failing that, the id in <state_dir>/node-id ("0x" + 16 hex digits, mode
+ * 0600); failing that, a random non-zero id from getrandom() written there
+ * atomically (a 0600 temporary created with O_EXCL, fsync'd, then link()ed
+ * to its name so that a concurrent start's id is never replaced), creating
+ * state_dir (0700) if needed.  state_dir NULL: no fallback.  A node-id file
+ * that is not a regular file, is writable by group or others, or does not
+ * hold a node id is an error, never silently replaced.  0, or -errno with a
+ * message in err. */
+int netelect__node_id_resolve(const char *machine_id_path, const char *state_dir, uint64_t *out,
+                              struct netelect_node_id_origin *origin, char *err, size_t errlen);
 
 const char *netelect__log_level_name(int level);
 

@@ -21,7 +21,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <math.h>
+#include <sched.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
@@ -80,6 +85,13 @@ struct member {
     uint64_t gen; /* snapshot generation that last saw it */
     size_t idx;   /* position in the dense array */
     struct member *next;
+    /* Id ownership (docs/serf.md, "Trust"): has_id says the member claims
+     * node_id; owns that the claim was accepted, so it alone reports
+     * node_id; refused why not (enum netelect_serf_reject, 0: not refused).
+     * Members that claim an id are chained by it through id_next. */
+    bool owns;
+    int refused;
+    struct member *id_next;
     struct netelect_serf_coord coord;
     bool coord_ok;
 };
@@ -87,6 +99,11 @@ struct member {
 struct netelect_serf {
     /* configuration (strings owned) */
     char *auth_key, *id_tag, *channel_tag;
+    uint32_t *rpc_uids;
+    size_t n_rpc_uids;
+    bool rpc_uid_any;
+    uint64_t self_id;
+    size_t max_ids;
     size_t id_tag_len, channel_tag_len;
     uint64_t coord_period, backoff_min, backoff_max;
     uint64_t status_period; /* NETELECT_SERF_STATUS_POLL_OFF: no status polls */
@@ -101,6 +118,7 @@ struct netelect_serf {
     enum conn_state state;
     bool up;            /* handshake (+auth) done */
     bool down_reported; /* connection(0) already reported for this outage */
+    int down_err;       /* ... with this reason */
     uint64_t backoff, reconnect_at, connect_deadline;
 
     /* output */
@@ -131,7 +149,9 @@ struct netelect_serf {
     struct member **vec;
     size_t n_members, vec_cap;
     struct member **buckets;
+    struct member **id_buckets; /* members claiming an id, by id; n_buckets of them */
     size_t n_buckets;
+    size_t n_owned, n_refused;
     uint64_t gen;
     uint64_t without_id;
 
@@ -280,6 +300,11 @@ int netelect__serf_distance(const struct netelect_serf_coord *a,
 /* ------------------------------------------------------------------ */
 /* member table: dense array (for polling) + chained hash (for lookup) */
 
+static size_t id_slot(uint64_t id, size_t n_buckets)
+{
+    return (size_t)((id * 0x9e3779b97f4a7c15ull) >> 32) & (n_buckets - 1);
+}
+
 static struct member *member_find(const struct netelect_serf *s, const char *name, size_t len,
                                   uint64_t h)
 {
@@ -304,18 +329,156 @@ static int table_grow(struct netelect_serf *s)
     if (s->n_members + 1 > s->n_buckets) {
         size_t nb = s->n_buckets ? s->n_buckets * 2 : 64;
         struct member **b = calloc(nb, sizeof(struct member *));
-        if (!b)
+        struct member **ib = calloc(nb, sizeof(struct member *));
+        if (!b || !ib) {
+            free(b);
+            free(ib);
             return -ENOMEM;
+        }
         for (size_t i = 0; i < s->n_members; i++) {
             struct member *m = s->vec[i];
             m->next = b[m->hash & (nb - 1)];
             b[m->hash & (nb - 1)] = m;
+            if (m->has_id) {
+                size_t k = id_slot(m->node_id, nb);
+                m->id_next = ib[k];
+                ib[k] = m;
+            }
         }
         free(s->buckets);
+        free(s->id_buckets);
         s->buckets = b;
+        s->id_buckets = ib;
         s->n_buckets = nb;
     }
     return 0;
+}
+
+static void id_link(struct netelect_serf *s, struct member *m)
+{
+    size_t k = id_slot(m->node_id, s->n_buckets);
+    m->id_next = s->id_buckets[k];
+    s->id_buckets[k] = m;
+}
+
+static void id_unlink(struct netelect_serf *s, struct member *m)
+{
+    struct member **pp = &s->id_buckets[id_slot(m->node_id, s->n_buckets)];
+    while (*pp != m)
+        pp = &(*pp)->id_next;
+    *pp = m->id_next;
+}
+
+/* The member holding id, or NULL. */
+static struct member *id_owner(const struct netelect_serf *s, uint64_t id)
+{
+    if (!s->n_buckets)
+        return NULL;
+    for (struct member *m = s->id_buckets[id_slot(id, s->n_buckets)]; m; m = m->id_next)
+        if (m->owns && m->node_id == id)
+            return m;
+    return NULL;
+}
+
+static bool is_self_member(const struct netelect_serf *s, const struct member *m)
+{
+    return s->self_name && strcmp(m->name, s->self_name) == 0;
+}
+
+/* Whether m's id claim may be accepted now: 0, or why not. */
+static int claim_verdict(const struct netelect_serf *s, const struct member *m)
+{
+    if (s->self_id && m->node_id == s->self_id && !is_self_member(s, m))
+        return NETELECT_SERF_REJECT_SELF_ID;
+    /* A holder that left keeps its id (and its coordinate polls) only until
+     * another member claims it: a host that leaves and rejoins under a new
+     * name is not locked out for Serf's 24 h tombstone time. */
+    const struct member *o = id_owner(s, m->node_id);
+    if (o && o != m && o->status != NETELECT_SERF_LEFT)
+        return NETELECT_SERF_REJECT_DUP_ID;
+    if (!m->owns && s->n_owned >= s->max_ids)
+        return NETELECT_SERF_REJECT_CAP;
+    return 0;
+}
+
+static void set_refused(struct netelect_serf *s, struct member *m, int why)
+{
+    if (!m->refused && why)
+        s->n_refused++;
+    else if (m->refused && !why)
+        s->n_refused--;
+    m->refused = why;
+}
+
+static void report(struct netelect_serf *s, enum netelect_serf_event ev, const struct member *m,
+                   bool has_id)
+{
+    struct netelect_serf_member out = {
+        .name = m->name, .node_id = m->node_id, .has_id = has_id, .channels = m->channels,
+        .status = m->status, .port = m->port,
+    };
+    memcpy(out.addr, m->addr, sizeof(out.addr));
+    if (s->cb.member)
+        s->cb.member(s->ctx, ev, &out);
+}
+
+static void report_refusal(struct netelect_serf *s, const struct member *m)
+{
+    struct netelect_serf_member out = {
+        .name = m->name, .node_id = m->node_id, .has_id = 0, .channels = m->channels,
+        .status = m->status, .port = m->port,
+    };
+    memcpy(out.addr, m->addr, sizeof(out.addr));
+    s->st.refusals++;
+    if (s->cb.reject)
+        s->cb.reject(s->ctx, m->refused, &out);
+}
+
+/* Accepts m's claim if nothing stands against it now. */
+static bool try_own(struct netelect_serf *s, struct member *m)
+{
+    if (!m->has_id || m->owns || m->status == NETELECT_SERF_LEFT || claim_verdict(s, m))
+        return false;
+    struct member *o = id_owner(s, m->node_id);
+    if (o) { /* it left, and was reported so: nothing more to say about it */
+        o->owns = false;
+        s->n_owned--;
+    }
+    m->owns = true;
+    s->n_owned++;
+    set_refused(s, m, 0);
+    return true;
+}
+
+/* An id was given up (its holder left, was reaped or changed its tag), so a
+ * slot under max_ids is free too: the first member waiting for that id, else
+ * the first one waiting for a slot, takes it and is reported as it stands. */
+static void promote(struct netelect_serf *s, uint64_t id)
+{
+    for (struct member *m = s->id_buckets[id_slot(id, s->n_buckets)]; m; m = m->id_next)
+        if (m->node_id == id && m->refused && try_own(s, m)) {
+            report(s, NETELECT_SERF_EV_UPDATE, m, true);
+            return;
+        }
+    if (!s->n_refused)
+        return;
+    for (size_t i = 0; i < s->n_members; i++) {
+        struct member *m = s->vec[i];
+        if (m->refused == NETELECT_SERF_REJECT_CAP && try_own(s, m)) {
+            report(s, NETELECT_SERF_EV_UPDATE, m, true);
+            return;
+        }
+    }
+}
+
+/* m no longer holds its id (it stays chained under it as a claim). */
+static void release(struct netelect_serf *s, struct member *m)
+{
+    if (!m->owns)
+        return;
+    m->owns = false;
+    s->n_owned--;
+    promote(s, m->node_id);
 }
 
 static void member_free(struct member *m)
@@ -333,6 +496,15 @@ static void member_remove(struct netelect_serf *s, struct member *m)
     while (*pp != m)
         pp = &(*pp)->next;
     *pp = m->next;
+    bool owned = m->owns;
+    uint64_t id = m->node_id;
+    if (m->has_id)
+        id_unlink(s, m);
+    if (owned) {
+        m->owns = false;
+        s->n_owned--;
+    }
+    set_refused(s, m, 0);
     size_t last = --s->n_members;
     if (m->idx != last) {
         s->vec[m->idx] = s->vec[last];
@@ -343,6 +515,8 @@ static void member_remove(struct netelect_serf *s, struct member *m)
     if (!m->has_id)
         s->without_id--;
     member_free(m);
+    if (owned)
+        promote(s, id);
 }
 
 /* ------------------------------------------------------------------ */
@@ -500,9 +674,11 @@ static void drop(struct netelect_serf *s, int err, uint64_t now)
     s->backoff = s->backoff > s->backoff_max / 2 ? s->backoff_max : s->backoff * 2;
     if (s->backoff < s->backoff_min)
         s->backoff = s->backoff_min;
-    /* Once per outage, so a Serf that stays down does not flood the log. */
-    if (was_up || !s->down_reported) {
+    /* Once per outage and reason, so a Serf that stays down does not flood
+     * the log, but a refused listener is still heard of. */
+    if (was_up || !s->down_reported || err != s->down_err) {
         s->down_reported = true;
+        s->down_err = err;
         if (s->cb.connection)
             s->cb.connection(s->ctx, 0, err);
     }
@@ -535,6 +711,206 @@ static int on_ready(struct netelect_serf *s, uint64_t now)
     return r;
 }
 
+/* ------------------------------------------------------------------ */
+/* who listens: the peer socket's owner, from the kernel's socket tables */
+
+/* Whether a socket in this TCP state is a full socket, whose uid is its
+ * creator's.  Request sockets (SYN_RECV, NEW_SYN_RECV) and time-wait ones
+ * carry no owner (inet_diag reports uid 0 for them) and a LISTEN match means
+ * the exact connection was not found: none of them identifies anyone. */
+static bool full_socket_state(unsigned st)
+{
+    switch (st) {
+    case 1:  /* ESTABLISHED */
+    case 4:  /* FIN_WAIT1 */
+    case 5:  /* FIN_WAIT2 */
+    case 8:  /* CLOSE_WAIT */
+    case 9:  /* LAST_ACK */
+    case 11: /* CLOSING */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* NETLINK_SOCK_DIAG exact lookup of the socket whose local end is `srv` and
+ * remote end `cli` (the Serf side of our connection).
+ * @return its uid, -ENOENT (no such socket here), -EAGAIN (not a full socket
+ * yet), or another -errno (sock_diag unavailable). */
+static int64_t diag_uid(const struct sockaddr_storage *srv, const struct sockaddr_storage *cli)
+{
+    struct {
+        struct nlmsghdr nh;
+        struct inet_diag_req_v2 r;
+    } req;
+    memset(&req, 0, sizeof(req));
+    req.nh.nlmsg_len = sizeof(req);
+    req.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    req.nh.nlmsg_flags = NLM_F_REQUEST;
+    req.nh.nlmsg_seq = 1;
+    req.r.sdiag_family = (uint8_t)srv->ss_family;
+    req.r.sdiag_protocol = IPPROTO_TCP;
+    req.r.idiag_states = ~0u;
+    req.r.id.idiag_cookie[0] = req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    if (srv->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)srv, *b = (const void *)cli;
+        req.r.id.idiag_sport = a->sin_port;
+        req.r.id.idiag_dport = b->sin_port;
+        memcpy(req.r.id.idiag_src, &a->sin_addr, 4);
+        memcpy(req.r.id.idiag_dst, &b->sin_addr, 4);
+    } else {
+        const struct sockaddr_in6 *a = (const void *)srv, *b = (const void *)cli;
+        req.r.id.idiag_sport = a->sin6_port;
+        req.r.id.idiag_dport = b->sin6_port;
+        memcpy(req.r.id.idiag_src, &a->sin6_addr, 16);
+        memcpy(req.r.id.idiag_dst, &b->sin6_addr, 16);
+    }
+    int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (nl < 0)
+        return -errno;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    int64_t r = -EIO;
+    union {
+        struct nlmsghdr nh;
+        char b[8192];
+    } buf;
+    if (sendto(nl, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0) {
+        r = -errno;
+        goto out;
+    }
+    /* An exact (non-dump) request is answered inside sendto(). */
+    ssize_t n = recv(nl, &buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0) {
+        r = errno == EAGAIN ? -EIO : -errno;
+        goto out;
+    }
+    for (struct nlmsghdr *h = &buf.nh; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+        if (h->nlmsg_type == NLMSG_ERROR) {
+            const struct nlmsgerr *e = NLMSG_DATA(h);
+            r = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error < 0 ? e->error : -EIO;
+            break;
+        }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+            h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+            continue;
+        const struct inet_diag_msg *m = NLMSG_DATA(h);
+        /* The kernel falls back to a listener when no connection matches:
+         * only the exact connection counts. */
+        if (m->idiag_family != srv->ss_family || m->id.idiag_sport != req.r.id.idiag_sport ||
+            m->id.idiag_dport != req.r.id.idiag_dport)
+            r = -ENOENT;
+        else if (!full_socket_state(m->idiag_state))
+            r = m->idiag_state == 10 ? -ENOENT : -EAGAIN; /* 10: LISTEN */
+        else
+            r = m->idiag_uid;
+        break;
+    }
+out:
+    close(nl);
+    return r;
+}
+
+/* The same lookup in /proc/net/tcp[6], for kernels without tcp_diag
+ * (sock_diag answers ENOENT when the module is missing, too). */
+static int64_t proc_uid(const struct sockaddr_storage *srv, const struct sockaddr_storage *cli)
+{
+    char want_l[48], want_r[48];
+    const char *path;
+    if (srv->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)srv, *b = (const void *)cli;
+        /* the __be32 printed as a native word, as the kernel does */
+        snprintf(want_l, sizeof(want_l), "%08X:%04X", a->sin_addr.s_addr, ntohs(a->sin_port));
+        snprintf(want_r, sizeof(want_r), "%08X:%04X", b->sin_addr.s_addr, ntohs(b->sin_port));
+        path = "/proc/net/tcp";
+    } else {
+        const struct sockaddr_in6 *a = (const void *)srv, *b = (const void *)cli;
+        uint32_t wa[4], wb[4];
+        memcpy(wa, &a->sin6_addr, 16);
+        memcpy(wb, &b->sin6_addr, 16);
+        snprintf(want_l, sizeof(want_l), "%08X%08X%08X%08X:%04X", wa[0], wa[1], wa[2], wa[3],
+                 ntohs(a->sin6_port));
+        snprintf(want_r, sizeof(want_r), "%08X%08X%08X%08X:%04X", wb[0], wb[1], wb[2], wb[3],
+                 ntohs(b->sin6_port));
+        path = "/proc/net/tcp6";
+    }
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    char line[512];
+    int64_t r = -ENOENT;
+    while (fgets(line, sizeof(line), f)) {
+        char l[48], rm[48];
+        unsigned st;
+        unsigned long uid;
+        if (sscanf(line, " %*u: %47s %47s %x %*s %*s %*s %lu", l, rm, &st, &uid) != 4)
+            continue;
+        if (strcmp(l, want_l) || strcmp(rm, want_r))
+            continue;
+        r = full_socket_state(st) ? (int64_t)uid : -EAGAIN;
+        break;
+    }
+    fclose(f);
+    return r;
+}
+
+/* The owner uid of the socket at the other end of our connection, if it is
+ * on this host.  @return the uid, -ENOENT (not a socket of this host:
+ * another host, or gone), -EAGAIN (the peer has not completed accept-side
+ * set-up), or another -errno. */
+static int64_t peer_socket_uid(int fd)
+{
+    struct sockaddr_storage loc, rem;
+    socklen_t ll = sizeof(loc), rl = sizeof(rem);
+    if (getsockname(fd, (struct sockaddr *)&loc, &ll) < 0 ||
+        getpeername(fd, (struct sockaddr *)&rem, &rl) < 0)
+        return -errno;
+    if (loc.ss_family != rem.ss_family ||
+        (loc.ss_family != AF_INET && loc.ss_family != AF_INET6))
+        return -EAFNOSUPPORT;
+    int64_t r = -EAGAIN;
+    /* On loopback the whole three-way handshake normally completes inside
+     * connect(); a peer still in SYN_RECV (its ACK not yet processed) gets a
+     * few more looks, a yield apart, never a sleep. */
+    for (int i = 0; i < 8 && r == -EAGAIN; i++) {
+        if (i)
+            sched_yield();
+        r = diag_uid(&rem, &loc);
+        if (r < 0 && r != -EAGAIN)
+            r = proc_uid(&rem, &loc);
+    }
+    return r;
+}
+
+/* The connection is open and nothing has been sent yet: go on only if the
+ * listener is owned by a trusted uid (see rpc_uids in serf.h). */
+static int check_listener(struct netelect_serf *s)
+{
+    if (s->rpc_uid_any)
+        return 0;
+    int64_t uid = peer_socket_uid(s->fd);
+    s->st.listener_uid = uid >= 0 ? uid : -1;
+    if (uid >= 0) {
+        if (uid == 0 || uid == (int64_t)geteuid())
+            return 0;
+        for (size_t i = 0; i < s->n_rpc_uids; i++)
+            if (uid == (int64_t)s->rpc_uids[i])
+                return 0;
+    }
+    s->st.listener_refused++;
+    return -EPERM;
+}
+
+/* Connected: the listener is checked before the first byte is queued, so a
+ * refused one never sees the handshake, let alone the auth key. */
+static int session_open(struct netelect_serf *s, uint64_t now)
+{
+    int r = check_listener(s);
+    if (r < 0)
+        return r; /* drop() closes the socket */
+    s->state = ST_OPEN;
+    return start_session(s, now);
+}
+
 static int try_connect(struct netelect_serf *s, uint64_t now)
 {
     int fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -544,10 +920,8 @@ static int try_connect(struct netelect_serf *s, uint64_t now)
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     s->fd = fd;
     s->connect_deadline = now + NETELECT_SERF_CONNECT_TIMEOUT_NS;
-    if (connect(fd, (struct sockaddr *)&s->addr, s->addr_len) == 0) {
-        s->state = ST_OPEN;
-        return start_session(s, now);
-    }
+    if (connect(fd, (struct sockaddr *)&s->addr, s->addr_len) == 0)
+        return session_open(s, now);
     if (errno == EINPROGRESS || errno == EINTR) {
         s->state = ST_CONNECTING;
         return 0;
@@ -655,19 +1029,28 @@ static int parse_member(const struct netelect_serf *s, const msgpack_object *o,
     return 0;
 }
 
-/* Applies a parsed member to the table and reports it. */
+/* Applies a parsed member to the table and reports it.  A member is
+ * reported with has_id only while it holds its id (see claim_verdict): a
+ * refused claim is reported without one, which netelectd ignores, and
+ * through reject() when it is first refused.  An id a member gives up (tag
+ * changed or removed, reaped) is reported as reaped under that id first,
+ * and may then pass to a member that was waiting for it (promote); a
+ * member that left keeps its id until another member claims it. */
 static int apply_member(struct netelect_serf *s, enum netelect_serf_event ev,
                         const struct member_view *v)
 {
     uint64_t h = hash_bytes(v->name, v->name_len);
     struct member *m = member_find(s, v->name, v->name_len, h);
-    struct netelect_serf_member out = {
-        .node_id = v->node_id, .has_id = v->has_id, .status = v->status, .port = v->port,
-    };
-    memcpy(out.addr, v->addr, sizeof(out.addr));
 
     if (ev == NETELECT_SERF_EV_REAP || (!m && s->n_members >= NETELECT_SERF_MAX_MEMBERS)) {
-        /* Not (or no longer) tracked: report from temporary copies. */
+        /* Not (or no longer) tracked: report from temporary copies.  An
+         * untracked member cannot hold an id (nothing would keep a second
+         * claimant out), so it is reported without one. */
+        struct netelect_serf_member out = {
+            .node_id = m ? m->node_id : v->node_id, .has_id = m && m->owns,
+            .status = v->status, .port = v->port,
+        };
+        memcpy(out.addr, v->addr, sizeof(out.addr));
         char *name = dup_n(v->name, v->name_len);
         char *ch = v->has_channels ? dup_n(v->channels, v->channels_len) : NULL;
         if (!name || (v->has_channels && !ch)) {
@@ -675,14 +1058,14 @@ static int apply_member(struct netelect_serf *s, enum netelect_serf_event ev,
             free(ch);
             return -ENOMEM;
         }
-        if (m)
-            member_remove(s, m);
-        else if (ev != NETELECT_SERF_EV_REAP)
+        if (!m && ev != NETELECT_SERF_EV_REAP)
             s->st.members_untracked++;
         out.name = name;
         out.channels = ch;
         if (s->cb.member)
             s->cb.member(s->ctx, ev, &out);
+        if (m)
+            member_remove(s, m); /* after the report: a waiting claimant follows it */
         free(name);
         free(ch);
         return 0;
@@ -691,6 +1074,7 @@ static int apply_member(struct netelect_serf *s, enum netelect_serf_event ev,
     char *ch = NULL;
     if (v->has_channels && !(ch = dup_n(v->channels, v->channels_len)))
         return -ENOMEM;
+    bool fresh = false;
     if (!m) {
         int r = table_grow(s);
         if (r < 0 || !(m = calloc(1, sizeof(*m)))) {
@@ -704,31 +1088,55 @@ static int apply_member(struct netelect_serf *s, enum netelect_serf_event ev,
         }
         m->name_len = v->name_len;
         m->hash = h;
-        m->has_id = 1; /* counted as "with id" until set below */
         m->idx = s->n_members;
         s->vec[s->n_members++] = m;
         m->next = s->buckets[h & (s->n_buckets - 1)];
         s->buckets[h & (s->n_buckets - 1)] = m;
+        s->without_id++; /* no claim until set below */
+        fresh = true;
     }
-    if (!m->has_id)
-        s->without_id--;
-    if (m->has_id != v->has_id || m->node_id != v->node_id)
+    bool claim_changed = fresh || m->has_id != v->has_id || m->node_id != v->node_id;
+    /* The holder of this host's id must be this host's member: after a
+     * reconnect, `stats` may name another agent. */
+    bool lost_self = m->owns && s->self_id && m->node_id == s->self_id && !is_self_member(s, m);
+    if (m->owns && (claim_changed || lost_self)) {
+        /* The id it held goes first, as a reap, before anything else. */
+        report(s, NETELECT_SERF_EV_REAP, m, true);
+        release(s, m);
+    }
+    if (claim_changed) {
+        if (m->has_id)
+            id_unlink(s, m);
+        else
+            s->without_id--;
+        set_refused(s, m, 0);
         m->coord_ok = false;
+        m->node_id = v->has_id ? v->node_id : 0;
+        m->has_id = v->has_id;
+        if (m->has_id)
+            id_link(s, m);
+        else
+            s->without_id++;
+    }
     free(m->channels);
     m->channels = ch;
-    m->node_id = v->node_id;
-    m->has_id = v->has_id;
-    if (!m->has_id)
-        s->without_id++;
     m->status = v->status;
     memcpy(m->addr, v->addr, sizeof(m->addr));
     m->port = v->port;
     m->gen = s->gen;
 
-    out.name = m->name;
-    out.channels = m->channels;
-    if (s->cb.member)
-        s->cb.member(s->ctx, ev, &out);
+    bool refusal = false;
+    if (m->has_id && !m->owns && m->status != NETELECT_SERF_LEFT && !try_own(s, m)) {
+        int why = claim_verdict(s, m);
+        refusal = why != m->refused;
+        set_refused(s, m, why);
+    }
+    report(s, ev, m, m->owns);
+    if (refusal)
+        report_refusal(s, m);
+    /* It left: a member waiting for its id may have it now. */
+    if (m->owns && m->status == NETELECT_SERF_LEFT)
+        promote(s, m->node_id);
     return 0;
 }
 
@@ -779,13 +1187,7 @@ static int body_members(struct netelect_serf *s, const msgpack_object *o, uint64
             i++;
             continue;
         }
-        struct netelect_serf_member out = {
-            .name = m->name, .node_id = m->node_id, .has_id = m->has_id,
-            .channels = m->channels, .status = m->status, .port = m->port,
-        };
-        memcpy(out.addr, m->addr, sizeof(out.addr));
-        if (s->cb.member)
-            s->cb.member(s->ctx, NETELECT_SERF_EV_REAP, &out);
+        report(s, NETELECT_SERF_EV_REAP, m, m->owns);
         member_remove(s, m); /* moves the last member to i */
     }
     return 0;
@@ -928,7 +1330,7 @@ static int body_coord(struct netelect_serf *s, const msgpack_object *o, const ch
             s->self_coord = c;
     } else if (ok) {
         struct member *m = member_find(s, node, strlen(node), hash_bytes(node, strlen(node)));
-        if (m && m->has_id) {
+        if (m && m->owns) {
             m->coord = c;
             m->coord_ok = true;
             uint64_t rtt, err;
@@ -1080,7 +1482,7 @@ static int poll_fill(struct netelect_serf *s, uint64_t now)
     while (s->poll_cursor < s->n_members && s->coord_inflight < NETELECT_SERF_COORD_WINDOW &&
            s->ring_count < NETELECT_SERF_MAX_PENDING) {
         struct member *m = s->vec[s->poll_cursor++];
-        if (!m->has_id || (s->self_name && strcmp(m->name, s->self_name) == 0))
+        if (!m->owns || is_self_member(s, m))
             continue;
         int r = queue_request(s, REQ_COORD, "get-coordinate", "Node", m->name, now, m->name);
         if (r < 0)
@@ -1190,6 +1592,8 @@ void netelect__serf_free(struct netelect_serf *s)
         member_free(s->vec[i]);
     free(s->vec);
     free(s->buckets);
+    free(s->id_buckets);
+    free(s->rpc_uids);
     free(s->self_name);
     free(s->auth_key);
     free(s->id_tag);
@@ -1229,6 +1633,19 @@ int netelect__serf_new(const struct netelect_serf_config *cfg,
     if (r == 0 && s->backoff_min > s->backoff_max)
         r = -EINVAL;
     s->backoff = s->backoff_min;
+    s->rpc_uid_any = cfg->rpc_uid_any != 0;
+    if (r == 0 && cfg->n_rpc_uids) {
+        if (!cfg->rpc_uids || cfg->n_rpc_uids > 64)
+            r = -EINVAL;
+        else if (!(s->rpc_uids = malloc(cfg->n_rpc_uids * sizeof(uint32_t))))
+            r = -ENOMEM;
+        else
+            memcpy(s->rpc_uids, cfg->rpc_uids, cfg->n_rpc_uids * sizeof(uint32_t));
+        s->n_rpc_uids = s->rpc_uids ? cfg->n_rpc_uids : 0;
+    }
+    s->self_id = cfg->self_id;
+    s->max_ids = cfg->max_ids ? cfg->max_ids : NETELECT_SERF_DEFAULT_MAX_IDS;
+    s->st.listener_uid = -1;
     /* Already due, but not 0: callers that arm a timerfd with the deadline
      * would read 0 as "disarm" and never connect. */
     s->reconnect_at = 1;
@@ -1271,8 +1688,7 @@ static int finish_connect(struct netelect_serf *s, uint64_t now)
         return 0;
     if (err)
         return -err;
-    s->state = ST_OPEN;
-    return start_session(s, now);
+    return session_open(s, now);
 }
 
 int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns)
@@ -1391,6 +1807,7 @@ void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_st
     out->connected = s->up;
     out->members = s->n_members;
     out->members_without_id = s->without_id;
+    out->ids_refused = s->n_refused;
 }
 
 int netelect__serf_test_connected(struct netelect_serf *s, uint64_t now_ns)

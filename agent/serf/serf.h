@@ -20,6 +20,7 @@
 #ifndef AGENT_SERF_SERF_H
 #define AGENT_SERF_SERF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum netelect_serf_status {
@@ -56,8 +57,22 @@ struct netelect_serf_callbacks {
      * distance formula (Euclidean + heights + adjustments), and Vivaldi's
      * error figure for the pair, both in ns. */
     void (*coord)(void *ctx, uint64_t node_id, uint64_t rtt_ns, uint64_t err_ns);
-    /* up = 1 after a successful handshake (+auth), 0 on loss (err < 0). */
+    /* up = 1 after a successful handshake (+auth), 0 on loss (err < 0).
+     * A loss is reported once per outage, and again whenever the reason
+     * changes (e.g. from -ECONNREFUSED to -EPERM, a listener refused). */
     void (*connection)(void *ctx, int up, int err);
+    /* A member's id claim was refused (enum netelect_serf_reject): it is
+     * reported to member() with has_id = 0 until the claim becomes valid.
+     * Called when a claim is first refused or its reason changes, not for
+     * every event of the same member. */
+    void (*reject)(void *ctx, int why, const struct netelect_serf_member *m);
+};
+
+/* Why a member's id tag was not accepted (docs/serf.md, "Trust"). */
+enum netelect_serf_reject {
+    NETELECT_SERF_REJECT_SELF_ID = 1, /* this host's id, on a member that is not this host's */
+    NETELECT_SERF_REJECT_DUP_ID,      /* an id another tracked member already holds */
+    NETELECT_SERF_REJECT_CAP,         /* max_ids members already hold an id */
 };
 
 struct netelect_serf_config {
@@ -73,9 +88,28 @@ struct netelect_serf_config {
      * (docs/serf.md), so a failure or leave reaches us that much sooner
      * through a `members-filtered` poll for the non-alive members. */
     uint64_t status_poll_ns;
+    /* Who may own the RPC listener.  Before anything is sent on a new
+     * connection, the client looks the peer's socket up in the kernel's
+     * socket tables (NETLINK_SOCK_DIAG, exact 4-tuple) and goes on only if
+     * its owner uid is root, this process's euid, or one of rpc_uids;
+     * otherwise the connection is dropped with -EPERM and the auth key is
+     * never sent.  rpc_uid_any = 1 skips the check (an RPC address on
+     * another host, whose sockets this kernel cannot see). */
+    const uint32_t *rpc_uids;
+    size_t n_rpc_uids;
+    int rpc_uid_any;
+    /* This host's node id (0: unknown).  Only the member named like the
+     * local agent (`stats` agent.name) may carry it; another member
+     * claiming it is refused (NETELECT_SERF_REJECT_SELF_ID). */
+    uint64_t self_id;
+    /* The most members holding an id at once, default
+     * NETELECT_SERF_DEFAULT_MAX_IDS; further claims are refused
+     * (NETELECT_SERF_REJECT_CAP) until one is released. */
+    size_t max_ids;
 };
 
 #define NETELECT_SERF_STATUS_POLL_OFF UINT64_MAX
+#define NETELECT_SERF_DEFAULT_MAX_IDS 10000u
 
 struct netelect_serf;
 
@@ -94,7 +128,8 @@ uint32_t netelect__serf_events(const struct netelect_serf *s);
  * @return 0; or why the connection was just dropped (a reconnect is already
  * scheduled, so this is for logging): -ECONNRESET, -EBADMSG (malformed
  * reply), -EMSGSIZE (over a size limit), -EPROTO (Serf returned an error),
- * -EACCES (auth refused), or the socket's -errno. */
+ * -EACCES (auth refused), -EPERM (the RPC listener is not owned by a
+ * trusted uid, or cannot be checked: see rpc_uids), or the socket's -errno. */
 int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns);
 /* Timers: reconnect, coordinate and status polls, request time-outs.
  * @return 0, or as handle(), plus -ETIMEDOUT and connect()'s -errno. */
@@ -114,7 +149,14 @@ struct netelect_serf_stats {
     uint64_t members_untracked;  /* reported but not tracked (table full) */
     uint64_t status_polls;       /* members-filtered status polls sent */
     uint64_t status_changes;     /* members those polls reported changed */
+    uint64_t listener_refused;   /* connections dropped: RPC listener not trusted */
+    int64_t listener_uid;        /* owner uid of the last RPC listener checked, -1: unknown */
+    uint64_t ids_refused;        /* members whose id claim is refused now */
+    uint64_t refusals;           /* claims refused so far (reject() calls) */
 };
 void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out);
+/* This host's member name, learnt from `stats` on each connection (NULL
+ * until then): the one member allowed to carry self_id. */
+const char *netelect__serf_self_name(const struct netelect_serf *s);
 
 #endif /* AGENT_SERF_SERF_H */

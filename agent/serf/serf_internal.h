@@ -83,10 +83,8 @@ int netelect__serf_test_connected(struct netelect_serf *s, uint64_t now_ns);
  */
 size_t netelect__serf_take_output(struct netelect_serf *s, void *buf, size_t cap);
 
-/* The number of members tracked in the table, and the name learnt from
- * `stats` (NULL until then). */
+/* The number of members tracked in the table. */
 size_t netelect__serf_member_count(const struct netelect_serf *s);
-const char *netelect__serf_self_name(const struct netelect_serf *s);
 
 /*
  * An incremental msgpack structure scanner that checks every declared size
