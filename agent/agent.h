@@ -24,6 +24,9 @@
 #include "agent/prober.h"
 #include "shm/writer.h"
 
+/* netelect__addr_key(): 16 bytes of IPv6 address, 2 of port */
+#define NETELECT_ADDR_KEY_LEN 18
+
 /* Where a node or a channel member came from; reload replaces only CFG. */
 enum { ORIG_CFG = 1, ORIG_CTL = 2, ORIG_SERF = 4 };
 
@@ -38,6 +41,7 @@ struct node {
     uint64_t peer_inc;          /* its incarnation as last seen (echoed in PINGs) */
     uint64_t tx_seq;            /* our seq towards it (per receiver, so its window is dense) */
     uint64_t heard_ns;          /* any authenticated packet from it */
+    struct netelect_bucket rx_bucket; /* rate limit of its authenticated packets */
     size_t heap_idx;            /* position in the probe heap, SIZE_MAX: not in it */
     bool rtt_ovr, health_ovr;   /* operator overrides */
     uint64_t rtt_ovr_ns;
@@ -81,7 +85,7 @@ struct stats {
 enum drop_reason {
     DROP_RATE, DROP_TRUNC, DROP_OVERSIZE, DROP_GARBAGE, DROP_VERSION, DROP_AUTH, DROP_FIELDS,
     DROP_NOT_FOR_US, DROP_UNKNOWN_SENDER, DROP_REPLAY, DROP_STALE_INC, DROP_STALE_PONG,
-    DROP_UNSOLICITED, DROP_N
+    DROP_UNSOLICITED, DROP_RATE_PEER, DROP_N
 };
 extern const char *const netelect__drop_names[DROP_N];
 
@@ -114,9 +118,19 @@ struct agent {
     struct chan *chans;
     size_t n_chans, cap_chans;
 
-    /* per-source token buckets, direct-mapped by a hash of the address */
+    /* Addresses of probed nodes (a multiset: peers may share one), keyed by
+     * netelect__addr_key().  A packet from one of them has its MAC checked
+     * before any rate limit and is then limited by its authenticated sender
+     * (node.rx_bucket), so a flood spoofing a peer's address cannot spend
+     * that peer's budget.  Open addressing, backward-shift delete. */
+    struct peer_addr { uint8_t k[NETELECT_ADDR_KEY_LEN]; uint32_t refs; } *paddr;
+    size_t paddr_cap, paddr_n;
+    /* Unknown sources only: per-source token buckets, direct-mapped by a
+     * hash of the address, and one bucket shared by all of them (spoofing
+     * many sources does not multiply the MAC work). */
     struct { struct sockaddr_storage a; struct netelect_bucket b; } *buckets;
     size_t n_buckets;
+    struct netelect_bucket unknown_bucket;
 
     bool dirty_hard, dirty_soft, pub_armed, quit;
     uint64_t dirty_since_ns;    /* when dirty_hard was first set */
@@ -135,6 +149,12 @@ struct agent {
 uint64_t netelect__now_ns(void);
 
 /* nodes.c */
+/* A family-independent key for an address: IPv4 as v4-mapped IPv6 (what a
+ * dual-stack socket reports), then the port. */
+void netelect__addr_key(const struct sockaddr_storage *ss, socklen_t len,
+                        uint8_t k[NETELECT_ADDR_KEY_LEN]);
+/* Whether ss is the address of a probed node (configured or control-added). */
+bool netelect__addr_known(const struct agent *a, const struct sockaddr_storage *ss, socklen_t len);
 struct node *netelect__node_find(struct agent *a, uint64_t id);
 struct node *netelect__node_get(struct agent *a, uint64_t id); /* find or create */
 void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig);

@@ -44,7 +44,7 @@ const char *const netelect__drop_names[DROP_N] = {
     [DROP_FIELDS] = "bad_fields",     [DROP_NOT_FOR_US] = "not_for_us",
     [DROP_UNKNOWN_SENDER] = "unknown_sender", [DROP_REPLAY] = "replayed",
     [DROP_STALE_INC] = "stale_incarnation",   [DROP_STALE_PONG] = "stale_pong",
-    [DROP_UNSOLICITED] = "unsolicited_pong",
+    [DROP_UNSOLICITED] = "unsolicited_pong", [DROP_RATE_PEER] = "rate_limited_peer",
 };
 
 uint64_t netelect__now_ns(void)
@@ -287,15 +287,25 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen, uint64_t now)
 {
     a->st.rx++;
-    /* Rate-limit by source before spending a MAC verification on it. */
-    size_t bi = addr_hash(from, fromlen) % a->n_buckets;
-    if (memcmp(&a->buckets[bi].a, from, fromlen)) {
-        memset(&a->buckets[bi], 0, sizeof a->buckets[bi]);
-        memcpy(&a->buckets[bi].a, from, fromlen);
-    }
-    if (!netelect__bucket_take(&a->buckets[bi].b, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
-        drop(a, DROP_RATE, from);
-        return;
+    /*
+     * A packet from a probed peer's address gets its MAC checked first
+     * (about a microsecond) and is rate-limited by its authenticated sender
+     * below: a flood spoofing that address is only so many bad MACs and
+     * cannot spend the peer's budget.  Anything else is rate-limited by
+     * source address, and all unknown sources together by one more bucket,
+     * before a MAC is spent on it.
+     */
+    if (!netelect__addr_known(a, from, fromlen)) {
+        size_t bi = addr_hash(from, fromlen) % a->n_buckets;
+        if (memcmp(&a->buckets[bi].a, from, fromlen)) {
+            memset(&a->buckets[bi], 0, sizeof a->buckets[bi]);
+            memcpy(&a->buckets[bi].a, from, fromlen);
+        }
+        if (!netelect__bucket_take(&a->buckets[bi].b, now, a->cfg.rate_pps, a->cfg.rate_burst) ||
+            !netelect__bucket_take(&a->unknown_bucket, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
+            drop(a, DROP_RATE, from);
+            return;
+        }
     }
     struct netelect_pkt p;
     int r = netelect__pkt_decode(buf, len, a->key, &p);
@@ -334,10 +344,21 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
         }
         n->peer_inc = p.sender_inc;
     }
+    /* Charged only for authentic, fresh packets: only the key holder can
+     * spend this budget, and a replay cannot. */
+    if (!netelect__bucket_take(&n->rx_bucket, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
+        drop(a, DROP_RATE_PEER, from);
+        return;
+    }
     if (p.type == NETELECT_PKT_PING) {
         a->st.rx_ok++;
         n->heard_ns = now;
-        send_pkt(a, n, (const struct sockaddr *)from, fromlen, NETELECT_PKT_PONG, p.seq, p.ts, now);
+        /* The reply goes to the peer's configured address, never to the
+         * packet's source: a captured PING resent from elsewhere (it is
+         * fresh if the original was lost) cannot aim our PONGs at a third
+         * party. */
+        send_pkt(a, n, (const struct sockaddr *)&n->addr, n->addrlen, NETELECT_PKT_PONG, p.seq,
+                 p.ts, now);
         netelect__node_changed(a, n);
         return;
     }
@@ -734,6 +755,7 @@ static void agent_free(struct agent *a)
     }
     free(a->chans);
     free(a->buckets);
+    free(a->paddr);
     netelect__cfg_free(&a->cfg);
     if (a->ep >= 0)
         close(a->ep);

@@ -5,6 +5,7 @@
  * the change detection that decides when the view is republished.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,96 @@ struct node *netelect__node_get(struct agent *a, uint64_t id)
     a->n_nodes++;
     netelect__node_changed(a, n);
     return n;
+}
+
+/* ---- peer addresses ------------------------------------------------------------- */
+
+void netelect__addr_key(const struct sockaddr_storage *ss, socklen_t len,
+                        uint8_t k[NETELECT_ADDR_KEY_LEN])
+{
+    memset(k, 0, NETELECT_ADDR_KEY_LEN);
+    if (ss->ss_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
+        k[10] = k[11] = 0xff;
+        memcpy(k + 12, &v4->sin_addr, 4);
+        memcpy(k + 16, &v4->sin_port, 2);
+    } else if (ss->ss_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
+        memcpy(k, &v6->sin6_addr, 16);
+        memcpy(k + 16, &v6->sin6_port, 2);
+    }
+}
+
+static size_t key_hash(const uint8_t *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < NETELECT_ADDR_KEY_LEN; i++)
+        h = (h ^ k[i]) * 1099511628211ull;
+    return (size_t)(h ^ h >> 29);
+}
+
+static size_t paddr_slot(const struct agent *a, const uint8_t *k)
+{
+    size_t mask = a->paddr_cap - 1;
+    size_t i = key_hash(k) & mask;
+    while (a->paddr[i].refs && memcmp(a->paddr[i].k, k, NETELECT_ADDR_KEY_LEN))
+        i = (i + 1) & mask;
+    return i;
+}
+
+bool netelect__addr_known(const struct agent *a, const struct sockaddr_storage *ss, socklen_t len)
+{
+    if (!a->paddr_n)
+        return false;
+    uint8_t k[NETELECT_ADDR_KEY_LEN];
+    netelect__addr_key(ss, len, k);
+    return a->paddr[paddr_slot(a, k)].refs != 0;
+}
+
+static void paddr_add(struct agent *a, const struct node *n)
+{
+    uint8_t k[NETELECT_ADDR_KEY_LEN];
+    netelect__addr_key(&n->addr, n->addrlen, k);
+    if ((a->paddr_n + 1) * 2 > a->paddr_cap) {
+        size_t cap = a->paddr_cap ? a->paddr_cap * 2 : 64;
+        struct peer_addr *old = a->paddr;
+        size_t old_cap = a->paddr_cap;
+        a->paddr = calloc(cap, sizeof *a->paddr);
+        if (!a->paddr)
+            DIE("out of memory growing the peer address table to %zu", cap);
+        a->paddr_cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].refs)
+                a->paddr[paddr_slot(a, old[i].k)] = old[i];
+        free(old);
+    }
+    struct peer_addr *e = &a->paddr[paddr_slot(a, k)];
+    if (!e->refs) {
+        memcpy(e->k, k, sizeof k);
+        a->paddr_n++;
+    }
+    e->refs++;
+}
+
+static void paddr_del(struct agent *a, const struct node *n)
+{
+    uint8_t k[NETELECT_ADDR_KEY_LEN];
+    netelect__addr_key(&n->addr, n->addrlen, k);
+    if (!a->paddr_cap)
+        return;
+    size_t i = paddr_slot(a, k), mask = a->paddr_cap - 1;
+    if (!a->paddr[i].refs || --a->paddr[i].refs)
+        return;
+    a->paddr_n--;
+    for (size_t j = (i + 1) & mask; a->paddr[j].refs; j = (j + 1) & mask) {
+        size_t h = key_hash(a->paddr[j].k) & mask;
+        bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+        if (movable) {
+            a->paddr[i] = a->paddr[j];
+            a->paddr[j].refs = 0;
+            i = j;
+        }
+    }
 }
 
 /* ---- heap ---------------------------------------------------------------- */
@@ -146,10 +237,13 @@ void netelect__node_set_addr(struct agent *a, struct node *n, const struct socka
                              socklen_t len)
 {
     bool same = n->probed && n->addrlen == len && !memcmp(&n->addr, ss, len);
-    n->addr = *ss;
-    n->addrlen = len;
     if (same)
         return;
+    if (n->probed)
+        paddr_del(a, n);
+    n->addr = *ss;
+    n->addrlen = len;
+    paddr_add(a, n);
     if (!n->probed) {
         /* Spread first probes over one interval so a big config does not burst. */
         uint64_t now = netelect__now_ns();
@@ -175,6 +269,7 @@ void netelect__node_clear_addr(struct agent *a, struct node *n)
     if (!n->probed)
         return;
     heap_remove(a, n);
+    paddr_del(a, n);
     n->probed = false;
     memset(&n->pr, 0, sizeof n->pr);
     netelect__node_changed(a, n);
@@ -183,6 +278,8 @@ void netelect__node_clear_addr(struct agent *a, struct node *n)
 static void node_delete(struct agent *a, struct node *n)
 {
     heap_remove(a, n);
+    if (n->probed)
+        paddr_del(a, n);
     size_t i = hash_id(n->id) & (a->tab_cap - 1);
     while (a->tab[i] != n)
         i = (i + 1) & (a->tab_cap - 1);

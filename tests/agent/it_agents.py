@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests for netelectd and the netelect CLI (suite 'agent').
 
-usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale
+usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale|spoof
 
 Every scenario uses its own temp dir (keys, configs, control sockets),
 segment names and UDP ports that include this process's pid, kills every
@@ -521,7 +521,11 @@ def scenario_badinput(h):
     a.start()
     to = f"127.0.0.1:{port}"
     pktsend = os.path.join(HELPERS, "pktsend")
-    r = h.run([pktsend, to, key, "0x202", "0x201", "valid"], check_rc=0)
+    r = h.run([pktsend, to, key, "0x202", "0x201", "valid"], check_rc=1)
+    check("no PONG" in r.stderr, "an authentic PING from another address is answered at the "
+          "configured address only (not at its source)")
+    # the PONG goes to 0x202's configured address, so pktsend listens there
+    r = h.run([pktsend, "-b", f"127.0.0.1:{dead_port}", to, key, "0x202", "0x201", "valid"], check_rc=0)
     captured = r.stdout.split("packet ")[1].strip()
     check("pong from 0x201" in r.stdout, "an authentic PING is answered")
     time.sleep(0.35)  # its last-heard time rides on the next heartbeat publish
@@ -1105,8 +1109,60 @@ def scenario_scale(h):
     return 0
 
 
+def scenario_spoof(h):
+    """Issue 10 item 5: 15k pps of bad-MAC packets spoofed as peer B's address (raw socket,
+    B at 127.0.0.2) must not make B unhealthy at A, nor spend B's rate budget."""
+    if os.geteuid() != 0:
+        log("SKIP: forging source addresses needs a raw socket (root)")
+        return 77
+    gen_key(h)
+    key = os.path.join(h.tmp, "key")
+    pa, pb = h.free_udp_port(), h.free_udp_port()
+    a = Agent(h, 1, 0x301, pa, [(0x302, f"127.0.0.2:{pb}")], [("c", ["self", 0x302])]).start()
+    b = Agent(h, 2, 0x302, pb, [(0x301, f"127.0.0.1:{pa}")], [("c", ["self", 0x301])],
+              listen_host="127.0.0.2").start()
+    wait_for("A sees B healthy", lambda: healthy(a, 0x302), 5)
+    st0 = a.stats()
+    rate0, hc0 = st0["drops"]["rate_limited"], st0["health_changes"]
+    missed0 = st0["peers"][0]["missed"]
+    secs, pps = 3, 15000
+    flood = h.spawn([os.path.join(HELPERS, "pktsend"), "-s", f"127.0.0.2:{pb}", f"127.0.0.1:{pa}", key,
+                     "0x302", "0x301", "floodmac", str(secs * pps), str(pps)], name="spoof-flood")
+    unhealthy_seen, polls = 0, 0
+    end = time.monotonic() + secs
+    while time.monotonic() < end and flood.poll() is None:
+        polls += 1
+        if not healthy(a, 0x302):
+            unhealthy_seen += 1
+        time.sleep(0.05)
+    rc = flood.wait(timeout=10)
+    if rc == 77:
+        log("SKIP: no raw socket")
+        return 77
+    check(rc == 0, "the spoofed flood was sent")
+    st = a.stats()
+    log(f"SPOOF {secs * pps} bad-MAC packets at {pps} pps from B's address: bad_mac {st['drops']['bad_mac']}, "
+        f"rate_limited {st['drops']['rate_limited'] - rate0}, rate_limited_peer {st['drops']['rate_limited_peer']}")
+    missed = st["peers"][0]["missed"] - missed0
+    log(f"SPOOF during the flood: {st['health_changes'] - hc0} health changes, {missed} probes of B missed")
+    # health_changes catches a flap the CLI polls can miss between two looks
+    check(unhealthy_seen == 0 and st["health_changes"] == hc0,
+          f"B stayed healthy at A through the flood ({polls} polls, {unhealthy_seen} unhealthy, "
+          f"{st['health_changes'] - hc0} health changes)")
+    check(missed <= 2, f"B's replies got through ({missed} probes missed)")
+    check(st["drops"]["bad_mac"] > pps, f"the flood reached the MAC check ({st['drops']['bad_mac']} bad MACs)")
+    check(st["drops"]["rate_limited"] == rate0 and st["drops"]["rate_limited_peer"] == 0,
+          "nothing from B's address was rate-limited: a spoofer cannot spend B's budget")
+    check(healthy(b, 0x301), "B still sees A healthy")
+    check(a.kill(signal.SIGTERM) == 0 and b.kill(signal.SIGTERM) == 0, "clean exits")
+    return 0
+
+
+SCENARIOS = ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale", "spoof")
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale"):
+    if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
         print(__doc__)
         return 2
     for exe in (NETELECTD, CLI):
@@ -1118,7 +1174,8 @@ def main():
     try:
         rc = {"cluster": scenario_cluster, "restart": scenario_restart, "badinput": scenario_badinput,
               "netns": scenario_netns, "serf": scenario_serf, "serf_fleet": scenario_serf_fleet,
-              "defaults": scenario_defaults, "scale": scenario_scale}[sys.argv[2]](h) or 0
+              "defaults": scenario_defaults, "scale": scenario_scale,
+              "spoof": scenario_spoof}[sys.argv[2]](h) or 0
         if rc == 0:
             log("PASS")
     except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError) as e:

@@ -2,6 +2,7 @@
 /* netelectd's node table, probe heap, channels and change detection. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,4 +291,54 @@ Test(nodes, limits_refuse_with_a_clear_error, .timeout = 10)
     /* the configuration is never limited: it only counts */
     netelect__chan_add_member(a, c, 8, ORIG_CFG);
     cr_assert_eq(c->n, 3);
+}
+
+/* Issue 10 item 5: the receive path knows a probed peer's address (so it can
+ * verify before rate-limiting); peers may share an address. */
+Test(nodes, peer_address_multiset, .timeout = 10)
+{
+    struct agent *a = mk();
+    struct sockaddr_storage s1, s2, m1;
+    socklen_t l1, l2, lm;
+    netelect__parse_addr("127.0.0.2:7707", &s1, &l1, 0);
+    netelect__parse_addr("127.0.0.3:7707", &s2, &l2, 0);
+    netelect__parse_addr("[::ffff:127.0.0.2]:7707", &m1, &lm, 0);
+    cr_assert(!netelect__addr_known(a, &s1, l1));
+    struct node *x = netelect__node_get(a, 10), *y = netelect__node_get(a, 11);
+    x->orig = y->orig = ORIG_CFG;
+    netelect__node_set_addr(a, x, &s1, l1);
+    netelect__node_set_addr(a, y, &s1, l1);
+    cr_assert(netelect__addr_known(a, &s1, l1));
+    cr_assert(netelect__addr_known(a, &m1, lm), "a dual-stack socket's v4-mapped form matches");
+    cr_assert(!netelect__addr_known(a, &s2, l2));
+    netelect__node_set_addr(a, x, &s2, l2); /* x moves */
+    cr_assert(netelect__addr_known(a, &s1, l1), "y is still there");
+    cr_assert(netelect__addr_known(a, &s2, l2));
+    netelect__node_forget_orig(a, y, ORIG_CFG);
+    cr_assert(!netelect__addr_known(a, &s1, l1), "the last node at s1 went");
+    netelect__node_clear_addr(a, x);
+    cr_assert(!netelect__addr_known(a, &s2, l2));
+    /* many addresses: growth and backward-shift deletes keep lookups exact */
+    enum { N = 3000 };
+    static struct node *ns[N];
+    for (int i = 0; i < N; i++) {
+        char b[48];
+        snprintf(b, sizeof b, "10.%d.%d.1:%d", i / 200, i % 200, 1000 + i);
+        struct sockaddr_storage ss;
+        socklen_t l;
+        netelect__parse_addr(b, &ss, &l, 0);
+        ns[i] = netelect__node_get(a, 100 + (uint64_t)i);
+        ns[i]->orig = ORIG_CTL;
+        netelect__node_set_addr(a, ns[i], &ss, l);
+    }
+    for (int i = 0; i < N; i += 2)
+        netelect__node_forget_orig(a, ns[i], ORIG_CTL);
+    for (int i = 0; i < N; i++) {
+        char b[48];
+        snprintf(b, sizeof b, "10.%d.%d.1:%d", i / 200, i % 200, 1000 + i);
+        struct sockaddr_storage ss;
+        socklen_t l;
+        netelect__parse_addr(b, &ss, &l, 0);
+        cr_assert_eq(netelect__addr_known(a, &ss, l), i % 2 == 1, "%s", b);
+    }
 }
