@@ -30,7 +30,8 @@ enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NONE = 3, EX_STALE = 4 };
 
 static struct {
     const char *shm, *control;
-    bool json, has_self;
+    bool json, has_self, has_uid;
+    uint32_t expect_uid;
     uint64_t self;
     uint64_t count;
     bool help;
@@ -70,7 +71,7 @@ static const char *const verb_help[][2] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-"usage: netelect [--shm NAME] [--control PATH] [--json] VERB [ARGS]\n"
+"usage: netelect [--shm NAME] [--expect-uid UID] [--control PATH] [--json] VERB [ARGS]\n"
 "\n"
 "Reading the view (from the shared-memory segment, no agent round trip):\n"
 "  status                      agent alive?, heartbeat age, generation, node id, counts\n"
@@ -86,6 +87,8 @@ static void usage(FILE *f)
 "\n"
 "Options (anywhere on the line):\n"
 "  --shm NAME       segment name or path (default: netelect, i.e. /dev/shm/netelect)\n"
+"  --expect-uid UID trust only a segment published by UID (default: root, the\n"
+"                   netelect agent user, or yourself; see shm/README.md, Trust)\n"
 "  --control PATH   control socket (default " NETELECT_DEFAULT_CONTROL ")\n"
 "  --json           one JSON object per result, for scripts\n"
 "  --self ID        elect as node ID instead of the agent's own node\n"
@@ -171,10 +174,15 @@ static int exit_for(int err)
 
 static int open_view(struct netelect_view **v)
 {
-    int r = netelect_view_open(o.shm, v);
+    struct netelect_view_opts vo = {.expect_uid = o.expect_uid, .expect_uid_set = o.has_uid};
+    int r = netelect_view_open_opts(o.shm, &vo, v);
     if (r < 0) {
         fprintf(stderr, "netelect: cannot attach to segment %s: %s%s\n", o.shm ? o.shm : "netelect",
-                netelect_strerror(r), r == -ENOENT ? " (is netelectd running?)" : "");
+                netelect_strerror(r),
+                r == -ENOENT  ? " (is netelectd running?)"
+                : r == -EPERM ? " (not published by a trusted user: root, the agent user, "
+                                "yourself, or --expect-uid)"
+                              : "");
         return EX_ERR;
     }
     return 0;
@@ -195,7 +203,7 @@ static int cmd_status(void)
         netelect_view_close(v);
         return exit_for(r);
     }
-    const char *state = s.state == 2 ? "abandoned" : s.heartbeat_age_ns > STALE_NS ? "stale" : s.state == 1 ? "alive" : "initialising";
+    const char *state = s.state == 2 ? "abandoned" : s.state == 4 ? "stalled" : s.heartbeat_age_ns > STALE_NS ? "stale" : s.state == 1 ? "alive" : "initialising";
     char inc[33], b[24];
     for (int i = 0; i < 16; i++)
         snprintf(inc + 2 * i, 3, "%02x", s.incarnation[i]);
@@ -767,6 +775,12 @@ int main(int argc, char **argv)
             if (parse_id_arg(argv[++i], &o.self) < 0)
                 return EX_USAGE;
             o.has_self = true;
+        } else if (!strcmp(a, "--expect-uid") && more) {
+            uint64_t u;
+            if (netelect__parse_u64(argv[++i], &u) < 0 || u >= UINT32_MAX)
+                return die_usage("--expect-uid wants a numeric uid");
+            o.expect_uid = (uint32_t)u;
+            o.has_uid = true;
         } else if (!strcmp(a, "--count") && more) {
             if (netelect__parse_u64(argv[++i], &o.count) < 0 || !o.count)
                 return die_usage("--count wants a positive integer");

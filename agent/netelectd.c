@@ -144,19 +144,40 @@ static void view_free(struct view_arrays *v)
     free(v->members);
 }
 
+#define PUBLISH_LOG_NS UINT64_C(10000000000)
+
 static void publish(struct agent *a)
 {
     uint64_t now = netelect__now_ns();
     struct view_arrays v;
     view_build(a, now, &v);
+    /* A failing publish is retried every heartbeat: say so once, then at
+     * most every PUBLISH_LOG_NS with the number of failures in between. */
+    static uint64_t fail_logged_ns, fails_unlogged;
     int r = netelect__writer_publish(a->w, v.nodes, v.n_nodes, v.chans, v.n_chans);
+    const unsigned fails = netelect__writer_failures(a->w);
     if (r < 0) {
         a->st.publish_err++;
-        LOG_W("publishing the view (%zu nodes, %zu channels) failed: %s", v.n_nodes, v.n_chans,
-              strerror(-r));
+        if (fails == NETELECT_WRITER_STALL_AFTER)
+            LOG_E("publishing has failed %u times in a row (%s): the segment is marked "
+                  "stalled, readers go fail-static and then get ESTALE until a publish succeeds",
+                  fails, strerror(-r));
+        else if (fails == 1 || now - fail_logged_ns >= PUBLISH_LOG_NS) {
+            LOG_W("publishing the view (%zu nodes, %zu channels) failed: %s (%" PRIu64
+                  " more failures since the last message)",
+                  v.n_nodes, v.n_chans, strerror(-r), fails_unlogged);
+            fail_logged_ns = now;
+            fails_unlogged = 0;
+        } else
+            fails_unlogged++;
         /* keep it dirty: the next heartbeat retries */
         a->dirty_soft = true;
     } else {
+        if (fail_logged_ns) {
+            LOG_N("publishing works again; the segment is live");
+            fail_logged_ns = 0;
+            fails_unlogged = 0;
+        }
         a->st.publishes++;
         if (a->dirty_hard && a->dirty_since_ns) {
             uint64_t d = netelect__now_ns() - a->dirty_since_ns;
@@ -769,7 +790,7 @@ int main(int argc, char **argv)
         {"control", required_argument, NULL, 'k'}, {"listen", required_argument, NULL, 'l'},
         {"node-id", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'}, {0}};
-    struct agent ag = {.udp = -1, .ctl_fd = -1, .ep = -1, .ctl_gid = (gid_t)-1, .serf_fd = -1,
+    struct agent ag = {.udp = -1, .ctl_fd = -1, .ctl_tfd = -1, .ep = -1, .ctl_gid = (gid_t)-1, .serf_fd = -1,
                        .serf_tfd = -1};
     struct agent *a = &ag;
     const char *check = NULL, *genkey = NULL;
@@ -931,10 +952,23 @@ int main(int argc, char **argv)
     view_free(&first);
     if (r < 0) {
         LOG_E("cannot open segment '%s': %s%s", a->cfg.shm_name, strerror(-r),
-              r == -EBUSY ? " (another netelectd is publishing it)" : "");
+              r == -EBUSY   ? " (another netelectd is publishing it)"
+              : r == -EPERM ? " (a file of another user is in the way and cannot be removed:"
+                              " run as root, or use a directory only the agent's user can write,"
+                              " e.g. --shm /run/netelect/view)"
+                            : "");
         agent_free(a);
         return 1;
     }
+    struct netelect_writer_report wrep;
+    netelect__writer_report(a->w, &wrep);
+    if (wrep.squatters)
+        LOG_W("removed %u file(s) owned by uid %u from the segment's names (%s, .lock, "
+              ".readers): another user tried to publish or block the view",
+              wrep.squatters, (unsigned)wrep.squatter_uid, a->cfg.shm_name);
+    if (wrep.stale_tmps)
+        LOG_N("removed %u temporary file(s) a killed netelectd left beside the segment",
+              wrep.stale_tmps);
     if (a->have_key) {
         r = open_udp(a);
         if (r < 0) {
@@ -999,6 +1033,7 @@ int main(int argc, char **argv)
             case EV_UDP: udp_readable(a); break;
             case EV_CTL: netelect__control_accept(a); break;
             case EV_CLIENT: netelect__control_event(a, ptr, evs[i].events); break;
+            case EV_CTL_T: drain_fd(a->ctl_tfd); netelect__control_timer(a); break;
             case EV_PROBE: drain_fd(a->probe_tfd); probes = true; break;
             case EV_PUB: drain_fd(a->pub_tfd); a->pub_armed = false; break;
             case EV_HB:

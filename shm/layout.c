@@ -162,7 +162,7 @@ int netelect__layout_validate(const struct netelect_shm_hdr *hdr, uint64_t file_
     uint32_t state = atomic_load_explicit(&hdr->h_state, memory_order_acquire);
     if (state == NETELECT_SHM_INIT)
         return -EAGAIN;
-    if (state > NETELECT_SHM_SUPERSEDED)
+    if (state > NETELECT_SHM_STALLED)
         return NETELECT_ECORRUPT;
     uint64_t cur = atomic_load_explicit(&hdr->h_current, memory_order_acquire);
     if ((cur & 0xff) >= L->slot_count)

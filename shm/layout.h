@@ -30,7 +30,7 @@ _Static_assert(sizeof(void *) == 8, "the segment is only defined for 64-bit proc
 
 #define NETELECT_SHM_MAGIC UINT64_C(0x5443454C4554454E) /* "NETELECT" little-endian */
 #define NETELECT_SHM_ABI_MAJOR 1
-#define NETELECT_SHM_ABI_MINOR 0
+#define NETELECT_SHM_ABI_MINOR 1
 #define NETELECT_SHM_MAX_SLOTS 8
 #define NETELECT_SHM_PAGE 4096u
 #define NETELECT_SHM_LINE 64u
@@ -50,6 +50,12 @@ enum {
     NETELECT_SHM_LIVE = 1,       /* a writer owns it */
     NETELECT_SHM_ABANDONED = 2,  /* the writer exited cleanly; data frozen */
     NETELECT_SHM_SUPERSEDED = 3, /* the writer moved to a larger segment under the same name */
+    /* The writer lives but its last NETELECT_WRITER_STALL_AFTER publishes
+     * failed (a full tmpfs, a view over the hard limits): the data is
+     * frozen and no longer the agent's view.  Readers treat it like
+     * ABANDONED (fail-static, then ESTALE); the next good publish stores
+     * LIVE again.  ABI 1.1. */
+    NETELECT_SHM_STALLED = 4,
 };
 
 /* compat flags (unknown bits ignored by readers). */
@@ -109,7 +115,8 @@ struct netelect_shm_hdr {
     /* W: release store after the slot it names was sealed (seq even);
      * R: acquire load first thing in every read.  (generation << 8) | slot. */
     _Atomic uint64_t h_current;
-    /* W: release store (LIVE before rename, ABANDONED/SUPERSEDED at the end);
+    /* W: release store (LIVE before rename, ABANDONED/SUPERSEDED at the end,
+     * STALLED <-> LIVE after failed / good publishes);
      * R: relaxed load beside h_current, which is on the same line so that a
      * reader learns of a clean exit or a move at no extra cache miss. */
     _Atomic uint32_t h_state;

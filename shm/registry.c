@@ -4,6 +4,9 @@
  * contracts, shm/README.md for how it gives grace periods).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +23,77 @@
 struct netelect__reg_writer {
     int fd;
     uint8_t *base;
+    int guard; /* index in g_guard, -1 none */
 };
+
+/*
+ * Whoever may write the registry (the agent's uid, and its group with
+ * `[segment] group`) may also truncate it, and a load from the writer's
+ * mapping past the new end would kill the agent with SIGBUS.  The writer
+ * therefore guards its mappings: a SIGBUS inside one replaces the whole
+ * mapping with zero pages (no owner, no pin: the registry is as good as
+ * absent, which safety never depends on) and marks it faulted; the load
+ * is restarted and reads zero.  Any other SIGBUS gets the action that was
+ * installed before ours, as if we were not there.  One slot per writer
+ * registry alive in the process (the agent has one; tests a few).
+ */
+#define GUARDS 8
+static struct {
+    _Atomic(uint8_t *) base;
+    _Atomic int faulted;
+} g_guard[GUARDS];
+static struct sigaction g_prev_bus;
+static pthread_once_t g_bus_once = PTHREAD_ONCE_INIT;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    const uint8_t *a = si->si_addr;
+    for (int i = 0; i < GUARDS; i++) {
+        uint8_t *b = atomic_load_explicit(&g_guard[i].base, memory_order_relaxed);
+        if (b && a >= b && a < b + NETELECT_REG_SIZE) {
+            /* mmap() is a plain system call: safe here in practice. */
+            if (mmap(b, NETELECT_REG_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+                atomic_store_explicit(&g_guard[i].faulted, 1, memory_order_relaxed);
+                return;
+            }
+        }
+    }
+    if (g_prev_bus.sa_flags & SA_SIGINFO)
+        g_prev_bus.sa_sigaction(sig, si, uc);
+    else if (g_prev_bus.sa_handler != SIG_DFL && g_prev_bus.sa_handler != SIG_IGN)
+        g_prev_bus.sa_handler(sig);
+    else {
+        /* Returning restarts the access, which now takes the default
+         * action: the process dies of this SIGBUS, as it would have. */
+        signal(SIGBUS, SIG_DFL);
+    }
+}
+
+static void bus_install(void)
+{
+    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_prev_bus);
+}
+
+static int guard_add(uint8_t *base)
+{
+    pthread_once(&g_bus_once, bus_install);
+    for (int i = 0; i < GUARDS; i++) {
+        uint8_t *expected = NULL;
+        if (atomic_compare_exchange_strong(&g_guard[i].base, &expected, base)) {
+            atomic_store(&g_guard[i].faulted, 0);
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool netelect__reg_faulted(const struct netelect__reg_writer *r)
+{
+    return r->guard < 0 || atomic_load_explicit(&g_guard[r->guard].faulted, memory_order_relaxed);
+}
 
 struct netelect__reg_reader {
     int fd;
@@ -70,6 +143,7 @@ int netelect__reg_create(const char *path, const char *dir, const uint8_t inc[16
     struct netelect__reg_writer *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
+    r->guard = -1;
     r->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, rmode);
     tmp[0] = 0;
     if (r->fd < 0) {
@@ -94,6 +168,11 @@ int netelect__reg_create(const char *path, const char *dir, const uint8_t inc[16
     if (r->base == MAP_FAILED) {
         r->base = NULL;
         rc = -errno;
+        goto fail;
+    }
+    /* Unguarded, a registry is a way for its group to kill the agent. */
+    if ((r->guard = guard_add(r->base)) < 0) {
+        rc = -EMFILE;
         goto fail;
     }
     struct netelect_reg_hdr *h = (struct netelect_reg_hdr *)(void *)r->base;
@@ -163,12 +242,14 @@ void netelect__reg_writer_close(struct netelect__reg_writer *r)
         return;
     if (r->base)
         munmap(r->base, NETELECT_REG_SIZE);
+    if (r->guard >= 0)
+        atomic_store(&g_guard[r->guard].base, NULL);
     if (r->fd >= 0)
         close(r->fd);
     free(r);
 }
 
-int netelect__reg_attach(const char *path, const uint8_t inc[16],
+int netelect__reg_attach(const char *path, const uint8_t inc[16], uid_t owner,
                          struct netelect__reg_reader **out)
 {
     int rc;
@@ -182,7 +263,9 @@ int netelect__reg_attach(const char *path, const uint8_t inc[16],
         goto fail;
     }
     struct stat st;
-    if (fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+    /* Only the segment's own writer's registry: a file of anyone else's
+     * could be truncated under our mapping (SIGBUS) by its owner. */
+    if (fstat(r->fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != owner ||
         st.st_size != (off_t)NETELECT_REG_SIZE || (st.st_mode & 0002)) {
         rc = -EPERM;
         goto fail;

@@ -17,6 +17,7 @@
 #define SHM_REGISTRY_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -76,12 +77,17 @@ int netelect__reg_create(const char *path, const char *dir, const uint8_t inc[16
 unsigned netelect__reg_pinned(struct netelect__reg_writer *r, const uint64_t *slot_word,
                               unsigned nslots);
 void netelect__reg_writer_close(struct netelect__reg_writer *r);
+/* True once someone truncated the registry under the writer (its mapping is
+ * zero pages since): the writer should drop it. */
+bool netelect__reg_faulted(const struct netelect__reg_writer *r);
 
 /* Reader side (one per attached segment). */
 struct netelect__reg_reader;
-/* @return 0, or -errno (no registry, no permission: the reader works
- * without it). */
-int netelect__reg_attach(const char *path, const uint8_t inc[16],
+/* Attaches to the registry of the segment with incarnation `inc`, if the
+ * file belongs to `owner` (the segment's owner).
+ * @return 0, or -errno (no registry, no permission, another owner: the
+ * reader works without it). */
+int netelect__reg_attach(const char *path, const uint8_t inc[16], uid_t owner,
                          struct netelect__reg_reader **out);
 /* Claims a thread record; NULL when the table is full. */
 _Atomic uint64_t *netelect__reg_claim(struct netelect__reg_reader *r);

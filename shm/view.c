@@ -67,6 +67,7 @@
 #include "shm/layout.h"
 #include "shm/path.h"
 #include "shm/registry.h"
+#include "shm/trust.h"
 #include "shm/view_internal.h"
 
 #define MAX_TRIES 8
@@ -125,6 +126,7 @@ struct netelect_view {
     netelect__clock_fn clock;
     void *clock_ctx;
     struct netelect_view_opts opts;
+    struct netelect__trust trust; /* uids whose segments we accept, fixed at open */
 
     /* Liveness, shared by all threads of this handle; relaxed: they are
      * estimates, and a race only moves a deadline by one check.  Written
@@ -279,17 +281,6 @@ static void map_free_rcu(struct rcu_head *head)
     map_free(m);
 }
 
-/* The uid a segment must have: see struct netelect_view_opts. */
-static int uid_ok(const struct netelect_view *v, uid_t uid)
-{
-    if (v->opts.expect_uid_set)
-        return uid == (uid_t)v->opts.expect_uid;
-    struct stat ls;
-    if (lstat(v->p.lock, &ls) == 0 && S_ISREG(ls.st_mode))
-        return uid == ls.st_uid;
-    return uid == 0 || uid == geteuid();
-}
-
 /*
  * Opens, checks and maps the file at the view's path.  Nothing read from
  * the file is trusted until netelect__layout_validate() copied and checked
@@ -306,7 +297,12 @@ static int map_open(struct netelect_view *v, struct map **out)
         rc = -errno;
         goto out;
     }
-    if (!S_ISREG(st.st_mode) || !uid_ok(v, st.st_uid) || (st.st_mode & 0022)) {
+    /* The one check that stops a local user from publishing the view we
+     * act on: who owns the open file (shm/README.md, "Trust").  Nobody
+     * else can write it (mode), and its owner never truncates it, so the
+     * size checked below stays the size while it is mapped. */
+    if (!S_ISREG(st.st_mode) || !netelect__trust_has(&v->trust, st.st_uid) ||
+        (st.st_mode & 0022)) {
         rc = -EPERM;
         goto out;
     }
@@ -355,7 +351,7 @@ static int map_open(struct netelect_view *v, struct map **out)
     /* The state may have moved on since the pread (INIT is impossible for
      * a named file we did not see as INIT; ABANDONED is served as frozen). */
     if (m->L.compat_flags & NETELECT_SHM_COMPAT_REGISTRY) {
-        if (netelect__reg_attach(v->p.readers, m->L.incarnation, &m->reg))
+        if (netelect__reg_attach(v->p.readers, m->L.incarnation, st.st_uid, &m->reg))
             m->reg = NULL; /* no permission, or gone: validation alone */
     }
     pthread_mutex_lock(&g_live_lock);
@@ -404,11 +400,20 @@ static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_
 {
     const uint64_t now = v->clock(v->clock_ctx);
     const uint64_t hb = atomic_load_explicit(&hdr(m)->h_heartbeat_seq, memory_order_relaxed);
-    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) != m->id ||
-        atomic_load_explicit(&v->hb_seen, memory_order_relaxed) != hb) {
+    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) != m->id) {
         liveness_reset(v, m->id, hb, now);
         if (state == NETELECT_SHM_LIVE)
             return false;
+    } else if (atomic_load_explicit(&v->hb_seen, memory_order_relaxed) != hb) {
+        /* A STALLED writer's heartbeat goes on: it proves the agent lives,
+         * not that the view is its own, so the fail-static clock keeps
+         * running until the state is LIVE again. */
+        if (state == NETELECT_SHM_LIVE) {
+            liveness_reset(v, m->id, hb, now);
+            return false;
+        }
+        atomic_store_explicit(&v->hb_seen, hb, memory_order_relaxed);
+        atomic_store_explicit(&v->hb_seen_at, now, memory_order_relaxed);
     }
     uint64_t limit = 3 * m->L.heartbeat_period_ns;
     if (limit < MIN_STALE_NS)
@@ -427,6 +432,8 @@ static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_
         if (seen >= now || now - seen <= limit) {
             if (atomic_load_explicit(&v->stale, memory_order_relaxed))
                 atomic_store_explicit(&v->stale, 0, memory_order_relaxed);
+            if (atomic_load_explicit(&v->gone_since, memory_order_relaxed))
+                atomic_store_explicit(&v->gone_since, 0, memory_order_relaxed); /* un-STALLED */
             return false;
         }
         since = seen + limit;
@@ -495,6 +502,7 @@ int netelect_view_open_opts(const char *name, const struct netelect_view_opts *o
     }
     if (opts)
         v->opts = *opts;
+    netelect__trust_init(&v->trust, v->opts.expect_uid_set, (uid_t)v->opts.expect_uid);
     if (!v->opts.fail_static_ns)
         v->opts.fail_static_ns = DEFAULT_FAIL_STATIC_NS;
     v->clock = mono_clock;

@@ -10,6 +10,7 @@
  * the n-th time it passes <point> (torture tests only; points are listed in
  * crash_names below and in segment-protocol.md §11).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +28,7 @@
 #include "shm/layout.h"
 #include "shm/path.h"
 #include "shm/registry.h"
+#include "shm/trust.h"
 #include "shm/writer.h"
 
 enum crash_point {
@@ -63,6 +65,11 @@ struct netelect_writer {
     enum crash_point crash_at;
     unsigned long crash_left;
     bool external; /* netelect__writer_open_mem(): not our memory, no files */
+    struct netelect__trust trust;      /* whose files under our names are not squatters */
+    struct netelect_writer_report rep; /* what open found (netelect__writer_report) */
+    unsigned fails;                    /* consecutive failed publishes */
+    uint64_t wait_budget_ns;           /* how long choose_slot may still wait */
+    uint64_t budget_at_ns;             /* CLOCK_MONOTONIC of its last refill */
 
     /*
      * Publish-cost caches (private).  Agents mostly republish the same
@@ -86,6 +93,9 @@ struct netelect_writer {
 struct need {
     uint64_t nodes, chans, members, names;
 };
+/* choose_slot() waits for pinned slots at most reader_deadline_ns per this
+ * period in all. */
+#define WAIT_REFILL_NS UINT64_C(100000000)
 static int measure(const struct netelect_wnode *nodes, size_t n_nodes,
                    const struct netelect_wchan *chans, size_t n_chans, struct need *nd);
 static uint32_t grow_cap(uint32_t cap, uint64_t need, uint32_t max);
@@ -153,31 +163,33 @@ static void segment_unmap(struct segment *s)
     s->fd = -1;
 }
 
-/*
- * Refuses a path that is not a regular file of ours: a symlink or someone
- * else's file squatting the name (sticky /dev/shm would make our rename()
- * fail with EPERM anyway; this says so before doing any work).
- */
-static int check_ours(const char *path)
+/* Our file, or no file, under `path`; squatters are removed if we may
+ * (counted in the report) and refused otherwise. */
+static int claim(struct netelect_writer *w, const char *path)
 {
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
-        return -EPERM;
-    return 1;
+    uid_t uid = (uid_t)-1;
+    int rc = netelect__claim_name(path, &w->trust, &uid);
+    if (uid != (uid_t)-1) {
+        w->rep.squatters += rc >= 0;
+        w->rep.squatter_uid = uid;
+    }
+    return rc;
 }
 
 /* The generation a previous incarnation reached, so generations keep
  * increasing across restarts (readers key caches on them). */
-static uint64_t old_generation(const char *path)
+static uint64_t old_generation(const struct netelect_writer *w)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(w->p.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return 0;
     struct netelect_shm_hdr h;
+    struct stat st;
     uint64_t g = 0;
-    if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.h_magic == NETELECT_SHM_MAGIC)
+    /* Only a trusted predecessor's generation: a planted file could push
+     * it to the 2^55 limit and keep the agent from ever starting. */
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && netelect__trust_has(&w->trust, st.st_uid) &&
+        pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.h_magic == NETELECT_SHM_MAGIC)
         g = atomic_load_explicit(&h.h_current, memory_order_relaxed) >> 8;
     close(fd);
     return g;
@@ -372,18 +384,60 @@ static int segment_name(struct netelect_writer *w, struct segment *s)
     return 0;
 }
 
+/*
+ * A writer killed between linkat() and rename() leaves a full-size
+ * "<name>.tmp.<pid>.<rand>" (or "<name>.readers.tmp...") behind.  Called
+ * with the lock held, so no other writer of this name is making one now:
+ * every such file of ours is garbage.
+ */
+static void remove_stale_tmps(struct netelect_writer *w)
+{
+    const char *base = strrchr(w->p.path, '/');
+    base = base ? base + 1 : w->p.path;
+    char seg[NAME_MAX + 1], reg[NAME_MAX + 1];
+    if (snprintf(seg, sizeof seg, "%s.tmp.", base) >= (int)sizeof seg ||
+        snprintf(reg, sizeof reg, "%s.readers.tmp.", base) >= (int)sizeof reg)
+        return;
+    DIR *d = opendir(w->p.dir);
+    if (!d)
+        return;
+    const uid_t me = geteuid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, seg, strlen(seg)) != 0 && strncmp(e->d_name, reg, strlen(reg)) != 0)
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_uid == me && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            w->rep.stale_tmps++;
+    }
+    closedir(d);
+}
+
 static int lock_writer(struct netelect_writer *w)
 {
-    int rc = check_ours(w->p.lock);
+    int rc = claim(w, w->p.lock);
     if (rc < 0)
         return rc;
-    int fd = open(w->p.lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    /* 0600: whoever can open the lock file can hold a lock on it and keep
+     * the agent from ever starting again (readers do not need it). */
+    int fd = open(w->p.lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return -errno;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        !(st.st_uid == geteuid() || (geteuid() == 0 && netelect__trust_has(&w->trust, st.st_uid)))) {
         close(fd);
         return -EPERM;
+    }
+    /* A lock file an older version created 0644 (or a squatter's we
+     * replaced under the same name in the meantime) is closed to others
+     * before we rely on it; descriptors opened earlier stay open, which
+     * is why the lock is tried only after this. */
+    if ((st.st_mode & 0077) && fchmod(fd, 0600) != 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
     }
     /* An OFD lock: tied to this open file description, not the process, so
      * no close() of another descriptor drops it, and the kernel drops it
@@ -436,10 +490,12 @@ int netelect__writer_open(const struct netelect_writer_config *cfg, struct netel
     w->cfg.initial_chans = NULL, w->cfg.n_initial_chans = 0;
     crash_parse(w);
 
+    netelect__trust_init(&w->trust, false, 0);
     if ((rc = lock_writer(w)))
         goto fail;
-    if ((rc = check_ours(w->p.path)) < 0 || (rc = check_ours(w->p.readers)) < 0)
+    if ((rc = claim(w, w->p.path)) < 0 || (rc = claim(w, w->p.readers)) < 0)
         goto fail;
+    remove_stale_tmps(w);
 
     uint8_t inc[16];
     fill_random(inc, sizeof inc);
@@ -450,7 +506,7 @@ int netelect__writer_open(const struct netelect_writer_config *cfg, struct netel
 
     /* Generations grow across restarts: at least the old one + 1, and at
      * least the wall clock in microseconds (in case the old file is gone). */
-    uint64_t g = old_generation(w->p.path) + 1;
+    uint64_t g = old_generation(w) + 1;
     uint64_t us = now_ns(CLOCK_REALTIME) / 1000u;
     if (us > g)
         g = us;
@@ -536,6 +592,11 @@ static unsigned choose_slot(struct netelect_writer *w)
     for (unsigned s = 0; s < K; s++)
         if (s != cur && w->slot_word[s] < w->slot_word[oldest])
             oldest = s;
+    if (w->reg && netelect__reg_faulted(w->reg)) {
+        netelect__reg_writer_close(w->reg); /* truncated under us: see registry.c */
+        w->reg = NULL;
+        w->rep.registry_lost = true;
+    }
     if (!w->reg)
         return oldest;
 
@@ -549,6 +610,10 @@ static unsigned choose_slot(struct netelect_writer *w)
                 (best == K || w->slot_word[s] < w->slot_word[best]))
                 best = s;
         if (best != K) {
+            if (waited) {
+                const uint64_t d = now_ns(CLOCK_MONOTONIC) - t0;
+                w->wait_budget_ns -= d < w->wait_budget_ns ? d : w->wait_budget_ns;
+            }
             if (best != oldest)
                 atomic_fetch_add_explicit(&h->h_pinned_waits, 1, memory_order_relaxed);
             return best;
@@ -557,7 +622,17 @@ static unsigned choose_slot(struct netelect_writer *w)
         if (!waited) {
             t0 = t;
             waited = true;
-        } else if (t - t0 >= w->reader_deadline_ns) {
+            /* Whoever may write the registry (the agent's group) can pin
+             * every slot on purpose; the waiting that buys is capped at
+             * one deadline per WAIT_REFILL_NS, whatever the registry says. */
+            if (t - w->budget_at_ns >= WAIT_REFILL_NS) {
+                w->wait_budget_ns = w->reader_deadline_ns;
+                w->budget_at_ns = t;
+            }
+        }
+        const uint64_t waited_ns = t - t0;
+        if (waited_ns >= w->reader_deadline_ns || waited_ns >= w->wait_budget_ns) {
+            w->wait_budget_ns -= waited_ns < w->wait_budget_ns ? waited_ns : w->wait_budget_ns;
             atomic_fetch_add_explicit(&h->h_forced_reuse, 1, memory_order_relaxed);
             return oldest;
         }
@@ -867,13 +942,11 @@ static void caches_prepare(struct netelect_writer *w, const struct netelect_wnod
     w->midx_ok = w->midx && msame && w->midx_ver && w->midx_ver == w->ids_ver;
 }
 
-int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wnode *nodes,
-                             size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans)
+static int publish(struct netelect_writer *w, const struct netelect_wnode *nodes, size_t n_nodes,
+                   const struct netelect_wchan *chans, size_t n_chans)
 {
     struct need nd;
     int rc;
-    if (!w)
-        return -EINVAL;
     if ((rc = measure(nodes, n_nodes, chans, n_chans, &nd)))
         return rc;
     const struct netelect_shm_layout *L = &w->seg.L;
@@ -898,6 +971,43 @@ int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wn
     w->slot_word[s] = gen << 8 | s;
     w->gen = gen;
     return 0;
+}
+
+int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wnode *nodes,
+                             size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans)
+{
+    if (!w)
+        return -EINVAL;
+    const int rc = publish(w, nodes, n_nodes, chans, n_chans);
+    _Atomic uint32_t *state = &hdr_of(&w->seg)->h_state;
+    if (rc == 0) {
+        if (w->fails >= NETELECT_WRITER_STALL_AFTER) {
+            /* Release: pairs with nothing in particular (h_current already
+             * published the data); readers stop the fail-static clock. */
+            uint32_t st = NETELECT_SHM_STALLED;
+            atomic_compare_exchange_strong_explicit(state, &st, NETELECT_SHM_LIVE,
+                                                    memory_order_release, memory_order_relaxed);
+        }
+        w->fails = 0;
+    } else if (++w->fails == NETELECT_WRITER_STALL_AFTER) {
+        /* Heartbeats go on, so without this readers would serve the frozen
+         * view as the live agent's forever. */
+        uint32_t st = NETELECT_SHM_LIVE;
+        atomic_compare_exchange_strong_explicit(state, &st, NETELECT_SHM_STALLED,
+                                                memory_order_release, memory_order_relaxed);
+    }
+    return rc;
+}
+
+unsigned netelect__writer_failures(const struct netelect_writer *w)
+{
+    return w ? w->fails : 0;
+}
+
+void netelect__writer_report(const struct netelect_writer *w, struct netelect_writer_report *out)
+{
+    if (w && out)
+        *out = w->rep;
 }
 
 int netelect__writer_heartbeat(struct netelect_writer *w)

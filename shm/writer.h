@@ -56,6 +56,9 @@ struct netelect_wchan {
 /*
  * Creates the segment with its first version (cfg's initial snapshot, or
  * empty) already in place when it takes the name.
+ * Files of other uids under the names (segment, .lock, .readers) are
+ * squatters: removed when we may (root; see netelect__writer_report()),
+ * else -EPERM.  Stale temporaries of ours are removed.
  * Returns 0, -EBUSY (another live writer holds the lock), -EPERM (a file not
  * ours is in the way), -EINVAL (also: a bad initial snapshot), -E2BIG,
  * -ENOMEM, -ENOSPC, or another -errno.
@@ -77,6 +80,24 @@ uint64_t netelect__writer_generation(const struct netelect_writer *w);
  */
 int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *mem, size_t size,
                               struct netelect_writer **out);
+/* Failed publishes in a row after which the segment is marked STALLED. */
+#define NETELECT_WRITER_STALL_AFTER 3u
+
+/* What netelect__writer_open() cleaned up, and what went wrong since, for the
+ * agent's log. */
+struct netelect_writer_report {
+    unsigned squatters;  /* files of other, untrusted uids removed from our names */
+    uid_t squatter_uid;  /* the owner of the last one (also when refused) */
+    unsigned stale_tmps; /* temporaries of a writer killed mid-creation, removed */
+    bool registry_lost;  /* since: someone truncated .readers, grace periods are off */
+};
+void netelect__writer_report(const struct netelect_writer *w, struct netelect_writer_report *out);
+/*
+ * Consecutive failed publishes.  From NETELECT_WRITER_STALL_AFTER on the
+ * segment is marked STALLED (readers go fail-static, then ESTALE: the view
+ * they see is no longer the agent's); the next good publish marks it LIVE.
+ */
+unsigned netelect__writer_failures(const struct netelect_writer *w);
 /* abandon: mark the segment ABANDONED (clean exit) before unmapping. */
 void netelect__writer_close(struct netelect_writer *w, bool abandon);
 

@@ -57,7 +57,7 @@ struct netelect_view_status {
     uint64_t forced_reuse;    /**< slots the agent reused under a stuck reader */
     uint32_t n_nodes, n_chans;
     int32_t agent_pid;        /**< diagnostics only */
-    uint32_t state;           /**< 1 live, 2 abandoned (agent exited cleanly) */
+    uint32_t state;           /**< 1 live, 2 abandoned (agent exited cleanly), 3 moved, 4 stalled (publishes failing) */
     uint8_t incarnation[16];  /**< random per agent start */
     uint16_t abi_major, abi_minor;
     /* Appended fields (this handle's own counters and the segment's shape). */
@@ -96,8 +96,14 @@ struct netelect_view_opts {
      */
     uint64_t fail_static_ns;
     /**
-     * The uid the segment must belong to.  0 (with expect_uid_set 0): the
-     * owner of <name>.lock, or, without a lock file, root or our own euid.
+     * The uid that must own (have published) the segment, if
+     * expect_uid_set is non-zero.  Otherwise the reader trusts only
+     * segments owned by root, by the agent user compiled into the library
+     * (meson option agent_user, default "netelect", if that user exists)
+     * or by its own euid.  The check is made on the open file, at attach
+     * and at every reattach; a segment of any other owner is refused with
+     * -EPERM, so an unprivileged local user cannot publish a view this
+     * reader acts on.  The trust model: shm/README.md, "Trust".
      */
     uint32_t expect_uid;
     uint32_t expect_uid_set;

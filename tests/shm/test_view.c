@@ -482,31 +482,7 @@ Test(shm, second_writer_refused)
     netelect__writer_close(w2, true);
 }
 
-Test(shm, squatter_refused)
-{
-    char path[256];
-    t_path(path, sizeof path, name);
-    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY, 0644);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    if (geteuid() != 0) {
-        cr_skip_test("needs root to chown the squatter's file");
-    }
-    cr_assert_eq(chown(path, 4242, 4242), 0);
-    struct netelect_writer_config cfg = {.name = name, .group = (gid_t)-1};
-    struct netelect_writer *w = NULL;
-    cr_assert_eq(netelect__writer_open(&cfg, &w), -EPERM);
-    /* And a reader refuses a segment not owned by the agent's uid. */
-    unlink(path);
-    w = wopen(1, 0);
-    cr_assert_eq(chown(path, 4242, 4242), 0);
-    struct netelect_view *v = NULL;
-    cr_assert_eq(netelect_view_open(name, &v), -EPERM);
-    struct netelect_view_opts o = {.expect_uid = 4242, .expect_uid_set = 1};
-    cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0, "unless told that uid is the agent");
-    netelect_view_close(v);
-    netelect__writer_close(w, true);
-}
+/* Squatters, forged segments and the reader's owner check: test_trust.c. */
 
 Test(shm, mode_and_group)
 {
@@ -566,7 +542,7 @@ static pid_t pinning_child(uint64_t word)
     if (pid == 0) {
         struct netelect__reg_reader *r;
         char ok = 0;
-        if (netelect__reg_attach(rpath, inc, &r) == 0) {
+        if (netelect__reg_attach(rpath, inc, geteuid(), &r) == 0) {
             _Atomic uint64_t *a = netelect__reg_claim(r);
             if (a) {
                 atomic_store(a, word);
