@@ -38,6 +38,8 @@ struct rec {
     size_t nc;
     struct { int up, err; } conn[REC_MAX];
     size_t nconn;
+    struct { int why; char name[64]; uint64_t id; } rej[REC_MAX];
+    size_t nrej;
 };
 
 static inline void rec_member_cb(void *ctx, enum netelect_serf_event ev,
@@ -79,8 +81,20 @@ static inline void rec_conn_cb(void *ctx, int up, int err)
     r->nconn++;
 }
 
+static inline void rec_reject_cb(void *ctx, int why, const struct netelect_serf_member *m)
+{
+    struct rec *r = ctx;
+    if (r->nrej >= REC_MAX)
+        return;
+    r->rej[r->nrej].why = why;
+    snprintf(r->rej[r->nrej].name, sizeof(r->rej[r->nrej].name), "%s", m->name);
+    r->rej[r->nrej].id = m->node_id;
+    r->nrej++;
+}
+
 static const struct netelect_serf_callbacks rec_callbacks = {
     .member = rec_member_cb, .coord = rec_coord_cb, .connection = rec_conn_cb,
+    .reject = rec_reject_cb,
 };
 
 /* ---- crafting replies ---- */

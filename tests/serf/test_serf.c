@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1312,6 +1313,344 @@ Test(serf, status_poll_off, .timeout = 10)
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.status_polls, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+/* ---- trust (issue 10 item 3): who listens, who may carry which node id ---- */
+
+/* A fake Serf in a child process that drops to `uid` before it creates its
+ * listening socket, accepts one connection, and sends back to the parent
+ * (through `res`) every byte it received.  Returns the child's pid; *port
+ * is the port it listens on. */
+static pid_t fake_serf_as(uid_t uid, uint16_t *port, int res[2])
+{
+    int ctl[2];
+    cr_assert_eq(pipe(ctl), 0);
+    cr_assert_eq(pipe(res), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(ctl[0]);
+        close(res[0]);
+        if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
+            _exit(2);
+        uint16_t p = 0;
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t al = sizeof(a);
+        if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4) < 0 ||
+            getsockname(l, (struct sockaddr *)&a, &al) < 0)
+            _exit(3);
+        p = ntohs(a.sin_port);
+        if (write(ctl[1], &p, sizeof(p)) != sizeof(p))
+            _exit(4);
+        close(ctl[1]);
+        /* Whatever the client sends over 1.5 s, on every connection. */
+        unsigned char buf[4096];
+        size_t got = 0;
+        uint64_t end = mono() + 1500000000ull;
+        int c = -1;
+        while (mono() < end) {
+            struct pollfd pf[2] = {{.fd = l, .events = POLLIN}, {.fd = c, .events = POLLIN}};
+            if (poll(pf, 2, 20) <= 0)
+                continue;
+            if (pf[0].revents & POLLIN) {
+                if (c >= 0)
+                    close(c);
+                c = accept(l, NULL, NULL);
+            }
+            if (c >= 0 && (pf[1].revents & POLLIN)) {
+                ssize_t n = recv(c, buf + got, sizeof(buf) - got, MSG_DONTWAIT);
+                if (n > 0)
+                    got += (size_t)n;
+                if (n > 0 && got >= 13) { /* answer the handshake, as Serf would */
+                    static const unsigned char ok[] = {0x82, 0xa5, 'E', 'r', 'r', 'o', 'r', 0xa0,
+                                                       0xa3, 'S',  'e', 'q', 0x00};
+                    if (memmem(buf, got, "handshake", 9))
+                        (void)!send(c, ok, sizeof(ok), MSG_NOSIGNAL);
+                }
+                if (n == 0) {
+                    close(c);
+                    c = -1;
+                }
+            }
+        }
+        (void)!write(res[1], buf, got);
+        _exit(0);
+    }
+    close(ctl[1]);
+    close(res[1]);
+    cr_assert_eq(read(ctl[0], port, sizeof(*port)), (ssize_t)sizeof(*port), "fake serf did not start");
+    close(ctl[0]);
+    return pid;
+}
+
+static size_t fake_serf_result(pid_t pid, int res[2], unsigned char *buf, size_t cap)
+{
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fake serf failed: %d", st);
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap && (n = read(res[0], buf + got, cap - got)) > 0)
+        got += (size_t)n;
+    close(res[0]);
+    return got;
+}
+
+#define NOBODY 65534
+#define KEY "k3y-0f-the-real-serf"
+
+Test(serf, listener_of_another_uid_gets_nothing, .timeout = 20)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to run the fake Serf as uid %d", NOBODY);
+    uint16_t port;
+    int res[2];
+    pid_t pid = fake_serf_as(NOBODY, &port, res);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.rpc_addr = addr, .auth_key = KEY,
+                                      .backoff_min_ns = 50000000ull};
+    struct netelect_serf *s = client(r, &cfg);
+    drive(s, -1, 1000, r, 1);
+    unsigned char buf[4096];
+    size_t got = fake_serf_result(pid, res, buf, sizeof(buf));
+    cr_assert_null(memmem(buf, got, KEY, strlen(KEY)), "the auth key reached uid %d", NOBODY);
+    cr_assert_eq(got, 0, "the untrusted listener got %zu bytes", got);
+    last_conn_is(r, 0, -EPERM);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_geq(st.listener_refused, 1);
+    cr_assert_eq(st.listener_uid, NOBODY);
+    cr_assert_eq(st.connects, 0);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, listener_of_the_configured_uid_gets_the_key, .timeout = 20)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to run the fake Serf as uid %d", NOBODY);
+    uint16_t port;
+    int res[2];
+    pid_t pid = fake_serf_as(NOBODY, &port, res);
+    char addr[32];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+    struct rec *r = calloc(1, sizeof(*r));
+    static const uint32_t serf_uid[] = {NOBODY};
+    struct netelect_serf_config cfg = {.rpc_addr = addr, .auth_key = KEY,
+                                      .rpc_uids = serf_uid, .n_rpc_uids = 1};
+    struct netelect_serf *s = client(r, &cfg);
+    drive(s, -1, 1000, NULL, 0);
+    unsigned char buf[4096];
+    size_t got = fake_serf_result(pid, res, buf, sizeof(buf));
+    cr_assert_not_null(memmem(buf, got, "handshake", 9), "no handshake (%zu bytes)", got);
+    cr_assert_not_null(memmem(buf, got, KEY, strlen(KEY)), "no auth key (%zu bytes)", got);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.listener_refused, 0);
+    cr_assert_eq(st.listener_uid, NOBODY);
+    netelect__serf_free(s);
+    free(r);
+}
+
+/* The rec's last report for member `name`, or NULL. */
+static const struct rec_member *last_of(const struct rec *r, const char *name)
+{
+    for (size_t i = r->nm; i-- > 0;)
+        if (!strcmp(r->m[i].name, name))
+            return &r->m[i];
+    return NULL;
+}
+
+Test(serf, only_this_hosts_member_carries_its_id, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.self_id = 0x10};
+    struct netelect_serf *s = up_session(r, &cfg);
+    static const struct tmember t[] = {
+        {"evil", "0x10", "other", "alive", {10, 0, 0, 6}, 7946}, /* before ours, on purpose */
+        {"n1", "0x10", "mine", "alive", {127, 0, 0, 1}, 7946},   /* stats names n1 */
+        {"n2", "0x20", "mine", "alive", {127, 0, 0, 2}, 7946},
+    };
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, t, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nm, 3);
+    cr_assert_str_eq(r->m[0].name, "evil");
+    cr_assert_eq(r->m[0].has_id, 0, "a member claiming this host's id was reported with it");
+    cr_assert_eq(r->m[1].has_id, 1);
+    cr_assert_eq(r->m[1].id, 0x10);
+    cr_assert_eq(r->m[2].has_id, 1);
+    cr_assert_eq(r->nrej, 1);
+    cr_assert_eq(r->rej[0].why, NETELECT_SERF_REJECT_SELF_ID);
+    cr_assert_str_eq(r->rej[0].name, "evil");
+    cr_assert_eq(r->rej[0].id, 0x10);
+    /* Later events change nothing, and are not refused again. */
+    struct tmember evil2 = {"evil", "0x10", "other,more", "alive", {10, 0, 0, 6}, 7946};
+    struct tmember late = {"late", "16", "x", "alive", {10, 0, 0, 7}, 7946};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-update", &evil2, 1);
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-join", &late, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "evil")->has_id, 0);
+    cr_assert_eq(last_of(r, "late")->has_id, 0);
+    cr_assert_eq(r->nrej, 2);
+    cr_assert_str_eq(r->rej[1].name, "late");
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.ids_refused, 2);
+    cr_assert_eq(st.refusals, 2);
+    /* No coordinate is asked for a member that does not hold its id. */
+    uint64_t now = T0 + 3 * S;
+    cr_assert_eq(netelect__serf_tick(s, now), 0);
+    struct treq q[16];
+    int k = take_requests(s, q, 16);
+    for (int i = 0; i < k; i++)
+        if (!strcmp(q[i].cmd, "get-coordinate"))
+            cr_assert(strcmp(q[i].arg, "evil") && strcmp(q[i].arg, "late"),
+                      "coordinate polled for %s", q[i].arg);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    static const struct tmember t[] = {
+        {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
+        {"a", "0x55", "a", "alive", {127, 0, 0, 2}, 7946},
+        {"b", "85", "b", "alive", {127, 0, 0, 3}, 7946}, /* 85 == 0x55 */
+    };
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, t, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nm, 3);
+    cr_assert_eq(r->m[1].has_id, 1);
+    cr_assert_eq(r->m[1].id, 0x55);
+    cr_assert_eq(r->m[2].has_id, 0, "a second member with the same id was reported with it");
+    cr_assert_eq(r->nrej, 1);
+    cr_assert_eq(r->rej[0].why, NETELECT_SERF_REJECT_DUP_ID);
+    cr_assert_str_eq(r->rej[0].name, "b");
+    /* The holder fails: b still waits (a failed host may come back). */
+    struct tmember af = {"a", "0x55", "a", "failed", {127, 0, 0, 2}, 7946};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-failed", &af, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "b")->has_id, 0);
+    /* The holder is reaped: reported under the id, then b takes it over. */
+    size_t before = r->nm;
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-reap", &af, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nm, before + 2);
+    cr_assert_eq(r->m[before].ev, NETELECT_SERF_EV_REAP);
+    cr_assert_str_eq(r->m[before].name, "a");
+    cr_assert_eq(r->m[before].has_id, 1);
+    cr_assert_eq(r->m[before].id, 0x55);
+    cr_assert_str_eq(r->m[before + 1].name, "b");
+    cr_assert_eq(r->m[before + 1].has_id, 1);
+    cr_assert_eq(r->m[before + 1].id, 0x55);
+    cr_assert_str_eq(r->m[before + 1].channels, "b");
+    /* A holder that changes its tag gives its old id up first. */
+    struct tmember b2 = {"b", "0x56", "b", "alive", {127, 0, 0, 3}, 7946};
+    before = r->nm;
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-update", &b2, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nm, before + 2);
+    cr_assert_eq(r->m[before].ev, NETELECT_SERF_EV_REAP);
+    cr_assert_eq(r->m[before].id, 0x55);
+    cr_assert_eq(r->m[before + 1].ev, NETELECT_SERF_EV_UPDATE);
+    cr_assert_eq(r->m[before + 1].id, 0x56);
+    cr_assert_eq(r->m[before + 1].has_id, 1);
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.ids_refused, 0);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, a_left_holder_yields_its_id, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    static const struct tmember t[] = {
+        {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
+        {"old", "7", "a", "alive", {127, 0, 0, 2}, 7946},
+        {"new", "7", "a", "alive", {127, 0, 0, 3}, 7946},
+    };
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, t, 3);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "new")->has_id, 0);
+    /* `old` leaves for good (tombstoned for a day in Serf): `new` may have it. */
+    struct tmember left = {"old", "7", "a", "left", {127, 0, 0, 2}, 7946};
+    size_t before = r->nm;
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-leave", &left, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nm, before + 2);
+    cr_assert_str_eq(r->m[before].name, "old");
+    cr_assert_eq(r->m[before].has_id, 1, "the leave is reported under the id");
+    cr_assert_eq(r->m[before].status, NETELECT_SERF_LEFT);
+    cr_assert_str_eq(r->m[before + 1].name, "new");
+    cr_assert_eq(r->m[before + 1].has_id, 1);
+    cr_assert_eq(r->m[before + 1].id, 7);
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
+Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf_config cfg = {.max_ids = 3};
+    struct netelect_serf *s = up_session(r, &cfg);
+    static const struct tmember t[] = {
+        {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
+        {"m2", "2", "a", "alive", {127, 0, 0, 2}, 7946},
+        {"m3", "3", "a", "alive", {127, 0, 0, 3}, 7946},
+        {"m4", "4", "a", "alive", {127, 0, 0, 4}, 7946},
+        {"m5", "5", "a", "alive", {127, 0, 0, 5}, 7946},
+        {"noid", NULL, "a", "alive", {127, 0, 0, 6}, 7946}, /* does not count */
+    };
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, t, 6);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    size_t with_id = 0;
+    for (size_t i = 0; i < r->nm; i++)
+        with_id += r->m[i].has_id != 0;
+    cr_assert_eq(with_id, 3, "%zu members reported with an id over a cap of 3", with_id);
+    cr_assert_eq(r->nrej, 2);
+    cr_assert_eq(r->rej[0].why, NETELECT_SERF_REJECT_CAP);
+    cr_assert_str_eq(r->rej[0].name, "m4");
+    struct netelect_serf_stats st;
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.ids_refused, 2);
+    /* One holder is reaped: the first one waiting takes its place. */
+    size_t before = r->nm;
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-reap", &t[1], 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(r->nm, before + 2);
+    cr_assert_str_eq(r->m[before + 1].name, "m4");
+    cr_assert_eq(r->m[before + 1].has_id, 1);
+    cr_assert_eq(r->m[before + 1].id, 4);
+    netelect__serf_stats(s, &st);
+    cr_assert_eq(st.ids_refused, 1);
     mp_free(&m);
     netelect__serf_free(s);
     free(r);
