@@ -879,14 +879,30 @@ int main(int argc, char **argv)
     netelect__log_set_level(a->cfg.log_level);
     a->self = a->cfg.node_id;
     const char *id_origin = a->opt_node_id ? "--node-id" : "config";
+    char id_how[PATH_MAX + 160];
     if (!a->self) {
-        if (netelect__default_node_id(NULL, &a->self) < 0) {
-            LOG_E("no node_id configured and no readable /etc/machine-id to derive one from; "
-                  "set [agent] node_id or pass --node-id");
+        /* agent/README.md, "Node id": the machine id, else an id generated
+         * once and kept in the state directory. */
+        char sdir[PATH_MAX];
+        struct netelect_node_id_origin o;
+        int r = netelect__state_dir_default(a->cfg.state_dir, sdir, sizeof sdir, err, sizeof err);
+        if (r >= 0)
+            r = netelect__node_id_resolve(NULL, sdir, &a->self, &o, err, sizeof err);
+        if (r < 0) {
+            LOG_E("no node_id configured and no readable /etc/machine-id or "
+                  "/var/lib/dbus/machine-id to derive one from, and no generated id either: %s; "
+                  "set [agent] node_id or pass --node-id", err);
             agent_free(a);
             return 1;
         }
-        id_origin = "derived from /etc/machine-id";
+        if (o.source == NETELECT_NODE_ID_MACHINE_ID)
+            snprintf(id_how, sizeof id_how, "derived from %s: stable across reboots", o.path);
+        else
+            snprintf(id_how, sizeof id_how, "%s %s because this host has no machine id: stable "
+                     "across reboots while that file is kept",
+                     o.source == NETELECT_NODE_ID_GENERATED ? "random, saved to" : "read from",
+                     o.path);
+        id_origin = id_how;
     }
     gid_t shm_gid;
     if (resolve_group(a->cfg.control_group, &a->ctl_gid, err, sizeof err, "control_group") < 0 ||

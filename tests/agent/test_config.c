@@ -3,9 +3,12 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/config.h"
@@ -247,6 +250,143 @@ Test(config, default_node_id_is_stable_and_keyed, .timeout = 10)
     fclose(f);
     cr_assert_eq(netelect__default_node_id(path, &b), -ENOENT);
     unlink(path);
+}
+
+static void rm_tree(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(config, node_id_without_machine_id_is_generated_once_and_kept, .timeout = 10)
+{
+    char tmp[] = "/tmp/netelect-state-XXXXXX", missing[128], sdir[128], file[160];
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(missing, sizeof missing, "%s/machine-id", tmp); /* never created */
+    snprintf(sdir, sizeof sdir, "%s/var/lib/netelect", tmp); /* created by the call */
+    snprintf(file, sizeof file, "%s/node-id", sdir);
+    char err[NETELECT_CFG_ERR_LEN] = "";
+    struct netelect_node_id_origin o;
+    uint64_t a = 0, b = 0;
+
+    cr_assert_eq(netelect__node_id_resolve(missing, NULL, &a, &o, err, sizeof err), -ENOENT);
+    cr_assert(strstr(err, missing), "%s", err);
+
+    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &a, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(o.source, NETELECT_NODE_ID_GENERATED);
+    cr_assert_str_eq(o.path, file);
+    cr_assert_neq(a, 0);
+    struct stat st;
+    cr_assert_eq(lstat(file, &st), 0);
+    cr_assert(S_ISREG(st.st_mode));
+    cr_assert_eq(st.st_mode & 07777, 0600, "node-id mode %04o", (unsigned)(st.st_mode & 07777));
+    cr_assert_eq(lstat(sdir, &st), 0);
+    cr_assert_eq(st.st_mode & 07777, 0700, "state dir mode %04o", (unsigned)(st.st_mode & 07777));
+    FILE *f = fopen(file, "r");
+    char line[64] = "";
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "0x%016llx\n", (unsigned long long)a);
+    cr_assert_str_eq(line, want);
+    char ls[256];
+    snprintf(ls, sizeof ls, "test \"$(ls -A '%s')\" = node-id", sdir);
+    cr_assert_eq(system(ls), 0, "no temporary file is left behind");
+
+    /* a second start reads the same id back */
+    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(o.source, NETELECT_NODE_ID_STATE_FILE);
+    cr_assert_eq(b, a);
+
+    /* a machine id, once there, wins */
+    f = fopen(missing, "w");
+    fputs("3d1219c7c4c5404aaa1f6d2a48adfda4\n", f);
+    fclose(f);
+    uint64_t m;
+    cr_assert_eq(netelect__default_node_id(missing, &m), 0);
+    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(o.source, NETELECT_NODE_ID_MACHINE_ID);
+    cr_assert_eq(b, m);
+    unlink(missing);
+
+    /* an id others may write, or a damaged file, is refused, never replaced */
+    cr_assert_eq(chmod(file, 0620), 0);
+    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), -EPERM);
+    cr_assert(strstr(err, "chmod 600"), "%s", err);
+    cr_assert_eq(chmod(file, 0600), 0);
+    f = fopen(file, "w");
+    fputs("0x0\n", f);
+    fclose(f);
+    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), -EINVAL);
+    cr_assert(strstr(err, "not a node id"), "%s", err);
+    f = fopen(file, "r");
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    fclose(f);
+    cr_assert_str_eq(line, "0x0\n");
+    rm_tree(tmp);
+}
+
+Test(config, node_id_generated_by_racing_starts_is_one_id, .timeout = 20)
+{
+    char tmp[] = "/tmp/netelect-state-XXXXXX", missing[128];
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(missing, sizeof missing, "%s/machine-id", tmp);
+    enum { N = 8 };
+    int fds[N][2];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(pipe(fds[i]), 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            char err[NETELECT_CFG_ERR_LEN];
+            struct netelect_node_id_origin o;
+            uint64_t id = 0;
+            if (netelect__node_id_resolve(missing, tmp, &id, &o, err, sizeof err) < 0)
+                id = 0;
+            _exit(write(fds[i][1], &id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
+        }
+        close(fds[i][1]);
+    }
+    uint64_t ids[N];
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(read(fds[i][0], &ids[i], sizeof ids[i]), (ssize_t)sizeof ids[i]);
+        close(fds[i][0]);
+        cr_assert_neq(ids[i], 0);
+        cr_assert_eq(ids[i], ids[0], "start %d got %#llx, start 0 %#llx", i,
+                     (unsigned long long)ids[i], (unsigned long long)ids[0]);
+    }
+    while (wait(NULL) > 0)
+        ;
+    rm_tree(tmp);
+}
+
+Test(config, state_dir_key_and_default, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN], dir[PATH_MAX];
+    cr_assert_eq(load("[agent]\nstate_dir = /srv/ne\n", &c, err), 0, "%s", err);
+    cr_assert_str_eq(c.state_dir, "/srv/ne");
+    cr_assert_eq(netelect__state_dir_default(c.state_dir, dir, sizeof dir, err, sizeof err), 0);
+    cr_assert_str_eq(dir, "/srv/ne");
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[agent]\nstate_dir = var/lib\n", &c, err), -EINVAL);
+    cr_assert(strstr(err, "t.conf:2: state_dir"), "%s", err);
+    if (geteuid() == 0) {
+        cr_assert_eq(netelect__state_dir_default("", dir, sizeof dir, err, sizeof err), 0);
+        cr_assert_str_eq(dir, NETELECT_DEFAULT_STATE_DIR);
+    } else {
+        setenv("XDG_STATE_HOME", "/xdg/state", 1);
+        cr_assert_eq(netelect__state_dir_default("", dir, sizeof dir, err, sizeof err), 0);
+        cr_assert_str_eq(dir, "/xdg/state/netelect");
+        setenv("XDG_STATE_HOME", "relative", 1);
+        setenv("HOME", "/home/u", 1);
+        cr_assert_eq(netelect__state_dir_default(NULL, dir, sizeof dir, err, sizeof err), 0);
+        cr_assert_str_eq(dir, "/home/u/.local/state/netelect");
+        unsetenv("HOME");
+        cr_assert_eq(netelect__state_dir_default(NULL, dir, sizeof dir, err, sizeof err), -ENOENT);
+        cr_assert(strstr(err, "state_dir"), "%s", err);
+    }
 }
 
 Test(config, shipped_example_is_valid, .timeout = 10)
