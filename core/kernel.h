@@ -5,6 +5,32 @@
  * compiled with that unit's target flags, so the SIMD units never call into
  * a baseline TU for their small-n and candidate-resolution paths and the
  * baseline TU never sees an AVX flag.
+ *
+ * The contract of every kernel (elect, rank, top-k; ref.c, scalar.c and
+ * every ISA unit), "inputs that change":
+ *
+ *   The arrays ids[], rtt[] and healthy[] may be rewritten by another
+ *   thread or process while a kernel runs: a netelect_view_* reader runs
+ *   on a segment the agent may be republishing, and throws such a result
+ *   away only after the call (shm/view.c).  Whatever the arrays hold,
+ *   moment to moment, a kernel
+ *     - reads ids[i], rtt[i] and healthy[i] only for i in [0, n) (masked
+ *       vector lanes past n access no memory);
+ *     - writes out_ids only in [0, returned count), and returns a count
+ *       <= n for rank and <= min(k, n) for top-k;
+ *     - writes its own scratch only inside what it allocated: a count or
+ *       a bound learnt in one pass over the input may size a buffer, but
+ *       a later pass that fills it clamps its own count to that size and
+ *       from then on works only on what it actually stored, never on the
+ *       earlier count;
+ *     - returns ids that it read from ids[] (in some order), and
+ *       terminates.
+ *   The answer itself is then unspecified; only for input that holds
+ *   still for the whole call is it the rule's answer.  An element read
+ *   twice may differ between the reads, so code that needs one value
+ *   (an entry's id, say) reads it once.  tests/core/checksimd (its race
+ *   mode: another thread flips health, RTT and ids while each kernel runs)
+ *   and tests/shm/rank_race.c check this.
  */
 #ifndef CORE_KERNEL_H
 #define CORE_KERNEL_H
@@ -43,8 +69,10 @@ static inline void netelect__best_offer_idx(struct netelect__best *b, const uint
                                             const uint64_t *rtt, const uint8_t *healthy,
                                             size_t i, uint64_t self_id)
 {
-    if (healthy[i])
-        netelect__best_offer(b, ids[i] == self_id ? 0 : rtt[i], ids[i]);
+    if (healthy[i]) {
+        const uint64_t id = ids[i]; /* once: the input may change (above) */
+        netelect__best_offer(b, id == self_id ? 0 : rtt[i], id);
+    }
 }
 
 /*
@@ -139,8 +167,10 @@ static inline void netelect__topbuf_offer_idx(struct netelect__topbuf *t, const 
                                               const uint64_t *rtt, const uint8_t *healthy,
                                               size_t i, uint64_t self_id)
 {
-    if (healthy[i])
-        netelect__topbuf_insert(t, ids[i] == self_id ? 0 : rtt[i], ids[i]);
+    if (healthy[i]) {
+        const uint64_t id = ids[i];
+        netelect__topbuf_insert(t, id == self_id ? 0 : rtt[i], id);
+    }
 }
 
 /*

@@ -14,7 +14,8 @@ struct key {
 
 static struct key key_of(const uint64_t *ids, const uint64_t *rtt, size_t i, uint64_t self_id)
 {
-    struct key k = {ids[i] == self_id ? 0 : rtt[i], ids[i]};
+    const uint64_t id = ids[i]; /* once: see "inputs that change", core/kernel.h */
+    struct key k = {id == self_id ? 0 : rtt[i], id};
     return k;
 }
 

@@ -23,6 +23,12 @@
  *     (rtt, id) records with an explicit id-digit pass.
  *
  * Candidates n <= 32 are insertion-sorted directly.
+ *
+ * The input may change while rank runs (core/kernel.h, "inputs that
+ * change"): pass 1's count only sizes the scratch.  Pass 2 stores at most
+ * that many keys, reading each entry once, and everything after it works
+ * on what pass 2 actually stored, so no count from one pass ever indexes
+ * memory filled by another.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -152,16 +158,21 @@ static void sort_run_by_id(struct rec *a, struct rec *tmp, size_t len)
 
 enum { SMALL_RANK = 32, MAX_DIGIT_BITS = 11 };
 
+/* n <= SMALL_RANK, or a pass-1 count <= SMALL_RANK: at most SMALL_RANK
+ * candidates are kept either way, so a count that grew since pass 1 cannot
+ * overrun `a` (the result is then wrong, and the caller's validation
+ * discards it). */
 static size_t rank_small(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                          size_t n, uint64_t self_id, uint64_t *out_ids)
 {
     struct rec a[SMALL_RANK];
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && m < SMALL_RANK; i++) {
         if (!healthy[i])
             continue;
-        a[m].r = ids[i] == self_id ? 0 : rtt[i];
-        a[m++].id = ids[i];
+        const uint64_t id = ids[i];
+        a[m].r = id == self_id ? 0 : rtt[i];
+        a[m++].id = id;
     }
     isort_rec(a, m);
     for (size_t i = 0; i < m; i++)
@@ -232,27 +243,42 @@ struct keyspec {
     size_t buckets;
 };
 
-/* Pass 2 of rank_packed; always inlined so `passes` can be a constant. */
-static inline __attribute__((always_inline)) void
+/*
+ * Pass 2 of rank_packed; always inlined so `passes` can be a constant.
+ * Stores at most `cap` keys (a has room for cap), reads each entry once,
+ * counts exactly the keys it stored, and returns how many that is.  The
+ * bound costs nothing per entry: a batch of `cap - pos` entries cannot
+ * store more than that many keys, so the loop body stays unchecked and
+ * only the batch is sized.  On input that holds still, the last batch
+ * ends at the last candidate; the batches shrink geometrically before
+ * that (about log(m) / (healthy fraction) of them, a few instructions
+ * each), measured as no slower than the unbounded loop.
+ */
+static inline __attribute__((always_inline)) size_t
 build_keys(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
-           uint64_t *a, uint32_t *hist, const struct keyspec *ks, int passes)
+           size_t cap, uint64_t *a, uint32_t *hist, const struct keyspec *ks, int passes)
 {
     /* Locals: the stores below could alias *ks as far as C knows. */
     const uint64_t mn = ks->mn, unknown = ks->unknown, self_id = ks->self_id;
     const uint64_t id_mask = ks->id_mask, d_mask = ks->d_mask;
     const int id_shift = ks->id_shift, r_shift = ks->r_shift, ib = ks->ib, w = ks->w;
     const size_t buckets = ks->buckets;
-    size_t pos = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t id = ids[i], raw = id == self_id ? 0 : rtt[i];
-        const uint64_t r = raw == NETELECT_RTT_UNKNOWN ? unknown : raw - mn;
-        const uint64_t key = (r << r_shift) | (((id >> id_shift) & id_mask) << ib) | i;
-        const uint32_t ok = healthy[i] != 0;
-        a[pos] = key;
-        pos += ok;
-        for (int p = 0; p < passes; p++)
-            hist[(size_t)p * buckets + ((key >> (ib + p * w)) & d_mask)] += ok;
+    size_t pos = 0, i = 0;
+    while (i < n && pos < cap) {
+        const size_t room = cap - pos, left = n - i;
+        const size_t end = i + (room < left ? room : left);
+        for (; i < end; i++) {
+            const uint64_t id = ids[i], raw = id == self_id ? 0 : rtt[i];
+            const uint64_t r = raw == NETELECT_RTT_UNKNOWN ? unknown : raw - mn;
+            const uint64_t key = (r << r_shift) | (((id >> id_shift) & id_mask) << ib) | i;
+            const uint32_t ok = healthy[i] != 0;
+            a[pos] = key;
+            pos += ok;
+            for (int p = 0; p < passes; p++)
+                hist[(size_t)p * buckets + ((key >> (ib + p * w)) & d_mask)] += ok;
+        }
     }
+    return pos;
 }
 
 /*
@@ -266,8 +292,8 @@ static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_
                           size_t n, uint64_t self_id, uint64_t *out_ids, const struct scan *sc,
                           int rbits, uint64_t unknown)
 {
-    const size_t m = sc->m;
-    const int ib = top_bit(n - 1), wmax = digit_bits(m);
+    const size_t cap = sc->m; /* pass 1's count: sizes, never indexes */
+    const int ib = top_bit(n - 1), wmax = digit_bits(cap);
     const int id_bits = top_bit(sc->id_or ^ sc->id_and);
     /*
      * The passes are sized by the rtt bits alone; the id digit only gets
@@ -287,7 +313,7 @@ static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_
     const uint64_t d_mask = ((uint64_t)1 << w) - 1; // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
     const size_t buckets = (size_t)1 << w;
 
-    const size_t key_bytes = (m + 1) * sizeof(uint64_t); /* +1: skipped entries land there */
+    const size_t key_bytes = cap * sizeof(uint64_t);
     unsigned char *mem = netelect__scratch_get(2 * key_bytes +
                                                (size_t)passes * buckets * sizeof(uint32_t));
     if (!mem)
@@ -299,21 +325,22 @@ static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_
     /* Pass 2: build the keys (compacting by health) and count every digit. */
     const struct keyspec ks = {sc->mn, unknown, self_id, id_shift, id_mask, wid + ib, ib, w,
                                d_mask, buckets};
+    size_t m; /* the keys pass 2 stored: every later pass works on these */
     switch (passes) { /* a constant count unrolls the per-digit counting */
     case 1:
-        build_keys(ids, rtt, healthy, n, a, hist, &ks, 1);
+        m = build_keys(ids, rtt, healthy, n, cap, a, hist, &ks, 1);
         break;
     case 2:
-        build_keys(ids, rtt, healthy, n, a, hist, &ks, 2);
+        m = build_keys(ids, rtt, healthy, n, cap, a, hist, &ks, 2);
         break;
     case 3:
-        build_keys(ids, rtt, healthy, n, a, hist, &ks, 3);
+        m = build_keys(ids, rtt, healthy, n, cap, a, hist, &ks, 3);
         break;
     case 4:
-        build_keys(ids, rtt, healthy, n, a, hist, &ks, 4);
+        m = build_keys(ids, rtt, healthy, n, cap, a, hist, &ks, 4);
         break;
     default:
-        build_keys(ids, rtt, healthy, n, a, hist, &ks, passes);
+        m = build_keys(ids, rtt, healthy, n, cap, a, hist, &ks, passes);
         break;
     }
 
@@ -376,8 +403,8 @@ static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8
                            size_t n, uint64_t self_id, uint64_t *out_ids, const struct scan *sc,
                            int rbits, uint64_t unknown)
 {
-    const size_t m = sc->m;
-    const int wmax = digit_bits(m);
+    const size_t cap = sc->m; /* pass 1's count: sizes, never indexes */
+    const int wmax = digit_bits(cap);
     const int passes = (rbits + wmax - 1) / wmax;
     const int w = passes ? (rbits + passes - 1) / passes : 0;
     const int id_bits = top_bit(sc->id_or ^ sc->id_and);
@@ -386,7 +413,7 @@ static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8
     const uint64_t id_mask = ((uint64_t)1 << wid) - 1, r_mask = ((uint64_t)1 << w) - 1;
     const size_t buckets = (size_t)1 << wmax;
 
-    const size_t rec_bytes = (m + 1) * sizeof(struct rec); /* +1: a sink for skipped entries */
+    const size_t rec_bytes = (cap + 1) * sizeof(struct rec); /* +1: a sink for skipped entries */
     const size_t hist_words = (size_t)(passes + 1) * buckets;
     unsigned char *mem = netelect__scratch_get(2 * rec_bytes + hist_words * sizeof(uint32_t));
     if (!mem)
@@ -396,24 +423,26 @@ static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8
     memset(hist, 0, hist_words * sizeof(uint32_t));
     uint32_t *hid = hist + (size_t)passes * buckets;
 
-    for (size_t i = 0; i < n; i++)
-        hid[(ids[i] >> id_shift) & id_mask] += healthy[i] != 0;
-    prefix(hid, id_mask + 1, m);
-
-    /* Scatter by the id digit, count every RTT digit.  An unhealthy entry
-     * goes to the sink slot a[m] and is counted nowhere. */
+    /* Pass 2: at most cap records, in input order, into b (each entry read
+     * once; an unhealthy one, or one past cap, goes to the sink b[cap] and
+     * is counted nowhere), counting the id digit and every RTT digit of
+     * exactly what was stored. */
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         const uint64_t id = ids[i], raw = id == self_id ? 0 : rtt[i];
         const uint64_t r = raw == NETELECT_RTT_UNKNOWN ? unknown : raw - sc->mn;
-        const uint32_t ok = healthy[i] != 0;
-        uint32_t *slot = &hid[(id >> id_shift) & id_mask];
-        struct rec *d = &a[ok ? *slot : m];
-        *slot += ok;
-        d->r = r;
-        d->id = id;
+        const uint32_t ok = (healthy[i] != 0) & (m < cap);
+        b[m].r = r;
+        b[m].id = id;
+        m += ok;
+        hid[(id >> id_shift) & id_mask] += ok;
         for (int p = 0; p < passes; p++)
             hist[(size_t)p * buckets + ((r >> (p * w)) & r_mask)] += ok;
     }
+    /* The id digit is the least significant one: a stable scatter b -> a. */
+    prefix(hid, id_mask + 1, m);
+    for (size_t q = 0; q < m; q++)
+        a[hid[(b[q].id >> id_shift) & id_mask]++] = b[q];
 
     struct rec *src = a, *dst = b;
     for (int p = 0; p < passes; p++) {

@@ -13,13 +13,25 @@
  * one test reproduces alone; a failure is shrunk to a small case and
  * printed in full.
  *
+ * Race mode (after the differential tests, --race MS of it, 0 to skip):
+ * the kernels' "inputs that change" contract (core/kernel.h).  Another
+ * thread keeps rewriting the input (health all down / all up / random,
+ * RTTs narrow / spanning 64 bits / unknown, ids swapped between two sets
+ * and self) while each kernel runs on it, for every ISA level, at sizes
+ * around the rank and top-k thresholds; each call must write nothing
+ * outside out[0, count) (canaries on both sides), return count <= n
+ * (rank) or <= min(k, n) (top-k), and return only ids the input held.
+ * Inputs end at a guard page, so an over-read faults.
+ *
  *   checksimd [--seed N] [--isa scalar|avx2|avx512] [--function elect|rank|topk]
- *             [--bench] [--no-huge]
+ *             [--bench] [--no-huge] [--race MS]
  * NETELECT_TEST_SEED sets the seed too.  Exit status: 0 pass, 1 failure.
  */
 #include <errno.h>
 #include <signal.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -661,13 +673,233 @@ static int bench(const struct netelect__dsp *tabs, const char *const *names, int
     return 0;
 }
 
+/* ---- --race: inputs that change while the kernel runs ---- */
+
+struct race {
+    size_t n;
+    uint64_t *ids, *rtt; /* the kernel's input: rewritten by the flipper */
+    uint8_t *h;
+    const uint64_t *ida, *idb; /* ids[i] is always ida[i], idb[i] or self */
+    uint64_t self;
+    uint64_t seed;
+    atomic_int stop;
+    atomic_ulong flips;
+};
+
+static uint64_t race_rnd(uint64_t *st)
+{
+    uint64_t z = (*st += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* One RTT from one of three regimes: narrow (rank packs keys), spanning
+ * 64 bits (rank's record path), or the specials. */
+static uint64_t race_rtt(uint64_t *st, unsigned regime)
+{
+    const uint64_t x = race_rnd(st);
+    switch (regime % 3) {
+    case 0:
+        return 100000 + x % 200000000;
+    case 1:
+        return x % (UINT64_MAX - 1);
+    default:
+        return (uint64_t[]){0, 1, UINT64_MAX - 1, UNK}[x & 3];
+    }
+}
+
+/* The other thread: plain stores into the kernel's input, as a writer
+ * reusing a segment slot would make them. */
+static void *race_flipper(void *arg)
+{
+    struct race *r = arg;
+    uint64_t st = r->seed;
+    const size_t n = r->n;
+    while (!atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+        const uint64_t x = race_rnd(&st);
+        const size_t a = n ? (size_t)(x >> 8) % n : 0;
+        const size_t len = n - a < 1 + (size_t)((x >> 40) % 512) ? n - a : 1 + (size_t)((x >> 40) % 512);
+        switch (x % 8) {
+        case 0: /* all down: pass 1 of a sort sees few candidates ... */
+            memset(r->h, 0, n);
+            break;
+        case 1: /* ... and then all up */
+            memset(r->h, 1, n);
+            break;
+        case 2:
+            for (size_t i = a; i < a + len; i++)
+                r->h[i] = (uint8_t)race_rnd(&st);
+            break;
+        case 3:
+        case 4: {
+            const unsigned regime = (unsigned)(x >> 4);
+            for (size_t i = a; i < a + len; i++)
+                r->rtt[i] = race_rtt(&st, regime);
+            break;
+        }
+        case 5: {
+            const uint64_t v = race_rtt(&st, (unsigned)(x >> 4));
+            for (size_t i = 0; i < n; i++)
+                r->rtt[i] = v;
+            break;
+        }
+        case 6:
+            for (size_t i = a; i < a + len; i++) {
+                const uint64_t y = race_rnd(&st) & 7;
+                r->ids[i] = y == 0 ? r->self : y < 4 ? r->ida[i] : r->idb[i];
+            }
+            break;
+        default:
+            for (size_t i = 0; i < n; i++)
+                r->h[i] = (uint8_t)(i & 1);
+            break;
+        }
+        atomic_fetch_add_explicit(&r->flips, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int race_member(const uint64_t *set, size_t len, uint64_t id)
+{
+    return bsearch(&id, set, len, sizeof id, cmp_u64) != NULL;
+}
+
+static unsigned long long race_calls, race_overlaps;
+
+/* Runs `kernel` on input that r's flipper rewrites, for `ns` of thread
+ * CPU time (at least a few calls); 0 when every call kept the contract. */
+static int race_case(enum fn f, kfn kernel, const char *kname, size_t n, size_t k, double ns,
+                     uint64_t salt)
+{
+    struct race r;
+    memset(&r, 0, sizeof r);
+    r.n = n;
+    /* Flush against the end guard pages: an over-read faults. */
+    r.ids = gbuf_place(&g_ids, n * 8, 1, 0);
+    r.rtt = gbuf_place(&g_rtt, n * 8, 1, 0);
+    r.h = gbuf_place(&g_h, n, 1, 0);
+    uint64_t *ida = malloc(n * 8 + 8), *idb = malloc(n * 8 + 8), *set = malloc(2 * n * 8 + 8);
+    if (!ida || !idb || !set) {
+        free(ida), free(idb), free(set);
+        printf("  %-14s race: out of memory\n", kname);
+        return 1;
+    }
+    reseed("race", salt);
+    for (size_t i = 0; i < n; i++) {
+        ida[i] = rnd();
+        idb[i] = rnd_below(4) ? rnd() : rnd_below(64); /* some small ids: shared top bits */
+        r.ids[i] = ida[i];
+        r.rtt[i] = rand_rtt();
+        r.h[i] = rand_health(10);
+    }
+    r.ida = ida;
+    r.idb = idb;
+    r.self = n ? ida[rnd_below(n)] : 1;
+    r.seed = rnd();
+    memcpy(set, ida, n * 8);
+    memcpy(set + n, idb, n * 8);
+    set[2 * n] = r.self;
+    qsort(set, 2 * n + 1, 8, cmp_u64);
+
+    const size_t cap = f == F_RANK ? n : k, limit = f == F_RANK ? n : k < n ? k : n;
+    uint64_t *out = out_b + SLACK; /* canaries: out_b[0, SLACK) and past the count */
+    pthread_t th;
+    atomic_init(&r.stop, 0);
+    atomic_init(&r.flips, 0);
+    if (pthread_create(&th, NULL, race_flipper, &r) != 0) {
+        free(ida), free(idb), free(set);
+        printf("  %-14s race: cannot start the flipper thread\n", kname);
+        return 1;
+    }
+    char msg[256] = "";
+    const double t0 = now_ns();
+    unsigned long calls = 0;
+    do {
+        for (size_t i = 0; i < cap + 2 * SLACK; i++)
+            out_b[i] = CANARY;
+        const unsigned long f0 = atomic_load_explicit(&r.flips, memory_order_relaxed);
+        size_t cnt = 0;
+        if (f == F_ELECT) {
+            const struct netelect_result e = kernel.elect(r.ids, r.rtt, r.h, n, r.self);
+            if (e.outcome == NETELECT_SELF_WINS ? e.winner != r.self
+                : e.outcome == NETELECT_PEER_WINS
+                    ? e.winner == r.self || !race_member(set, 2 * n + 1, e.winner)
+                    : e.outcome != NETELECT_NO_ELIGIBLE)
+                snprintf(msg, sizeof msg, "elect returned {%d, %#" PRIx64 "}", e.outcome,
+                         e.winner);
+        } else {
+            cnt = f == F_RANK ? kernel.rank(r.ids, r.rtt, r.h, n, r.self, out)
+                              : kernel.topk(r.ids, r.rtt, r.h, n, r.self, k, out);
+            if (cnt > limit)
+                snprintf(msg, sizeof msg, "count %zu > %zu", cnt, limit);
+            for (size_t i = 0; i < cnt && cnt <= limit && !msg[0]; i++)
+                if (!race_member(set, 2 * n + 1, out[i]))
+                    snprintf(msg, sizeof msg, "out[%zu] = %#" PRIx64 " was never in ids[]", i,
+                             out[i]);
+            for (size_t i = 0; i < SLACK && !msg[0]; i++)
+                if (out_b[i] != CANARY)
+                    snprintf(msg, sizeof msg, "wrote out[-%zu]", SLACK - i);
+            for (size_t i = cnt; i < cap + SLACK && cnt <= limit && !msg[0]; i++)
+                if (out[i] != CANARY)
+                    snprintf(msg, sizeof msg, "wrote out[%zu] past count %zu (capacity %zu)",
+                             i, cnt, cap);
+        }
+        race_overlaps += atomic_load_explicit(&r.flips, memory_order_relaxed) != f0;
+        calls++;
+    } while (!msg[0] && (calls < 4 || now_ns() - t0 < ns));
+    atomic_store(&r.stop, 1);
+    pthread_join(th, NULL);
+    race_calls += calls;
+    free(ida), free(idb), free(set);
+    if (!msg[0])
+        return 0;
+    printf("FAIL %s [%s] race: n=%zu k=%zu: %s (after %lu calls)\n", kname, fn_name[f], n, k,
+           msg, calls);
+    printf("  rerun: checksimd --seed %" PRIu64 " --function %s --race 2000\n", run_seed,
+           fn_name[f]);
+    return 1;
+}
+
+/* Sizes around every threshold: rank's insertion sort (32), the vector
+ * blocks and top-k's buffer (32), rank's scratch and packed keys. */
+static int test_race(enum fn f, kfn kernel, const char *kname, double budget_ns)
+{
+    static const size_t sizes[] = {1, 31, 33, 64, 100, 257, 1000, 4099, 20000};
+    static const size_t tks[] = {1, 8, 32, 33, 64, SIZE_MAX - 1, SIZE_MAX}; /* n, n+1 */
+    const size_t ns_count = sizeof sizes / sizeof *sizes;
+    const size_t nk = f == F_TOPK ? sizeof tks / sizeof *tks : 1;
+    /* Long calls are where a rewrite lands mid-call: n >= 1000 get 4x. */
+    double weights = 0;
+    for (size_t s = 0; s < ns_count; s++)
+        weights += sizes[s] >= 1000 ? 4 : 1;
+    int fails = 0;
+    uint64_t salt = (uint64_t)f << 32;
+    for (size_t s = 0; s < ns_count && !fails; s++)
+        for (size_t ki = 0; ki < nk && !fails; ki++, salt++) {
+            const size_t n = sizes[s];
+            const size_t k = tks[ki] == SIZE_MAX - 1 ? n : tks[ki] == SIZE_MAX ? n + 1 : tks[ki];
+            snprintf(current, sizeof current, "%s race n=%zu k=%zu (seed %" PRIu64 ")", kname, n,
+                     k, run_seed);
+            const double per = budget_ns * (n >= 1000 ? 4 : 1) / weights / (double)nk;
+            fails += race_case(f, kernel, kname, n, f == F_TOPK ? k : 0, per, salt);
+        }
+    return fails;
+}
+
 /* ---- main ---- */
 
 static int usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--seed N] [--isa scalar|avx2|avx512] [--function elect|rank|topk] "
-            "[--bench] [--no-huge]\n",
+            "[--bench] [--no-huge] [--race MS]\n",
             argv0);
     return 2;
 }
@@ -676,6 +908,7 @@ int main(int argc, char **argv)
 {
     const char *isa = NULL, *only = NULL, *seed_s = getenv("NETELECT_TEST_SEED");
     int do_bench = 0;
+    double race_ms = 1500; /* thread CPU time over every kernel */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             seed_s = argv[++i];
@@ -687,6 +920,12 @@ int main(int argc, char **argv)
             do_bench = 1;
         else if (!strcmp(argv[i], "--no-huge"))
             huge = 0;
+        else if (!strcmp(argv[i], "--race") && i + 1 < argc) {
+            char *end;
+            race_ms = strtod(argv[++i], &end);
+            if (*end || !(race_ms >= 0))
+                return usage(argv[0]);
+        }
         else
             return usage(argv[0]);
     }
@@ -781,5 +1020,62 @@ int main(int argc, char **argv)
         }
     }
     printf("checksimd: %s\n", fails ? "FAILED" : "all kernels match the reference");
+
+    if (race_ms > 0 && !fails) {
+        /* The same kernels, on input another thread rewrites meanwhile. */
+        void (*raced[3 * F_COUNT])(void);
+        int nraced = 0, rfails = 0;
+        for (int t = 0; t < ntabs; t++) /* distinct kernels share the budget */
+            for (int f = 0; f < F_COUNT; f++) {
+                kfn kp;
+                if (f == F_ELECT)
+                    kp.elect = tabs[t].elect;
+                else if (f == F_RANK)
+                    kp.rank = tabs[t].rank;
+                else
+                    kp.topk = tabs[t].topk;
+                void (*id)(void) = kfn_id((enum fn)f, kp);
+                int seen = only && strcmp(only, fn_name[f]);
+                for (int j = 0; j < nraced; j++)
+                    seen |= raced[j] == id;
+                if (!seen)
+                    raced[nraced++] = id;
+            }
+        const int nrace = nraced;
+        nraced = 0;
+        for (int t = 0; t < ntabs; t++) {
+            kfn ptr[F_COUNT];
+            ptr[F_ELECT].elect = tabs[t].elect;
+            ptr[F_RANK].rank = tabs[t].rank;
+            ptr[F_TOPK].topk = tabs[t].topk;
+            for (int f = 0; f < F_COUNT; f++) {
+                if (only && strcmp(only, fn_name[f]))
+                    continue;
+                void (*id)(void) = kfn_id((enum fn)f, ptr[f]);
+                int seen = 0;
+                for (int j = 0; j < nraced; j++)
+                    seen |= raced[j] == id;
+                char kname[32];
+                snprintf(kname, sizeof kname, "%s_%s", fn_name[f], names[t]);
+                if (seen)
+                    continue;
+                raced[nraced++] = id;
+                const unsigned long long before = race_calls, ov = race_overlaps;
+                const int fl = test_race((enum fn)f, ptr[f], kname, race_ms * 1e6 / nrace);
+                printf("  %-14s race %s (%llu calls, %llu overlapped a rewrite)\n", kname,
+                       fl ? "FAILED" : "ok", race_calls - before, race_overlaps - ov);
+                rfails += fl;
+            }
+        }
+        /* The harness itself: calls must have met a rewrite, or nothing
+         * above was tested. */
+        if (!rfails && race_overlaps == 0) {
+            printf("checksimd: race mode FAILED: no call overlapped a rewrite\n");
+            rfails = 1;
+        }
+        printf("checksimd: race mode %s\n",
+               rfails ? "FAILED" : "ok: every kernel kept to its input and output bounds");
+        fails += rfails;
+    }
     return fails ? 1 : 0;
 }
