@@ -75,6 +75,7 @@ struct stats {
     uint64_t drop[16];          /* indexed by enum drop_reason */
     uint64_t publishes, publish_err, heartbeats, heartbeat_err;
     uint64_t ctl_requests, ctl_errors, ctl_denied, ctl_clients;
+    uint64_t ctl_refused, ctl_timeouts; /* connections refused by the limits, closed by timeouts */
     uint64_t reloads, reload_failures;
     uint64_t health_changes, peer_restarts;
     /* detection -> segment: from the first change marked for publishing to
@@ -105,7 +106,7 @@ struct agent {
     struct netelect_probe_params pp;
     gid_t ctl_gid;              /* (gid_t)-1: none */
 
-    int ep, udp, ctl_fd, sig_fd, probe_tfd, hb_tfd, pub_tfd;
+    int ep, udp, ctl_fd, ctl_tfd, sig_fd, probe_tfd, hb_tfd, pub_tfd;
     struct netelect_writer *w;
 
     /* node table: open addressing by id (linear probing, backward-shift delete) */
@@ -211,9 +212,11 @@ int netelect__control_open(struct agent *a);
 void netelect__control_close(struct agent *a);
 void netelect__control_accept(struct agent *a);
 void netelect__control_event(struct agent *a, struct client *c, uint32_t events);
+/* The control timer fired: closes clients past their request or idle deadline. */
+void netelect__control_timer(struct agent *a);
 
 /* epoll tags: the low bits of data.u64 say what fired */
-enum { EV_UDP = 1, EV_CTL, EV_SIG, EV_PROBE, EV_HB, EV_PUB, EV_SERF, EV_SERF_T, EV_CLIENT };
+enum { EV_UDP = 1, EV_CTL, EV_SIG, EV_PROBE, EV_HB, EV_PUB, EV_SERF, EV_SERF_T, EV_CLIENT, EV_CTL_T };
 #define EV_TAG(t, p) ((uint64_t)(uintptr_t)(p) | (uint64_t)(t) << 56)
 
 #endif /* AGENT_AGENT_H */

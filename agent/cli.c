@@ -634,6 +634,40 @@ static int cmd_stats(void)
         json_decref(rep);
         return EX_ERR;
     }
+    /* The agent pages its peer list (a reply stays below its 1 MiB output
+     * limit): follow "peers_next" and print one list.  Peers that come or
+     * go between pages may be missed or listed once more. */
+    json_t *all = json_object_get(rep, "peers");
+    const char *next;
+    uint64_t prev = 0;
+    while (json_is_array(all) && (next = json_string_value(json_object_get(rep, "peers_next")))) {
+        uint64_t after;
+        if (netelect__parse_id(next, &after) < 0 || after <= prev) {
+            fprintf(stderr, "netelect: stats: the agent's page cursor '%s' does not advance\n", next);
+            json_decref(rep);
+            return EX_ERR;
+        }
+        prev = after;
+        json_t *page = NULL;
+        rc = control(json_pack("{s:s, s:s}", "cmd", "stats", "after", next), &page);
+        if (rc) {
+            json_decref(rep);
+            return rc;
+        }
+        if (!json_is_true(json_object_get(page, "ok"))) {
+            fprintf(stderr, "netelect: stats (peers after %s): %s\n", next, errmsg(page));
+            json_decref(page);
+            json_decref(rep);
+            return EX_ERR;
+        }
+        json_array_extend(all, json_object_get(page, "peers"));
+        json_t *pn = json_object_get(page, "peers_next");
+        if (pn)
+            json_object_set(rep, "peers_next", pn);
+        else
+            json_object_del(rep, "peers_next");
+        json_decref(page);
+    }
     if (o.json) {
         print_json(rep);
         return EX_OK;

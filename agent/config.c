@@ -29,6 +29,9 @@ void netelect__cfg_defaults(struct netelect_cfg *c)
     c->max_nodes = 65536;
     c->max_chans = 4096;
     c->max_members = 65536;
+    c->control_per_uid = 16;
+    c->control_request_timeout_ns = 5000000000ull;
+    c->control_idle_timeout_ns = 60000000000ull;
     c->probe_interval_ns = 100000000;
     c->probe_timeout_ns = 100000000;
     c->probe_misses = 3;
@@ -316,6 +319,14 @@ static int handler(void *user, const char *section, const char *name, const char
             return FAIL("state_dir: '%s' must be an absolute path", v);
         return set_str(p, c->state_dir, sizeof c->state_dir, v, "state_dir");
     }
+    if (IS("agent", "control_clients_per_uid"))
+        return set_u32(p, &c->control_per_uid, v, "control_clients_per_uid", 1, 127);
+    if (IS("agent", "control_request_timeout"))
+        return set_dur(p, &c->control_request_timeout_ns, v, "control_request_timeout", 10000000,
+                       600000000000ull);
+    if (IS("agent", "control_idle_timeout"))
+        return set_dur(p, &c->control_idle_timeout_ns, v, "control_idle_timeout", 10000000,
+                       86400000000000ull);
     if (IS("agent", "rate_limit"))
         return set_u32(p, &c->rate_pps, v, "rate_limit", 1, 10000000);
     if (IS("agent", "rate_burst"))

@@ -58,6 +58,10 @@ struct netelect_cfg {
     uint32_t rate_pps, rate_burst;  /* per-source token bucket */
     /* [limits]: what the control socket and Serf may add (agent/README.md) */
     uint32_t max_nodes, max_chans, max_members;
+    /* control socket: connections per non-root uid; a request line must be
+     * complete within request_timeout; a quiet connection closes after idle */
+    uint32_t control_per_uid;
+    uint64_t control_request_timeout_ns, control_idle_timeout_ns;
 
     uint64_t probe_interval_ns, probe_timeout_ns;
     uint32_t probe_misses;

@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -27,7 +28,17 @@
 #include "agent/control_proto.h"
 #include "agent/log.h"
 
+/*
+ * Connection limits (agent/README.md, "Control socket"): at most MAX_CLIENTS
+ * at once, the last ROOT_SLOTS of them for root only, and at most
+ * [agent] control_clients_per_uid per other uid; a request line must be
+ * complete within control_request_timeout of its first byte, and a
+ * connection with nothing to read or write closes after
+ * control_idle_timeout.  So half-open requests from one user cannot lock
+ * out another, and nothing can lock out root.
+ */
 #define MAX_CLIENTS 128
+#define ROOT_SLOTS 1
 #define MAX_OUT (1u << 20)
 
 struct client {
@@ -40,6 +51,8 @@ struct client {
     char *out;
     size_t out_len, out_off;
     bool closing; /* close once out is flushed */
+    uint64_t active_ns;  /* connected, last request completed or last reply bytes sent */
+    uint64_t partial_ns; /* first byte of the unfinished request line (0: none) */
 };
 
 static int mkdir_p(const char *dir, mode_t mode)
@@ -114,7 +127,35 @@ int netelect__control_open(struct agent *a)
     if (epoll_ctl(a->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
         DIE("epoll_ctl(control): %s", strerror(errno));
     a->ctl_fd = fd;
+    a->ctl_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event tev = {.events = EPOLLIN, .data.u64 = EV_TAG(EV_CTL_T, 0)};
+    if (a->ctl_tfd < 0 || epoll_ctl(a->ep, EPOLL_CTL_ADD, a->ctl_tfd, &tev) < 0)
+        DIE("control timer: %s", strerror(errno));
     return 0;
+}
+
+static uint64_t client_deadline(const struct agent *a, const struct client *c)
+{
+    return c->partial_ns ? c->partial_ns + a->cfg.control_request_timeout_ns
+                         : c->active_ns + a->cfg.control_idle_timeout_ns;
+}
+
+/* Arms the control timer for the earliest client deadline (or disarms it). */
+static void arm_timer(struct agent *a)
+{
+    uint64_t next = 0;
+    for (struct client *c = a->clients; c; c = c->next) {
+        uint64_t d = client_deadline(a, c);
+        if (!next || d < next)
+            next = d;
+    }
+    struct itimerspec its = {0};
+    if (next) {
+        its.it_value.tv_sec = (time_t)(next / 1000000000u);
+        its.it_value.tv_nsec = (long)(next % 1000000000u);
+    }
+    if (timerfd_settime(a->ctl_tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+        DIE("timerfd_settime(control): %s", strerror(errno));
 }
 
 static void client_free(struct agent *a, struct client *c)
@@ -136,6 +177,10 @@ void netelect__control_close(struct agent *a)
 {
     while (a->clients)
         client_free(a, a->clients);
+    if (a->ctl_tfd >= 0) {
+        close(a->ctl_tfd);
+        a->ctl_tfd = -1;
+    }
     if (a->ctl_fd >= 0) {
         close(a->ctl_fd);
         a->ctl_fd = -1;
@@ -166,6 +211,19 @@ static bool in_group(pid_t pid, gid_t gid)
     return found;
 }
 
+/* Answers a connection we will not serve with one error line, and closes it. */
+static void refuse(struct agent *a, int fd, const char *why)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "{\"ok\":false,\"error\":\"%s\",\"errno\":%d}\n", why,
+                     -EBUSY);
+    ssize_t wr = send(fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1,
+                      MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)wr;
+    close(fd);
+    a->st.ctl_refused++;
+}
+
 void netelect__control_accept(struct agent *a)
 {
     for (;;) {
@@ -173,24 +231,45 @@ void netelect__control_accept(struct agent *a)
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 LOG_W("control accept: %s", strerror(errno));
-            return;
+            break;
         }
-        if (a->n_clients >= MAX_CLIENTS) {
-            static const char busy[] = "{\"ok\":false,\"error\":\"too many control clients\","
-                                       "\"errno\":-16}\n";
-            ssize_t wr = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)wr;
+        struct ucred cred;
+        socklen_t l = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0) {
             close(fd);
             continue;
+        }
+        char why[160];
+        if (a->n_clients >= MAX_CLIENTS) {
+            refuse(a, fd, "too many control clients");
+            continue;
+        }
+        if (cred.uid != 0) {
+            size_t mine = 0;
+            for (struct client *o = a->clients; o; o = o->next)
+                mine += o->cred.uid == cred.uid;
+            if (a->n_clients >= MAX_CLIENTS - ROOT_SLOTS) {
+                refuse(a, fd, "too many control clients (the last slot is kept for root)");
+                continue;
+            }
+            if (mine >= a->cfg.control_per_uid) {
+                snprintf(why, sizeof why, "uid %u already has %zu control connections "
+                                          "([agent] control_clients_per_uid = %u)",
+                         (unsigned)cred.uid, mine, (unsigned)a->cfg.control_per_uid);
+                if (mine == a->cfg.control_per_uid) /* once per burst, not per attempt */
+                    LOG_W("control: %s", why);
+                refuse(a, fd, why);
+                continue;
+            }
         }
         struct client *c = calloc(1, sizeof *c);
-        socklen_t l = sizeof c->cred;
-        if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c->cred, &l) < 0) {
-            free(c);
+        if (!c) {
             close(fd);
             continue;
         }
+        c->cred = cred;
         c->fd = fd;
+        c->active_ns = netelect__now_ns();
         c->privileged = c->cred.uid == 0 || c->cred.uid == geteuid() ||
                         (a->ctl_gid != (gid_t)-1 &&
                          (c->cred.gid == a->ctl_gid || in_group(c->cred.pid, a->ctl_gid)));
@@ -202,6 +281,35 @@ void netelect__control_accept(struct agent *a)
         a->n_clients++;
         a->st.ctl_clients++;
     }
+    arm_timer(a);
+}
+
+void netelect__control_timer(struct agent *a)
+{
+    uint64_t now = netelect__now_ns();
+    for (struct client *c = a->clients, *next; c; c = next) {
+        next = c->next;
+        if (client_deadline(a, c) > now)
+            continue;
+        char line[192];
+        int n = snprintf(line, sizeof line,
+                         "{\"ok\":false,\"error\":\"%s: closing the connection\",\"errno\":%d}\n",
+                         c->partial_ns ? "request line not completed in time"
+                                       : "idle for too long",
+                         -ETIMEDOUT);
+        ssize_t wr = send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)wr;
+        LOG_D("control: closing uid %u's connection: %s", (unsigned)c->cred.uid,
+              c->partial_ns ? "request not completed in time" : "idle");
+        a->st.ctl_timeouts++;
+        client_free(a, c);
+    }
+    arm_timer(a);
+}
+
+static json_t *err_reply(int code, const char *msg)
+{
+    return json_pack("{s:b, s:s, s:i}", "ok", 0, "error", msg, "errno", code);
 }
 
 static void queue_reply(struct agent *a, struct client *c, json_t *reply)
@@ -211,6 +319,18 @@ static void queue_reply(struct agent *a, struct client *c, json_t *reply)
     if (!s)
         DIE("out of memory formatting a control reply");
     size_t l = strlen(s);
+    if (l + 1 > MAX_OUT) {
+        /* Never silently: one reply this big is an error the client sees
+         * (stats is paged so that it cannot get here). */
+        free(s);
+        s = NULL;
+        char msg[128];
+        snprintf(msg, sizeof msg, "reply of %zu bytes exceeds the control socket's %u-byte limit",
+                 l + 1, MAX_OUT);
+        LOG_W("control: %s", msg);
+        queue_reply(a, c, err_reply(-E2BIG, msg));
+        return;
+    }
     if (c->out_len + l + 1 > MAX_OUT) {
         /* A client that never reads its replies is dropped, not buffered forever. */
         free(s);
@@ -228,10 +348,6 @@ static void queue_reply(struct agent *a, struct client *c, json_t *reply)
     (void)a;
 }
 
-static json_t *err_reply(int code, const char *msg)
-{
-    return json_pack("{s:b, s:s, s:i}", "ok", 0, "error", msg, "errno", code);
-}
 
 static char *id_str(uint64_t id, char *buf)
 {
@@ -239,17 +355,32 @@ static char *id_str(uint64_t id, char *buf)
     return buf;
 }
 
-static json_t *stats_reply(struct agent *a)
+static int cmp_node_id(const void *x, const void *y)
+{
+    const struct node *p = *(struct node *const *)x, *q = *(struct node *const *)y;
+    return p->id < q->id ? -1 : p->id > q->id;
+}
+
+/* The counters, and one page of peers: those with ids above `after`, in id
+ * order, at most `limit`; "peers_next" says where the next page starts. */
+static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
 {
     char b[64];
     json_t *drops = json_object();
     for (int i = 0; i < DROP_N; i++)
         json_object_set_new(drops, netelect__drop_names[i], json_integer((json_int_t)a->st.drop[i]));
     json_t *peers = json_array();
-    for (size_t i = 0; i < a->tab_cap; i++) {
-        struct node *n = a->tab[i];
-        if (!n)
-            continue;
+    struct node **sel = malloc((a->n_nodes ? a->n_nodes : 1) * sizeof *sel);
+    if (!sel)
+        DIE("out of memory listing %zu peers", a->n_nodes);
+    size_t ns = 0;
+    for (size_t i = 0; i < a->tab_cap; i++)
+        if (a->tab[i] && a->tab[i]->id > after)
+            sel[ns++] = a->tab[i];
+    qsort(sel, ns, sizeof *sel, cmp_node_id);
+    size_t shown = ns < limit ? ns : limit;
+    for (size_t i = 0; i < shown; i++) {
+        struct node *n = sel[i];
         struct netelect_wnode w = netelect__node_view(a, n);
         char ab[80] = "";
         if (n->probed)
@@ -265,6 +396,8 @@ static json_t *stats_reply(struct agent *a)
                               "serf", n->serf_known);
         json_array_append_new(peers, p);
     }
+    uint64_t next = shown < ns ? sel[shown - 1]->id : 0;
+    free(sel);
     json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:s}",
         "ok", 1, "self", id_str(a->self, b),
         "generation", (json_int_t)(a->w ? netelect__writer_generation(a->w) : 0),
@@ -279,6 +412,10 @@ static json_t *stats_reply(struct agent *a)
         "health_changes", (json_int_t)a->st.health_changes,
         "drops", drops, "peers", peers, "config", a->cfg.source);
     json_object_set_new(r, "peer_restarts", json_integer((json_int_t)a->st.peer_restarts));
+    if (next)
+        json_object_set_new(r, "peers_next", json_string(id_str(next, b)));
+    json_object_set_new(r, "ctl_refused", json_integer((json_int_t)a->st.ctl_refused));
+    json_object_set_new(r, "ctl_timeouts", json_integer((json_int_t)a->st.ctl_timeouts));
     json_object_set_new(r, "uptime_ns", json_integer((json_int_t)(netelect__now_ns() - a->start_ns)));
     json_object_set_new(r, "serf_connected", json_boolean(a->serf_up));
     json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
@@ -317,7 +454,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         rep = json_pack("{s:b}", "ok", 1);
         break;
     case NETELECT_CTL_STATS:
-        rep = stats_reply(a);
+        rep = stats_reply(a, q.after, q.limit);
         break;
     case NETELECT_CTL_PEER_ADD:
         if (!a->have_key || a->udp < 0) {
@@ -456,6 +593,7 @@ static void update_events(struct agent *a, struct client *c)
 
 void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
 {
+    uint64_t now = netelect__now_ns();
     if (events & EPOLLIN) {
         for (;;) {
             if (c->in_cap - c->in_len < 4096) {
@@ -498,6 +636,15 @@ void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
             }
             memmove(c->in, c->in + start, c->in_len - start);
             c->in_len -= start;
+            /* The request timeout runs from a line's first byte: a client
+             * trickling one byte at a time gets no more time than one that
+             * sends half a line and stops. */
+            if (start) {
+                c->active_ns = now;
+                c->partial_ns = c->in_len ? now : 0;
+            } else if (!c->partial_ns) {
+                c->partial_ns = now;
+            }
         }
     }
     if (events & (EPOLLHUP | EPOLLERR))
@@ -511,15 +658,19 @@ void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
             break;
         if (n <= 0) {
             client_free(a, c);
+            arm_timer(a);
             return;
         }
         c->out_off += (size_t)n;
+        c->active_ns = now;
     }
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
     if (c->closing && c->out_len == 0) {
         client_free(a, c);
+        arm_timer(a);
         return;
     }
     update_events(a, c);
+    arm_timer(a);
 }

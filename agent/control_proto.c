@@ -55,6 +55,37 @@ static int get_id(json_t *v, uint64_t *out, int allow_self)
     return netelect__parse_id(json_string_value(v), out);
 }
 
+struct id_at {
+    uint64_t id;
+    size_t at;
+};
+
+static int cmp_id_at(const void *x, const void *y)
+{
+    const struct id_at *p = x, *q = y;
+    if (p->id != q->id)
+        return p->id < q->id ? -1 : 1;
+    return p->at < q->at ? -1 : p->at > q->at;
+}
+
+/* The index of the first element that repeats an earlier one, n if none,
+ * SIZE_MAX if out of memory: O(n log n), not a scan per element. */
+static size_t first_duplicate(const uint64_t *ids, size_t n)
+{
+    struct id_at *s = malloc((n ? n : 1) * sizeof *s);
+    if (!s)
+        return SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        s[i] = (struct id_at){ids[i], i};
+    qsort(s, n, sizeof *s, cmp_id_at);
+    size_t first = n;
+    for (size_t i = 1; i < n; i++)
+        if (s[i].id == s[i - 1].id && s[i].at < first)
+            first = s[i].at;
+    free(s);
+    return first;
+}
+
 #define ERR(code, ...) do { snprintf(err, errlen, __VA_ARGS__); r = (code); goto out; } while (0)
 
 int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
@@ -101,6 +132,7 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
         case NETELECT_CTL_CHANNEL_REMOVE: ok |= !strcmp(key, "name") || !strcmp(key, "members"); break;
         case NETELECT_CTL_SET_RTT: ok |= !strcmp(key, "id") || !strcmp(key, "rtt_ns"); break;
         case NETELECT_CTL_SET_HEALTH: ok |= !strcmp(key, "id") || !strcmp(key, "healthy"); break;
+        case NETELECT_CTL_STATS: ok |= !strcmp(key, "after") || !strcmp(key, "limit"); break;
         default: break;
         }
         if (!ok)
@@ -121,6 +153,18 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
         break;
     }
     switch (out->verb) {
+    case NETELECT_CTL_STATS: {
+        json_t *af = json_object_get(root, "after"), *li = json_object_get(root, "limit");
+        out->limit = NETELECT_CTL_STATS_PAGE;
+        if (af && get_id(af, &out->after, 0) < 0)
+            ERR(-EINVAL, "\"after\" must be a node id (the previous reply's \"peers_next\")");
+        if (li && (!json_is_integer(li) || json_integer_value(li) < 1 ||
+                   json_integer_value(li) > NETELECT_CTL_STATS_PAGE))
+            ERR(-EINVAL, "\"limit\" must be an integer in [1, %d]", NETELECT_CTL_STATS_PAGE);
+        if (li)
+            out->limit = (uint32_t)json_integer_value(li);
+        break;
+    }
     case NETELECT_CTL_PEER_ADD: {
         json_t *a = json_object_get(root, "addr");
         if (!json_is_string(a) ||
@@ -154,11 +198,13 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
             uint64_t id;
             if (get_id(e, &id, 1) < 0)
                 ERR(-EINVAL, "members[%zu] is not a node id or \"self\"", idx);
-            for (size_t j = 0; j < out->n_members; j++)
-                if (out->members[j] == id)
-                    ERR(-EINVAL, "members[%zu] is listed twice", idx);
             out->members[out->n_members++] = id;
         }
+        size_t dup = first_duplicate(out->members, out->n_members);
+        if (dup == SIZE_MAX)
+            ERR(-ENOMEM, "out of memory");
+        if (dup < out->n_members)
+            ERR(-EINVAL, "members[%zu] is listed twice", dup);
         break;
     }
     case NETELECT_CTL_SET_RTT: {

@@ -12,11 +12,17 @@
  *   {"cmd": "set-health", "id": "0x11", "healthy": false}
  *   {"cmd": "clear", "id": "0x11"}                               (drop both overrides)
  *   {"cmd": "stats"}   {"cmd": "reload"}   {"cmd": "ping"}
+ *   {"cmd": "stats", "after": "0x11", "limit": 1000}            (a page of peers)
  *
  * Ids are strings (decimal or 0x-hex) because JSON numbers cannot carry every
  * 64-bit id; a non-negative integer is accepted too.  "self" is accepted for
  * channel members.  Replies are {"ok": true, ...} or
  * {"ok": false, "error": "<message>", "errno": <n>}.
+ *
+ * stats lists peers in id order, at most "limit" (default and maximum
+ * NETELECT_CTL_STATS_PAGE) with ids above "after"; when more follow, the
+ * reply's "peers_next" is the "after" for the next page (the CLI follows
+ * it), so no reply outgrows the agent's 1 MiB output buffer.
  *
  * netelect__ctl_parse() is a pure function (bytes in, request or error out).
  */
@@ -31,6 +37,8 @@
 
 #define NETELECT_CTL_MAX_LINE 65536
 #define NETELECT_CTL_MAX_MEMBERS 4096
+/* peers per stats reply: ~250 bytes each, so a page stays far below 1 MiB */
+#define NETELECT_CTL_STATS_PAGE 2000
 
 enum netelect_ctl_verb {
     NETELECT_CTL_PING,
@@ -56,6 +64,8 @@ struct netelect_ctl_req {
     int has_members;
     uint64_t rtt_ns;
     int healthy;
+    uint64_t after;     /* stats: list peers with ids above this (0: from the start) */
+    uint32_t limit;     /* stats: at most this many peers (1..NETELECT_CTL_STATS_PAGE) */
 };
 
 /* 0, or -EINVAL/-E2BIG/-ENOMEM with a message for the reply in err. */

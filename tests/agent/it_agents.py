@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Integration tests for netelectd and the netelect CLI (suite 'agent').
 
-usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale|spoof
+usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale|spoof|control
 
 Every scenario uses its own temp dir (keys, configs, control sockets),
 segment names and UDP ports that include this process's pid, kills every
@@ -623,18 +623,50 @@ def scenario_badinput(h):
 
 # ---------------------------------------------------------------------------------------------
 
-def scenario_netns(h):
+def netns_unavailable(h):
+    """Why this host cannot run the netns scenario, or None.  Probed once, up front, with
+    exactly what the scenario does: two named namespaces, a veth pair between them, and a
+    command run inside one.  `ip netns add` alone can succeed where the rest fails: in a root
+    whose / is not a mount point, `ip -n`/`ip netns exec` fail with "mount --make-rslave /:
+    Invalid argument"; without CAP_SYS_ADMIN the add itself fails.  Once the probe passed,
+    every later failure is a real one (FAIL, not SKIP)."""
     if os.geteuid() != 0:
-        log("SKIP: netns test needs root")
+        return "network namespaces need root"
+    if not shutil.which("ip"):
+        return "no `ip` command (Debian package iproute2)"
+    tag = f"{PID % 100000}"
+    p1, p2 = f"nep{tag}", f"neq{tag}"
+    steps = [["ip", "netns", "add", p1], ["ip", "netns", "add", p2],
+             ["ip", "-n", p1, "link", "add", "vp", "type", "veth", "peer", "name", "vq", "netns", p2],
+             ["ip", "netns", "exec", p2, "ip", "link", "set", "vq", "up"]]
+    why = None
+    try:
+        for argv in steps:
+            if argv[1:3] == ["netns", "add"]:
+                h.netns.append(argv[3])  # removed by cleanup() whatever happens
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=15)
+            if r.returncode != 0:
+                why = (f"cannot create network namespaces here: `{' '.join(argv)}` exited "
+                       f"{r.returncode}: {(r.stderr or r.stdout).strip() or 'no message'}")
+                break
+    finally:
+        for ns in (p1, p2):
+            if ns in h.netns:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
+                h.netns.remove(ns)
+    return why
+
+
+def scenario_netns(h):
+    why = netns_unavailable(h)
+    if why:
+        log(f"SKIP: {why}")
         return 77
     tag = f"{PID % 100000}"
     nsa, nsb, nsc = f"nea{tag}", f"neb{tag}", f"nec{tag}"
     for ns in (nsa, nsb, nsc):
-        r = subprocess.run(["ip", "netns", "add", ns], capture_output=True, text=True)
-        if r.returncode != 0:
-            log(f"SKIP: cannot create network namespaces: {r.stderr.strip()}")
-            return 77
         h.netns.append(ns)
+        h.run(["ip", "netns", "add", ns], check_rc=0)
     sh = lambda *a: h.run(list(a), check_rc=0)
     sh("ip", "-n", nsa, "link", "add", "vab", "type", "veth", "peer", "name", "vba", "netns", nsb)
     sh("ip", "-n", nsa, "link", "add", "vac", "type", "veth", "peer", "name", "vca", "netns", nsc)
@@ -1158,7 +1190,122 @@ def scenario_spoof(h):
     return 0
 
 
-SCENARIOS = ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale", "spoof")
+def ctl_lines(path, lines, timeout=30):
+    """Sends request lines over one control connection (pipelined) and returns the replies."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    out = []
+    buf = b""
+
+    def reader():
+        nonlocal buf
+        while buf.count(b"\n") < len(lines):
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            buf += d
+    t = threading.Thread(target=reader)
+    t.start()
+    s.sendall("".join(l + "\n" for l in lines).encode())
+    t.join(timeout)
+    s.close()
+    out = [json.loads(x) for x in buf.decode().splitlines()]
+    if len(out) != len(lines):
+        raise Fail(f"{len(lines)} requests, {len(out)} replies")
+    return out
+
+
+def scenario_control(h):
+    """Issue 10 items 8, 9, 10 on the control socket: half-requests from a non-root uid cannot
+    lock root out and time out; stats pages 10k nodes; node/channel/member limits."""
+    n_nodes = 10000
+    a = Agent(h, 1, 0x401, h.free_udp_port(), [], [("c0", ["self"])], key=False,
+              extra="control_request_timeout = 1s\ncontrol_idle_timeout = 3s\n"
+                    "control_clients_per_uid = 8\n"
+                    f"[limits]\nnodes = {n_nodes}\nchannels = 3\nmembers = 3").start()
+    # item 9: a stats reply for 10k nodes (~2.5 MB as one line) used to be dropped silently
+    reps = ctl_lines(a.ctl, [json.dumps({"cmd": "set-rtt", "id": hex(0x10000 + i), "rtt_ns": 1000 + i})
+                             for i in range(n_nodes)])
+    check(all(r["ok"] for r in reps), f"{n_nodes} nodes added over the control socket")
+    r = a.cli("--json", "stats")
+    st = json.loads(r.stdout)
+    check(len(st["peers"]) == n_nodes and len({p["id"] for p in st["peers"]}) == n_nodes,
+          f"netelect --json stats lists all {n_nodes} peers ({len(r.stdout)} bytes, paged)")
+    r = a.cli("stats")
+    check(r.stdout.count("0x1") >= n_nodes, "netelect stats (text) lists them too")
+    page = ctl_lines(a.ctl, ['{"cmd":"stats","limit":10}'])[0]
+    check(len(page["peers"]) == 10 and page["peers_next"] == page["peers"][-1]["id"],
+          "a page ends with its cursor")
+    # item 10: limits, with a clear error and nothing changed
+    r = a.cli("set-rtt", "0x99999999", "5ms", rc=1)
+    check("node limit reached" in r.stderr and "[limits] nodes" in r.stderr,
+          f"node limit: {r.stderr.strip()}")
+    check(a.stats()["nodes"] == n_nodes, "nothing added past the node limit")
+    a.cli("channel", "add", "c1", "self", "0x10000")
+    a.cli("channel", "add", "c2", "self")
+    r = a.cli("channel", "add", "c3", "self", rc=1)
+    check("channel limit reached" in r.stderr, f"channel limit: {r.stderr.strip()}")
+    r = a.cli("channel", "add", "c1", "0x10001", "0x10002", rc=1)
+    check("member limit reached" in r.stderr, f"member limit: {r.stderr.strip()}")
+    c1 = [c for c in a.view()["channels"] if c["name"] == "c1"]
+    check(c1 and len(c1[0]["members"]) == 2, "a refused channel-add changed nothing (all or nothing)")
+    a.cli("channel", "add", "c1", "0x10001")
+    # item 8: connection limits and timeouts
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        log("SKIP (part): the per-uid test needs root and setpriv")
+        return 0
+    os.chmod(a.ctl, 0o666)
+    os.chmod(h.tmp, 0o755)
+    hog = h.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", f"""
+import socket, sys, time
+held, refused = [], 0
+for i in range(200):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect({a.ctl!r})
+    s.send(b'{{"cmd":')   # half a request, never finished
+    held.append(s)
+time.sleep(0.5)
+for s in held:
+    s.setblocking(False)
+    try:
+        d = s.recv(4096)
+        refused += bool(d)
+    except BlockingIOError:
+        pass
+print(f"held {{len(held) - refused}} refused {{refused}}", flush=True)
+time.sleep(30)
+"""], stdout=subprocess.PIPE, name="ctl-hog")
+    line = hog.stdout.readline().strip()
+    check(line.startswith("held "), f"uid 65534 opened 200 half-requests: {line}")
+    held = int(line.split()[1])
+    t = time.monotonic()
+    r = a.cli("raw", '{"cmd":"ping"}', rc=None)
+    check(r.returncode == 0, f"root still gets an answer ({1000 * (time.monotonic() - t):.0f} ms): "
+          f"{(r.stdout + r.stderr).strip()}")
+    check(held <= 8, f"uid 65534 holds at most control_clients_per_uid = 8 connections ({held})")
+    r = h.run(["setpriv", "--reuid=65533", "--regid=65533", "--clear-groups", CLI, "--control", a.ctl,
+               "raw", '{"cmd":"ping"}'])
+    check(r.returncode == 0, "another non-root uid still gets an answer")
+    wait_for("the half-requests time out", lambda: a.stats()["ctl_timeouts"] >= held, 5, 0.1)
+    r = h.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", f"""
+import socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect({a.ctl!r})
+s.settimeout(10)
+t = time.monotonic()
+d = s.recv(4096)
+print(round(time.monotonic() - t, 1), d.decode().strip())
+"""])
+    check("idle for too long" in r.stdout, f"an idle connection is closed with a reason: {r.stdout.strip()}")
+    st = a.stats()
+    log(f"CONTROL refused {st['ctl_refused']}, timed out {st['ctl_timeouts']}")
+    check(a.kill(signal.SIGTERM) == 0, "clean exit")
+    return 0
+
+
+SCENARIOS = ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale", "spoof",
+             "control")
 
 
 def main():
@@ -1175,7 +1322,7 @@ def main():
         rc = {"cluster": scenario_cluster, "restart": scenario_restart, "badinput": scenario_badinput,
               "netns": scenario_netns, "serf": scenario_serf, "serf_fleet": scenario_serf_fleet,
               "defaults": scenario_defaults, "scale": scenario_scale,
-              "spoof": scenario_spoof}[sys.argv[2]](h) or 0
+              "spoof": scenario_spoof, "control": scenario_control}[sys.argv[2]](h) or 0
         if rc == 0:
             log("PASS")
     except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError) as e:
