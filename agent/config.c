@@ -546,6 +546,19 @@ int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *er
         snprintf(err, errlen, "%s: not a regular file of at most 16 MiB", path);
         return -EINVAL;
     }
+    /* Whoever can write the configuration chooses the peers, the key file
+     * and who may control the agent: only its owner may, and the owner is
+     * root or the agent's own user (checked on the open file). */
+    int r = netelect__file_owner_ok(&st, path, "configuration", err, errlen);
+    if (r == 0 && (st.st_mode & 022)) {
+        snprintf(err, errlen, "%s: mode %04o lets group or others change the configuration; "
+                              "chmod go-w it", path, (unsigned)(st.st_mode & 07777));
+        r = -EPERM;
+    }
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         close(fd);
@@ -562,12 +575,33 @@ int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *er
         got += (size_t)n;
     }
     close(fd);
-    int r = netelect__cfg_load_buffer(buf, got, path, out, err, errlen);
+    r = netelect__cfg_load_buffer(buf, got, path, out, err, errlen);
+    sodium_memzero(buf, got);
     free(buf);
+    /* A configuration holding a secret is a key file: nobody else reads it. */
+    if (r == 0 && out->serf_auth_key[0] && (st.st_mode & 077)) {
+        snprintf(err, errlen, "%s: holds [serf] auth_key but mode %04o lets others read it; "
+                              "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+        netelect__cfg_free(out);
+        sodium_memzero(out->serf_auth_key, sizeof out->serf_auth_key);
+        return -EPERM;
+    }
     return r;
 }
 
 /* ------------------------------------------------------------------------ */
+
+int netelect__file_owner_ok(const struct stat *st, const char *path, const char *what, char *err,
+                            size_t errlen)
+{
+    uid_t me = geteuid();
+    if (st->st_uid == me || st->st_uid == 0)
+        return 0;
+    snprintf(err, errlen, "%s %s: owned by uid %u, not by root or this agent's user (uid %u): "
+                          "that user could change it; chown it", what, path,
+             (unsigned)st->st_uid, (unsigned)me);
+    return -EPERM;
+}
 
 int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen)
 {
@@ -588,6 +622,8 @@ int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *er
         snprintf(err, errlen, "key file %s: mode %04o lets others read it; chmod 600 it", path,
                  (unsigned)(st.st_mode & 07777));
         r = -EPERM;
+    } else if ((r = netelect__file_owner_ok(&st, path, "key file", err, errlen)) < 0) {
+        /* message set */
     } else if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
         r = -errno;
         snprintf(err, errlen, "key file %s: %s", path, strerror(-r));

@@ -107,8 +107,16 @@ void netelect__cfg_free(struct netelect_cfg *c);
 int netelect__cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src);
 
 /* Key file: 64 hex digits (whitespace around them ignored); must be a regular
- * file not readable by group or others.  0, or -errno with a message. */
+ * file owned by root or the effective uid and not readable by group or
+ * others.  0, or -errno with a message.  (The configuration file is checked
+ * by netelect__cfg_load_file() too: same owners, not group/world-writable,
+ * and not group/world-readable if it holds [serf] auth_key.) */
 int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen);
+/* 0 if st (of path) is owned by root or the effective uid, else -EPERM with
+ * "<what> <path>: owned by uid N, ..." in err. */
+struct stat;
+int netelect__file_owner_ok(const struct stat *st, const char *path, const char *what, char *err,
+                            size_t errlen);
 /* Creates a new key file (O_EXCL, mode 0600) from getrandom(). */
 int netelect__key_generate(const char *path, char *err, size_t errlen);
 

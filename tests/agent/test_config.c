@@ -413,3 +413,64 @@ Test(config, channel_members_continue_on_indented_lines, .timeout = 10)
     cr_assert_eq(c.chans[0].members[4], 5);
     netelect__cfg_free(&c);
 }
+
+/* Issue 10 item 11: the configuration (which can hold the Serf auth key)
+ * is checked like the key file: owner, and who may write or read it. */
+Test(config, config_file_owner_and_mode, .timeout = 10)
+{
+    char path[64], err[NETELECT_CFG_ERR_LEN];
+    struct netelect_cfg c;
+    snprintf(path, sizeof path, "/tmp/netelect-cfgperm-%d.conf", (int)getpid());
+    unlink(path);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("[agent]\nnode_id = 7\n", f);
+    fclose(f);
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), 0, "%s", err);
+    netelect__cfg_free(&c);
+    cr_assert_eq(chmod(path, 0666), 0);
+    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM,
+                 "a world-writable configuration is refused");
+    cr_assert(strstr(err, path) && strstr(err, "mode 0666") && strstr(err, "chmod go-w"), "%s", err);
+    cr_assert_eq(chmod(path, 0664), 0);
+    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM, "group-writable too");
+    /* a secret in it: nobody else may read it */
+    f = fopen(path, "w");
+    fputs("[agent]\nnode_id = 7\n[serf]\nauth_key = s3cret\n", f);
+    fclose(f);
+    cr_assert_eq(chmod(path, 0644), 0);
+    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM,
+                 "a readable configuration holding [serf] auth_key is refused");
+    cr_assert(strstr(err, "auth_key") && strstr(err, "chmod 600") && !strstr(err, "s3cret"), "%s",
+              err);
+    cr_assert_eq(chmod(path, 0600), 0);
+    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_str_eq(c.serf_auth_key, "s3cret");
+    netelect__cfg_free(&c);
+    /* owned by another user: refused even at 0600 */
+    if (geteuid() == 0) {
+        cr_assert_eq(chown(path, 65534, 65534), 0);
+        cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM);
+        cr_assert(strstr(err, "owned by uid 65534") && strstr(err, "chown"), "%s", err);
+    }
+    unlink(path);
+}
+
+Test(config, key_file_owner, .timeout = 10)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to give the key file to another user");
+    char path[64], err[NETELECT_CFG_ERR_LEN];
+    uint8_t key[32];
+    snprintf(path, sizeof path, "/tmp/netelect-keyown-%d", (int)getpid());
+    unlink(path);
+    cr_assert_eq(netelect__key_generate(path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(chown(path, 65534, 65534), 0);
+    cr_assert_eq(netelect__key_load(path, key, err, sizeof err), -EPERM,
+                 "a 0600 key file owned by another user is refused: that user could replace it");
+    cr_assert(strstr(err, "key file") && strstr(err, "owned by uid 65534"), "%s", err);
+    cr_assert_eq(chown(path, 0, 0), 0);
+    cr_assert_eq(netelect__key_load(path, key, err, sizeof err), 0, "%s", err);
+    unlink(path);
+}
