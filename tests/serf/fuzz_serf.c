@@ -45,18 +45,30 @@ static void on_conn(void *ctx, int up, int err)
         abort();
 }
 
+static void on_reject(void *ctx, int why, const struct netelect_serf_member *m)
+{
+    (void)ctx;
+    if (why < NETELECT_SERF_REJECT_SELF_ID || why > NETELECT_SERF_REJECT_CAP || m->has_id ||
+        !m->name)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct netelect_serf_callbacks cb = {on_member, on_coord, on_conn};
-    /* A port nothing listens on: a tick after a reset must not reach out. */
-    struct netelect_serf_config cfg = {.rpc_addr = "127.0.0.1:1", .coord_period_ns = 1000};
+    static const struct netelect_serf_callbacks cb = {on_member, on_coord, on_conn, on_reject};
+    /* A port nothing listens on: a tick after a reset must not reach out.
+     * The seeds' members carry ids 1-3, n1 being the agent's own: a self id
+     * of 1 and a cap of 2 put the id arbitration under the fuzzer too. */
+    struct netelect_serf_config cfg = {.rpc_addr = "127.0.0.1:1", .coord_period_ns = 1000,
+                                       .self_id = 1, .max_ids = 2};
     struct netelect_serf *s;
     if (netelect__serf_new(&cfg, &cb, NULL, &s) != 0)
         abort();
     (void)replay_seed(s, data, size);
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
-    if (st.members != netelect__serf_member_count(s) || st.members_without_id > st.members)
+    if (st.members != netelect__serf_member_count(s) || st.members_without_id > st.members ||
+        st.ids_refused + st.members_without_id > st.members)
         abort();
     netelect__serf_free(s);
     return 0;
