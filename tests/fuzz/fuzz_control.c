@@ -15,6 +15,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     err[0] = 0;
     int rc = netelect__ctl_parse((const char *)data, size, &req, err, sizeof err);
     if (rc == 0) {
+        /* What the agent relies on: a stats page is bounded, and channel
+         * members are distinct (the limits count them before adding). */
+        if (req.verb == NETELECT_CTL_STATS &&
+            (req.limit < 1 || req.limit > NETELECT_CTL_STATS_PAGE))
+            __builtin_trap();
+        for (size_t i = 1; i < req.n_members && req.n_members <= 64; i++)
+            for (size_t j = 0; j < i; j++)
+                if (req.members[i] == req.members[j])
+                    __builtin_trap();
         (void)netelect__ctl_mutates(req.verb);
         (void)netelect__ctl_verb_name(req.verb);
         netelect__ctl_req_free(&req);
