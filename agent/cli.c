@@ -24,10 +24,6 @@
 
 enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NONE = 3, EX_STALE = 4 };
 
-/* A heartbeat older than this means the agent is not alive (the agent's
- * default period is 100 ms; readers use max(3 periods, 300 ms)). */
-#define STALE_NS 1000000000ull
-
 static struct {
     const char *shm, *control;
     bool json, has_self, has_uid;
@@ -46,7 +42,7 @@ static void on_sig(int s)
 
 static const char *const verb_help[][2] = {
     {"status", "netelect status\n  Agent liveness, heartbeat age, generation, node id and counts, from the\n"
-               "  segment. Exit 0 alive, 4 abandoned or stale (no heartbeat for 1 s), 1 no segment."},
+               "  segment. Exit 0 alive, 4 gone (exited, killed, hung or unable to publish), 1 no segment."},
     {"view", "netelect view\n  Every node (id, rtt, raw sample, error, source, health, last heard) and\n"
              "  every channel (members, leader for --self or the agent's node)."},
     {"elect", "netelect elect CHANNEL [--self ID]\n  The leader of CHANNEL as ID (default: the agent's node) sees it.\n"
@@ -98,8 +94,9 @@ static void usage(FILE *f)
 "\n"
 "Ids are decimal or 0x-hex. Exit status: 0 success; 1 error (no segment, agent\n"
 "unreachable or refused the request, unknown channel); 2 usage error; 3 no\n"
-"eligible replica (elect, rank); 4 the agent is gone (abandoned segment\n"
-"or no heartbeat for 1 s).\n");
+"eligible replica (elect, rank); 4 the agent is gone (it exited, was killed or\n"
+"hangs: no heartbeat for 3 periods, 300 ms by default; elect and rank still\n"
+"print the answer from its last view while the library serves it).\n");
 }
 
 __attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
@@ -172,6 +169,17 @@ static int exit_for(int err)
     return err == NETELECT_ESTALE ? EX_STALE : EX_ERR;
 }
 
+/* An answer served from the last version of an agent that is gone (inside
+ * the fail-static window) is printed, but the exit status says so. */
+static int gone_code(struct netelect_view *v, int code)
+{
+    struct netelect_view_status s;
+    if (netelect_view_status(v, &s) < 0 || s.writer_alive)
+        return code;
+    fprintf(stderr, "netelect: the agent is gone: this answer is from its last view\n");
+    return EX_STALE;
+}
+
 static int open_view(struct netelect_view **v)
 {
     struct netelect_view_opts vo = {.expect_uid = o.expect_uid, .expect_uid_set = o.has_uid};
@@ -203,7 +211,12 @@ static int cmd_status(void)
         netelect_view_close(v);
         return exit_for(r);
     }
-    const char *state = s.state == 2 ? "abandoned" : s.state == 4 ? "stalled" : s.heartbeat_age_ns > STALE_NS ? "stale" : s.state == 1 ? "alive" : "initialising";
+    const char *state = s.state == 2   ? "abandoned"
+                        : s.state == 4 ? "stalled"
+                        : s.state == 3 ? "moved"
+                        : !s.writer_alive ? "gone"
+                        : s.state == 1    ? "alive"
+                                          : "initialising";
     char inc[33], b[24];
     for (int i = 0; i < 16; i++)
         snprintf(inc + 2 * i, 3, "%02x", s.incarnation[i]);
@@ -415,8 +428,10 @@ static int cmd_elect(const char *ch)
     else
         printf("%s: leader %s%s\n", ch, idstr(res.winner, b),
                res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
+    r = res.outcome == NETELECT_NO_ELIGIBLE ? EX_NONE : EX_OK;
+    r = gone_code(v, r);
     netelect_view_close(v);
-    return res.outcome == NETELECT_NO_ELIGIBLE ? EX_NONE : EX_OK;
+    return r;
 }
 
 static int cmd_rank(const char *ch)
@@ -464,8 +479,9 @@ static int cmd_rank(const char *ch)
     else
         json_decref(arr);
     free(ids);
+    r = gone_code(v, count ? EX_OK : EX_NONE);
     netelect_view_close(v);
-    return count ? EX_OK : EX_NONE;
+    return r;
 }
 
 static int cmd_watch(const char *ch)

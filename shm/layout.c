@@ -6,6 +6,7 @@
  * very code would have produced).  All arithmetic is overflow-checked.
  */
 #include <errno.h>
+#include <sys/stat.h>
 
 #include "netelect.h"
 #include "shm/layout.h"
@@ -91,6 +92,12 @@ int netelect__layout_compute(struct netelect_shm_layout *L)
     return 0;
 }
 
+uint64_t netelect__timens(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/time", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 uint64_t netelect__layout_crc(const void *hdr)
 {
     const unsigned char *p = hdr;
@@ -158,6 +165,9 @@ int netelect__layout_validate(const struct netelect_shm_hdr *hdr, uint64_t file_
     L->abi_minor = h.h_abi_minor;
     memcpy(L->incarnation, h.h_incarnation, sizeof L->incarnation);
     L->writer_pid = h.h_writer_pid;
+    /* Outside the identity copy above (it was padding before ABI 1.1):
+     * written once before the file got its name, read here once. */
+    L->timens = h.h_abi_minor >= 1 ? hdr->h_timens : 0;
 
     uint32_t state = atomic_load_explicit(&hdr->h_state, memory_order_acquire);
     if (state == NETELECT_SHM_INIT)

@@ -126,10 +126,27 @@ struct netelect_shm_hdr {
     /* Line 5: liveness, written every heartbeat period, kept off line 4 so
      * that an idle agent's heartbeat does not invalidate the election line. */
     _Atomic uint64_t h_heartbeat_seq;     /* W: relaxed +1 per period; R: relaxed, progress only */
-    _Atomic uint64_t h_heartbeat_mono_ns; /* W: relaxed; R: diagnostics (other clock domain) */
+    /* W: relaxed, CLOCK_MONOTONIC of each heartbeat (and of a clean exit);
+     * R: relaxed, liveness: a reader in the writer's time namespace (see
+     * h_timens) judges the writer by this time, not by when it itself
+     * happened to attach. */
+    _Atomic uint64_t h_heartbeat_mono_ns;
     _Atomic uint64_t h_forced_reuse;      /* W: relaxed +1 per slot reused under a live pin; R: stats */
     _Atomic uint64_t h_pinned_waits;      /* W: relaxed +1 per publish that skipped a pinned slot */
-    uint8_t h_pad3[32];
+    /* W: relaxed store of CLOCK_MONOTONIC just before h_state leaves LIVE
+     * (ABANDONED, SUPERSEDED, STALLED; 0 again before it returns to LIVE);
+     * R: relaxed, where the fail-static window starts.  ABI 1.1. */
+    _Atomic uint64_t h_gone_mono_ns;
+    /* W once before rename: the inode of the writer's /proc/self/ns/time (0
+     * unknown).  R: its CLOCK_MONOTONIC is ours iff this equals our own.
+     * Not in the CRC (ABI 1.1 appended it in former padding). */
+    uint64_t h_timens;
+    /* Change notification (netelect_view_wait): W: relaxed +1 after every
+     * publish that a waiter may be sleeping on, then FUTEX_WAKE; R: the
+     * futex word a waiter sleeps on.  ABI 1.1. */
+    _Atomic uint32_t h_wake;
+    uint32_t h_pad3;
+    uint8_t h_pad4[8];
 };
 
 _Static_assert(offsetof(struct netelect_shm_hdr, h_magic) == 0, "layout");
@@ -162,6 +179,9 @@ _Static_assert(offsetof(struct netelect_shm_hdr, h_heartbeat_seq) == 320, "layou
 _Static_assert(offsetof(struct netelect_shm_hdr, h_heartbeat_mono_ns) == 328, "layout");
 _Static_assert(offsetof(struct netelect_shm_hdr, h_forced_reuse) == 336, "layout");
 _Static_assert(offsetof(struct netelect_shm_hdr, h_pinned_waits) == 344, "layout");
+_Static_assert(offsetof(struct netelect_shm_hdr, h_gone_mono_ns) == 352, "layout");
+_Static_assert(offsetof(struct netelect_shm_hdr, h_timens) == 360, "layout");
+_Static_assert(offsetof(struct netelect_shm_hdr, h_wake) == 368, "layout");
 _Static_assert(sizeof(struct netelect_shm_hdr) == 384, "layout");
 _Static_assert(sizeof(struct netelect_shm_hdr) <= NETELECT_SHM_PAGE, "header fits page 0");
 
@@ -261,6 +281,7 @@ struct netelect_shm_layout {
     uint16_t abi_minor;
     uint8_t incarnation[16];
     int32_t writer_pid;
+    uint64_t timens; /* h_timens */
 };
 
 /*
@@ -268,6 +289,8 @@ struct netelect_shm_layout {
  * @return 0, or -EINVAL (out of range) / -EOVERFLOW.
  */
 int netelect__layout_compute(struct netelect_shm_layout *L);
+/* The inode of this process's time namespace, 0 if unknown (h_timens). */
+uint64_t netelect__timens(void);
 /* FNV-1a 64 over the identity lines of a header. */
 uint64_t netelect__layout_crc(const void *hdr);
 /*

@@ -108,6 +108,8 @@ struct map {
     ino_t ino;
     uint64_t id; /* process-unique, never reused: keys per-thread caches */
     struct netelect__reg_reader *reg;
+    int lock_fd;       /* <name>.lock read-only, -1 if we may not open it */
+    bool writer_clock; /* the writer's CLOCK_MONOTONIC is ours: see liveness_check */
     struct rcu_head rcu;
     struct map *live_next; /* g_live list, under g_live_lock */
     bool external;         /* netelect__view_open_mem(): not ours to unmap */
@@ -122,6 +124,7 @@ struct netelect_view {
     /* Its header page for the lock-free fast paths: swapped with map. */
     struct fastref *_Atomic fast;
     _Atomic int stale;
+    _Atomic int dead; /* the writer is gone (maybe still inside fail-static) */
     uint64_t id;
     netelect__clock_fn clock;
     void *clock_ctx;
@@ -247,6 +250,18 @@ static _Atomic uint64_t *announce_slot(struct map *m)
 
 /* ---- mappings */
 
+/* This process's time namespace, looked up once (0: unknown). */
+static uint64_t own_timens(void)
+{
+    static _Atomic uint64_t cached; /* 0 not yet, UINT64_MAX unknown */
+    uint64_t t = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!t) {
+        t = netelect__timens();
+        atomic_store_explicit(&cached, t ? t : UINT64_MAX, memory_order_relaxed);
+    }
+    return t == UINT64_MAX ? 0 : t;
+}
+
 static void map_free(struct map *m)
 {
     pthread_mutex_lock(&g_live_lock);
@@ -258,6 +273,8 @@ static void map_free(struct map *m)
     pthread_mutex_unlock(&g_live_lock);
     if (m->reg)
         netelect__reg_detach(m->reg);
+    if (m->lock_fd >= 0)
+        close(m->lock_fd);
     if (!m->external)
         munmap((void *)m->base, m->size);
     if (m->fr) {
@@ -320,6 +337,7 @@ static int map_open(struct netelect_view *v, struct map **out)
         rc = -ENOMEM;
         goto out;
     }
+    m->lock_fd = -1;
     if ((rc = netelect__layout_validate(&h, (uint64_t)st.st_size, &m->L))) {
         free(m);
         goto out;
@@ -348,6 +366,17 @@ static int map_open(struct netelect_view *v, struct map **out)
     m->ino = st.st_ino;
     m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
     m->fr->map_id = m->id;
+    /* Same clock as the writer: ours is the real CLOCK_MONOTONIC and the
+     * writer's time namespace is ours (an unknown one never matches). */
+    m->writer_clock = v->clock == mono_clock && m->L.timens && m->L.timens == own_timens();
+    /* The writer's lock, if we may read it and it is the writer's: a
+     * lock file of anyone else could say anything. */
+    int lfd = open(v->p.lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat ls;
+    if (lfd >= 0 && fstat(lfd, &ls) == 0 && S_ISREG(ls.st_mode) && ls.st_uid == st.st_uid)
+        m->lock_fd = lfd;
+    else if (lfd >= 0)
+        close(lfd);
     /* The state may have moved on since the pread (INIT is impossible for
      * a named file we did not see as INIT; ABANDONED is served as frozen). */
     if (m->L.compat_flags & NETELECT_SHM_COMPAT_REGISTRY) {
@@ -392,52 +421,102 @@ static void liveness_reset(struct netelect_view *v, uint64_t map_id, uint64_t hb
 }
 
 /*
- * Judges the agent by its heartbeat's progress on our own clock (never by
- * comparing clocks across processes or time namespaces).  Returns true if
- * the path should be looked at again.
+ * Without the writer's clock (another time namespace, an old writer, or a
+ * test clock): judges the agent by its heartbeat's progress on our own
+ * clock.  Returns where fail-static began on our clock, 0 if alive.
  */
-static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_t state)
+static uint64_t gone_by_progress(struct netelect_view *v, const struct map *m, uint32_t state,
+                                 uint64_t now, uint64_t limit)
 {
-    const uint64_t now = v->clock(v->clock_ctx);
     const uint64_t hb = atomic_load_explicit(&hdr(m)->h_heartbeat_seq, memory_order_relaxed);
     if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) != m->id) {
         liveness_reset(v, m->id, hb, now);
         if (state == NETELECT_SHM_LIVE)
-            return false;
+            return 0;
     } else if (atomic_load_explicit(&v->hb_seen, memory_order_relaxed) != hb) {
         /* A STALLED writer's heartbeat goes on: it proves the agent lives,
          * not that the view is its own, so the fail-static clock keeps
          * running until the state is LIVE again. */
         if (state == NETELECT_SHM_LIVE) {
             liveness_reset(v, m->id, hb, now);
-            return false;
+            return 0;
         }
         atomic_store_explicit(&v->hb_seen, hb, memory_order_relaxed);
         atomic_store_explicit(&v->hb_seen_at, now, memory_order_relaxed);
     }
-    uint64_t limit = 3 * m->L.heartbeat_period_ns;
-    if (limit < MIN_STALE_NS)
-        limit = MIN_STALE_NS;
     /* Another thread may have stored a time read after our `now`: such a
      * time is "just now", never an unsigned wrap into the far past. */
-    uint64_t since; /* when fail-static began */
     if (state != NETELECT_SHM_LIVE) {
-        since = atomic_load_explicit(&v->gone_since, memory_order_relaxed);
+        uint64_t since = atomic_load_explicit(&v->gone_since, memory_order_relaxed);
         if (!since) {
             since = now;
             atomic_store_explicit(&v->gone_since, now, memory_order_relaxed);
         }
-    } else {
-        const uint64_t seen = atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
-        if (seen >= now || now - seen <= limit) {
-            if (atomic_load_explicit(&v->stale, memory_order_relaxed))
-                atomic_store_explicit(&v->stale, 0, memory_order_relaxed);
-            if (atomic_load_explicit(&v->gone_since, memory_order_relaxed))
-                atomic_store_explicit(&v->gone_since, 0, memory_order_relaxed); /* un-STALLED */
-            return false;
-        }
-        since = seen + limit;
+        return since;
     }
+    const uint64_t seen = atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
+    if (seen >= now || now - seen <= limit) {
+        if (atomic_load_explicit(&v->gone_since, memory_order_relaxed))
+            atomic_store_explicit(&v->gone_since, 0, memory_order_relaxed); /* un-STALLED */
+        return 0;
+    }
+    return seen + limit;
+}
+
+/* True iff nobody holds the writer's lock (the kernel dropped it with the
+ * writer).  Only readers that may open the lock file (root, the agent
+ * user) have m->lock_fd; for the others the heartbeat time decides. */
+static bool lock_free(const struct map *m)
+{
+    if (m->lock_fd < 0)
+        return false;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    return fcntl(m->lock_fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
+}
+
+/*
+ * Decides whether the writer lives and whether elections are stale, from
+ * facts that do not depend on when this reader attached: the writer's own
+ * CLOCK_MONOTONIC heartbeat time and exit time (same host, same time
+ * namespace: checked at attach), and its lock.  A reader attaching 5 s
+ * after a kill -9 thus sees what one attached all along sees.  Without the
+ * writer's clock, progress of the heartbeat on our clock decides (the
+ * window then starts when we first looked).  Updates v->dead and v->stale;
+ * returns true if the path should be looked at again.
+ */
+static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_t state)
+{
+    const uint64_t now = v->clock(v->clock_ctx);
+    uint64_t limit = 3 * m->L.heartbeat_period_ns;
+    if (limit < MIN_STALE_NS)
+        limit = MIN_STALE_NS;
+    uint64_t since; /* when fail-static began, on our clock; 0: the writer lives */
+    if (m->writer_clock) {
+        const struct netelect_shm_hdr *h = hdr(m);
+        const uint64_t hbt = atomic_load_explicit(&h->h_heartbeat_mono_ns, memory_order_relaxed);
+        if (state == NETELECT_SHM_LIVE) {
+            const uint64_t age = hbt >= now ? 0 : now - hbt;
+            since = age <= limit ? 0 : hbt + limit;
+            /* A late heartbeat and a free lock: dead since its last beat. */
+            if (!since && age > m->L.heartbeat_period_ns + m->L.heartbeat_period_ns / 2 &&
+                lock_free(m))
+                since = hbt ? hbt : 1;
+        } else {
+            const uint64_t g = atomic_load_explicit(&h->h_gone_mono_ns, memory_order_relaxed);
+            since = g ? g : hbt ? hbt : 1;
+        }
+    } else {
+        since = gone_by_progress(v, m, state, now, limit);
+    }
+    if (!since) {
+        if (atomic_load_explicit(&v->stale, memory_order_relaxed))
+            atomic_store_explicit(&v->stale, 0, memory_order_relaxed);
+        if (atomic_load_explicit(&v->dead, memory_order_relaxed))
+            atomic_store_explicit(&v->dead, 0, memory_order_relaxed);
+        return false;
+    }
+    if (!atomic_load_explicit(&v->dead, memory_order_relaxed))
+        atomic_store_explicit(&v->dead, 1, memory_order_relaxed);
     const bool stale = since < now && v->opts.fail_static_ns != UINT64_MAX &&
                        now - since > v->opts.fail_static_ns;
     if (stale != (bool)atomic_load_explicit(&v->stale, memory_order_relaxed))
@@ -518,6 +597,9 @@ int netelect_view_open_opts(const char *name, const struct netelect_view_opts *o
     atomic_store_explicit(&v->fast, m->fr, memory_order_relaxed);
     liveness_reset(v, m->id, atomic_load_explicit(&hdr(m)->h_heartbeat_seq, memory_order_relaxed),
                    v->clock(v->clock_ctx));
+    /* Judged now, not 64 calls from now: a process that attaches after the
+     * agent died must not get one answer as if it lived. */
+    (void)liveness_check(v, m, atomic_load_explicit(&hdr(m)->h_state, memory_order_relaxed));
     *out = v;
     return 0;
 }
@@ -564,6 +646,7 @@ int netelect__view_open_mem(const void *mem, size_t size, struct netelect_view *
     if (rc)
         goto fail;
     m->external = true;
+    m->lock_fd = -1;
     m->base = mem;
     m->size = size;
     m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
@@ -1154,10 +1237,14 @@ static int status_fn(struct op *op, const struct map *m, const struct netelect_s
     st->registered = m->reg != NULL;
     st->heartbeat_period_ns = m->L.heartbeat_period_ns;
     liveness_check(v, m, st->state);
-    if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) == m->id) {
-        const uint64_t now = v->clock(v->clock_ctx);
+    st->writer_alive = !atomic_load_explicit(&v->dead, memory_order_relaxed);
+    const uint64_t now = v->clock(v->clock_ctx);
+    if (m->writer_clock) {
+        st->heartbeat_age_ns = now > st->heartbeat_mono_ns ? now - st->heartbeat_mono_ns : 0;
+        st->clock_shared = 1;
+    } else if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) == m->id) {
         const uint64_t seen = atomic_load_explicit(&v->hb_seen_at, memory_order_relaxed);
-        st->heartbeat_age_ns = now > seen ? now - seen : 0; /* see liveness_check */
+        st->heartbeat_age_ns = now > seen ? now - seen : 0; /* see gone_by_progress */
     }
     return 0;
 }

@@ -222,14 +222,24 @@ static struct netelect_shm_hdr *map_old(const char *path)
     return h;
 }
 
+/* h_state leaves LIVE (or STALLED) for `state`, and says since when. */
+static void leave_live(struct netelect_shm_hdr *h, uint32_t from, uint32_t state)
+{
+    atomic_store_explicit(&h->h_gone_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
+    /* Release: the time above (and, for ABANDONED, the final version) is
+     * visible to a reader that sees the new state. */
+    atomic_compare_exchange_strong_explicit(&h->h_state, &from, state, memory_order_release,
+                                            memory_order_relaxed);
+}
+
 static void mark_old(struct netelect_shm_hdr *h, uint32_t state)
 {
     if (!h)
         return;
-    uint32_t live = NETELECT_SHM_LIVE;
-    /* Release: nothing to order; readers of the old file re-open the path. */
-    atomic_compare_exchange_strong_explicit(&h->h_state, &live, state, memory_order_release,
-                                            memory_order_relaxed);
+    /* Readers of the old file re-open the path when they see `state`. */
+    const uint32_t st = atomic_load_explicit(&h->h_state, memory_order_relaxed);
+    if (st == NETELECT_SHM_LIVE || st == NETELECT_SHM_STALLED)
+        leave_live(h, st, state);
     munmap(h, NETELECT_SHM_PAGE);
 }
 
@@ -293,6 +303,7 @@ static void segment_init(struct netelect_writer *w, struct segment *s, uint64_t 
     h->h_self_id = w->cfg.self_id;
     h->h_heartbeat_period_ns = w->cfg.heartbeat_period_ns;
     h->h_layout_crc = netelect__layout_crc(h);
+    h->h_timens = netelect__timens();
     init_slot0(s, gen);
     atomic_store_explicit(&h->h_heartbeat_seq, 1, memory_order_relaxed);
     atomic_store_explicit(&h->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
@@ -876,9 +887,10 @@ static int grow(struct netelect_writer *w, const struct need *nd,
         return rc;
     }
     struct netelect_shm_hdr *oh = hdr_of(&w->seg);
-    /* Release: readers of the old file that see SUPERSEDED re-open the path
-     * and find the new file, which rename() already made reachable. */
-    netelect__store_release32(&oh->h_state, NETELECT_SHM_SUPERSEDED);
+    /* Readers of the old file that see SUPERSEDED re-open the path and
+     * find the new file, which rename() already made reachable. */
+    leave_live(oh, atomic_load_explicit(&oh->h_state, memory_order_relaxed),
+               NETELECT_SHM_SUPERSEDED);
     segment_unmap(&w->seg);
     w->seg = ns;
     w->gen = gen;
@@ -982,9 +994,10 @@ int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wn
     _Atomic uint32_t *state = &hdr_of(&w->seg)->h_state;
     if (rc == 0) {
         if (w->fails >= NETELECT_WRITER_STALL_AFTER) {
-            /* Release: pairs with nothing in particular (h_current already
-             * published the data); readers stop the fail-static clock. */
+            /* Release: h_gone_mono_ns is 0 again before a reader sees LIVE
+             * (h_current already published the data). */
             uint32_t st = NETELECT_SHM_STALLED;
+            atomic_store_explicit(&hdr_of(&w->seg)->h_gone_mono_ns, 0, memory_order_relaxed);
             atomic_compare_exchange_strong_explicit(state, &st, NETELECT_SHM_LIVE,
                                                     memory_order_release, memory_order_relaxed);
         }
@@ -992,9 +1005,7 @@ int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wn
     } else if (++w->fails == NETELECT_WRITER_STALL_AFTER) {
         /* Heartbeats go on, so without this readers would serve the frozen
          * view as the live agent's forever. */
-        uint32_t st = NETELECT_SHM_LIVE;
-        atomic_compare_exchange_strong_explicit(state, &st, NETELECT_SHM_STALLED,
-                                                memory_order_release, memory_order_relaxed);
+        leave_live(hdr_of(&w->seg), NETELECT_SHM_LIVE, NETELECT_SHM_STALLED);
     }
     return rc;
 }
@@ -1099,9 +1110,11 @@ void netelect__writer_close(struct netelect_writer *w, bool abandon)
 {
     if (!w)
         return;
-    if (abandon && w->seg.base)
-        /* Release: a reader that sees ABANDONED sees the final version. */
-        netelect__store_release32(&hdr_of(&w->seg)->h_state, NETELECT_SHM_ABANDONED);
+    if (abandon && w->seg.base) {
+        struct netelect_shm_hdr *h = hdr_of(&w->seg);
+        leave_live(h, atomic_load_explicit(&h->h_state, memory_order_relaxed),
+                   NETELECT_SHM_ABANDONED);
+    }
     if (w->external)
         w->seg.base = NULL;
     segment_unmap(&w->seg);

@@ -53,7 +53,7 @@ struct netelect_view_status {
     uint64_t self_id;         /**< the agent's own node id */
     uint64_t publish_ns;      /**< agent CLOCK_MONOTONIC of the current version */
     uint64_t heartbeat_seq;   /**< advances every heartbeat period while the agent lives */
-    uint64_t heartbeat_age_ns;/**< reader-clock time since heartbeat_seq last moved */
+    uint64_t heartbeat_age_ns;/**< age of the agent's last heartbeat (see clock_shared) */
     uint64_t forced_reuse;    /**< slots the agent reused under a stuck reader */
     uint32_t n_nodes, n_chans;
     int32_t agent_pid;        /**< diagnostics only */
@@ -75,6 +75,24 @@ struct netelect_view_status {
      * its predecessor's view by it); readers should use heartbeat_age_ns.
      */
     uint64_t heartbeat_mono_ns;
+    /**
+     * 1 while the agent lives: its heartbeat, on its own CLOCK_MONOTONIC, is
+     * at most max(3 heartbeat periods, 300 ms) old and (where this process
+     * may read the lock file) it still holds its lock; 0 once it exited
+     * (state 2, at once), was killed, hangs, or cannot publish (state 4).
+     * The same for every reader, whenever it attached.  Elections answer
+     * from the last version for fail_static_ns after the agent was last
+     * known alive, then return NETELECT_ESTALE.
+     */
+    uint32_t writer_alive;
+    /**
+     * 1 if the agent's clock is this process's (same time namespace), so
+     * heartbeat_age_ns is its heartbeat's real age; 0: another namespace or
+     * an older agent, heartbeat_age_ns is this handle's time since the
+     * heartbeat last moved, and the fail-static window starts when this
+     * handle first saw the agent gone.
+     */
+    uint32_t clock_shared;
 };
 
 /**
@@ -90,9 +108,10 @@ NETELECT_API int netelect_view_open(const char *name, struct netelect_view **out
 struct netelect_view_opts {
     /**
      * How long elections keep answering from the last version once the
-     * agent is gone (clean exit, or heartbeat_seq not moving for
-     * max(3 x heartbeat period, 300 ms) on the reader's clock) before they
-     * return NETELECT_ESTALE.  0: 2 s.  UINT64_MAX: forever.
+     * agent is gone (see netelect_view_status.writer_alive: counted from
+     * its clean exit, or from max(3 x heartbeat period, 300 ms) after its
+     * last heartbeat, on the agent's own clock) before they return
+     * NETELECT_ESTALE.  0: 2 s.  UINT64_MAX: forever.
      */
     uint64_t fail_static_ns;
     /**
