@@ -425,14 +425,19 @@ def scenario_restart(h):
     """
     gen_key(h)
     A, B, C = 0x601, 0x602, 0x603
-    pa, pb, pc, relay = (h.free_udp_port() for _ in range(4))
+    pa, pb, pc, relay, relay_back = (h.free_udp_port() for _ in range(5))
     # 10 ms each way: far above what a loaded 2-core machine adds to C's
-    # loopback RTT (7.6 ms was seen), so "C is nearer" stays true.
+    # loopback RTT (7.6 ms was seen), so "C is nearer" stays true.  A PONG
+    # goes to the pinger's configured address (not to the packet's source),
+    # so each direction has its own relay: A -> B through `relay`, B -> A
+    # through `relay_back`.
     h.spawn([os.path.join(HELPERS, "udp_delay"), f"127.0.0.1:{relay}", f"127.0.0.1:{pb}", "10",
              "--max-seconds", "90"], name="delay-b")
+    h.spawn([os.path.join(HELPERS, "udp_delay"), f"127.0.0.1:{relay_back}", f"127.0.0.1:{pa}", "10",
+             "--max-seconds", "90"], name="delay-b-back")
     aa = Agent(h, 1, A, pa, [(B, f"127.0.0.1:{relay}"), (C, f"127.0.0.1:{pc}")],
                [("pair", [B, C]), ("all", ["self", B, C])])
-    ab = Agent(h, 2, B, pb, [(A, f"127.0.0.1:{pa}")], [("pair", [B, C])])
+    ab = Agent(h, 2, B, pb, [(A, f"127.0.0.1:{relay_back}")], [("pair", [B, C])])
     ac = Agent(h, 3, C, pc, [(A, f"127.0.0.1:{pa}")], [("pair", [B, C])])
     for a in (aa, ab, ac):
         a.start()
@@ -678,14 +683,23 @@ def scenario_netns(h):
         sh("ip", "-n", ns, "link", "set", "lo", "up")
     gen_key(h)
     delay = os.path.join(HELPERS, "udp_delay")
-    # B sits behind 5 ms each way (RTT ~10 ms), C behind 1 ms (RTT ~2 ms)
+    # B sits behind 5 ms each way (RTT ~10 ms), C behind 1 ms (RTT ~2 ms).  A
+    # PONG goes to the pinger's configured address, not to the packet's
+    # source, so each direction has its own relay (the one in nsa delays
+    # what B and C send to A).
     h.spawn([delay, "10.201.1.2:7800", "127.0.0.1:7707", "5", "--max-seconds", "90"], ns=nsb, name="delay-b")
     h.spawn([delay, "10.201.2.2:7800", "127.0.0.1:7707", "1", "--max-seconds", "90"], ns=nsc, name="delay-c")
+    h.spawn([delay, "10.201.1.1:7801", "127.0.0.1:7707", "5", "--max-seconds", "90"], ns=nsa, name="delay-ab")
+    h.spawn([delay, "10.201.2.1:7801", "127.0.0.1:7707", "1", "--max-seconds", "90"], ns=nsa, name="delay-ac")
     A, B, C = 0x301, 0x302, 0x303
     aa = Agent(h, 1, A, 7707, [(B, "10.201.1.2:7800"), (C, "10.201.2.2:7800")],
                [("near", [B, C])], listen_host="0.0.0.0", ns=nsa)
-    ab = Agent(h, 2, B, 7707, [(A, "10.201.1.1:7707")], [("near", [B, C])], ns=nsb)
-    ac = Agent(h, 3, C, 7707, [(A, "10.201.2.1:7707")], [("near", [B, C])], ns=nsc)
+    # B and C listen on every address: their PINGs and PONGs to A leave over
+    # the veth (a socket bound to 127.0.0.1 could only reach their relays)
+    ab = Agent(h, 2, B, 7707, [(A, "10.201.1.1:7801")], [("near", [B, C])], listen_host="0.0.0.0",
+               ns=nsb)
+    ac = Agent(h, 3, C, 7707, [(A, "10.201.2.1:7801")], [("near", [B, C])], listen_host="0.0.0.0",
+               ns=nsc)
     for a in (aa, ab, ac):
         a.start()
     wait_for("A sees B and C healthy", lambda: healthy(aa, B) and healthy(aa, C), 5)
