@@ -58,6 +58,22 @@ enum {
     NETELECT_SHM_STALLED = 4,
 };
 
+/*
+ * Change notification (netelect_view_wait).  A waiting thread announces
+ * itself with an OFD read lock on byte NETELECT_SHM_WAIT_LOCK + its tid of
+ * the segment file (far past its end: no data there; read locks need only
+ * the read-only descriptor readers have, and tids are < 2^22).  The writer,
+ * after each publish, asks the kernel (F_OFD_GETLK over the whole range)
+ * whether anyone waits, and only then bumps h_wake and wakes the futex, so
+ * a publish nobody waits for costs one fcntl().  The lock is taken before
+ * the waiter reads h_wake and the generation, and the writer looks after it
+ * stored h_current and h_wake: either the writer sees the lock, or the
+ * waiter sees the new generation (both sides pass through the kernel's lock
+ * list, a full barrier).
+ */
+#define NETELECT_SHM_WAIT_LOCK (INT64_C(1) << 40)
+#define NETELECT_SHM_WAIT_SPAN (INT64_C(1) << 22)
+
 /* compat flags (unknown bits ignored by readers). */
 #define NETELECT_SHM_COMPAT_REGISTRY 0x1u /* <name>.readers exists for this incarnation */
 /* incompat flags (unknown bits refused by readers): none defined in 1.0. */

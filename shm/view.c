@@ -34,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -109,6 +111,7 @@ struct map {
     uint64_t id; /* process-unique, never reused: keys per-thread caches */
     struct netelect__reg_reader *reg;
     int lock_fd;       /* <name>.lock read-only, -1 if we may not open it */
+    int fd;            /* the segment, read-only (netelect_view_wait), -1 external */
     bool writer_clock; /* the writer's CLOCK_MONOTONIC is ours: see liveness_check */
     struct rcu_head rcu;
     struct map *live_next; /* g_live list, under g_live_lock */
@@ -275,6 +278,8 @@ static void map_free(struct map *m)
         netelect__reg_detach(m->reg);
     if (m->lock_fd >= 0)
         close(m->lock_fd);
+    if (m->fd >= 0)
+        close(m->fd);
     if (!m->external)
         munmap((void *)m->base, m->size);
     if (m->fr) {
@@ -338,6 +343,7 @@ static int map_open(struct netelect_view *v, struct map **out)
         goto out;
     }
     m->lock_fd = -1;
+    m->fd = -1;
     if ((rc = netelect__layout_validate(&h, (uint64_t)st.st_size, &m->L))) {
         free(m);
         goto out;
@@ -387,10 +393,13 @@ static int map_open(struct netelect_view *v, struct map **out)
     m->live_next = g_live;
     g_live = m;
     pthread_mutex_unlock(&g_live_lock);
+    m->fd = fd; /* kept: waiters announce themselves by locks on it */
+    fd = -1;
     *out = m;
     rc = 0;
 out:
-    close(fd);
+    if (fd >= 0)
+        close(fd);
     return rc;
 }
 
@@ -647,6 +656,7 @@ int netelect__view_open_mem(const void *mem, size_t size, struct netelect_view *
         goto fail;
     m->external = true;
     m->lock_fd = -1;
+    m->fd = -1;
     m->base = mem;
     m->size = size;
     m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
@@ -1190,6 +1200,104 @@ uint64_t netelect_view_generation(struct netelect_view *v)
             return st.generation;
     }
     return cur >> 8;
+}
+
+/* ---- change notification */
+
+/* Announces (F_RDLCK) or withdraws (F_UNLCK) this thread as a waiter on
+ * `fd` (see NETELECT_SHM_WAIT_LOCK). */
+static int wait_announce(int fd, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET,
+                       .l_start = NETELECT_SHM_WAIT_LOCK + (off_t)(gettid() % NETELECT_SHM_WAIT_SPAN),
+                       .l_len = 1};
+    return fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : -errno;
+}
+
+int netelect_view_wait(struct netelect_view *v, uint64_t last_generation, uint64_t timeout_ns)
+{
+    if (!v)
+        return -EINVAL;
+    const uint64_t t0 = v->clock(v->clock_ctx);
+    const uint64_t deadline = timeout_ns > UINT64_MAX - t0 ? UINT64_MAX : t0 + timeout_ns;
+    int announced_fd = -1;
+    int rc;
+    for (;;) {
+        /* An ordinary read: liveness, reattach to a restarted agent, and
+         * the generation it lands on. */
+        struct netelect_view_status st;
+        rc = netelect_view_status(v, &st);
+        if (rc < 0 && rc != NETELECT_ESTALE)
+            break;
+        if (st.generation != last_generation) {
+            rc = 0;
+            break;
+        }
+        if (!st.writer_alive) {
+            rc = -EOWNERDEAD;
+            break;
+        }
+        const uint64_t now = v->clock(v->clock_ctx);
+        if (now >= deadline) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        rcu_lock();
+        struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
+        const int fd = m->fd;
+        /* The futex word in the map's own header page, which stays mapped
+         * (zeroed, never reused) after the map is retired: a sleeper there
+         * is bounded by its timeout, never faults. */
+        _Atomic uint32_t *word = (_Atomic uint32_t *)&m->fr->h->h_wake;
+        rcu_unlock();
+        if (fd < 0) {
+            rc = -EOPNOTSUPP; /* netelect__view_open_mem(): nobody to wake us */
+            break;
+        }
+        if (fd != announced_fd) {
+            /* A lock on a retired map's fd goes with the fd when the map
+             * is freed; its number may be reused by then, so it is never
+             * touched again here. */
+            if ((rc = wait_announce(fd, F_RDLCK)) < 0)
+                break;
+            announced_fd = fd;
+        }
+        const uint32_t w0 = atomic_load_explicit(word, memory_order_acquire);
+        /* After the announce: a publish from here on either saw our lock
+         * (and bumps the word we compare against) or is in the generation
+         * we now read. */
+        if (netelect_view_generation(v) != last_generation) {
+            rc = 0;
+            break;
+        }
+        /* Sleep until woken, the deadline, or the moment the agent would
+         * have to be judged gone if no heartbeat came (a dead agent wakes
+         * nobody): while it lives and is silent, one wake-up per
+         * max(3 heartbeat periods, 300 ms). */
+        uint64_t limit = 3 * st.heartbeat_period_ns;
+        if (limit < MIN_STALE_NS)
+            limit = MIN_STALE_NS;
+        uint64_t until = st.clock_shared ? st.heartbeat_mono_ns + limit + 1000000 : now + limit;
+        if (until > deadline)
+            until = deadline;
+        if (until <= now)
+            until = now + 1000000;
+        const uint64_t d = until - now;
+        struct timespec ts = {(time_t)(d / 1000000000u), (long)(d % 1000000000u)};
+        if (syscall(SYS_futex, word, FUTEX_WAIT, w0, &ts, NULL, 0) != 0 && errno == EINTR) {
+            rc = -EINTR;
+            break;
+        }
+    }
+    if (announced_fd >= 0) {
+        /* Withdraw from the map we announced on, if it is still current
+         * (under the read lock it cannot be freed meanwhile). */
+        rcu_lock();
+        if (atomic_load_explicit(&v->map, memory_order_acquire)->fd == announced_fd)
+            (void)wait_announce(announced_fd, F_UNLCK);
+        rcu_unlock();
+    }
+    return rc;
 }
 
 uint64_t netelect_view_self(struct netelect_view *v)

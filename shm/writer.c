@@ -20,7 +20,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <linux/futex.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,6 +224,24 @@ static struct netelect_shm_hdr *map_old(const char *path)
     return h;
 }
 
+/* Wakes every thread sleeping in netelect_view_wait() on this segment. */
+static void wake_all(struct netelect_shm_hdr *h)
+{
+    atomic_fetch_add_explicit(&h->h_wake, 1, memory_order_relaxed);
+    syscall(SYS_futex, &h->h_wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* After a publish: wakes the waiters, if any announced themselves (see
+ * NETELECT_SHM_WAIT_LOCK), at the cost of one fcntl() otherwise. */
+static void wake_waiters(struct segment *s)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                       .l_start = NETELECT_SHM_WAIT_LOCK, .l_len = NETELECT_SHM_WAIT_SPAN};
+    if (s->fd < 0 || (fcntl(s->fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK))
+        return;
+    wake_all(hdr_of(s));
+}
+
 /* h_state leaves LIVE (or STALLED) for `state`, and says since when. */
 static void leave_live(struct netelect_shm_hdr *h, uint32_t from, uint32_t state)
 {
@@ -230,6 +250,8 @@ static void leave_live(struct netelect_shm_hdr *h, uint32_t from, uint32_t state
      * visible to a reader that sees the new state. */
     atomic_compare_exchange_strong_explicit(&h->h_state, &from, state, memory_order_release,
                                             memory_order_relaxed);
+    /* Waiters learn at once that this file is done with. */
+    wake_all(h);
 }
 
 static void mark_old(struct netelect_shm_hdr *h, uint32_t state)
@@ -982,6 +1004,7 @@ static int publish(struct netelect_writer *w, const struct netelect_wnode *nodes
     crash_point(w, CRASH_AFTER_CURRENT);
     w->slot_word[s] = gen << 8 | s;
     w->gen = gen;
+    wake_waiters(&w->seg);
     return 0;
 }
 

@@ -166,6 +166,27 @@ NETELECT_API int netelect_view_rank(struct netelect_view *v, const char *channel
  * only grow, also across agent restarts.  0 for a NULL handle.
  */
 NETELECT_API uint64_t netelect_view_generation(struct netelect_view *v);
+/**
+ * Blocks until the published generation differs from `last_generation`,
+ * the agent is gone, or `timeout_ns` (UINT64_MAX: no limit) passed.  No
+ * polling: the thread sleeps on a futex in the segment and the agent wakes
+ * it when it publishes, exits or moves the view (it looks for waiters with
+ * one fcntl() per publish, so publishing stays cheap when nobody waits).
+ * A dead agent wakes nobody, so while the agent lives and is silent the
+ * thread also wakes once per max(3 heartbeat periods, 300 ms) to see that
+ * it still beats.  Across an agent restart or a move to a larger segment
+ * the handle follows the path and the new generation ends the wait.
+ * A signal handler that runs in this thread ends the wait with -EINTR
+ * (whatever SA_RESTART says); call again.  Threads may wait on one
+ * handle concurrently (not during netelect_view_close()).
+ * @return 0 the generation changed (read it with netelect_view_generation());
+ *         -EOWNERDEAD the agent is gone (exited, killed, hung, or cannot
+ *         publish), also at once if it already was; -ETIMEDOUT; -EINTR;
+ *         -EINVAL; -EOPNOTSUPP a handle without a file; or a read error as
+ *         netelect_view_status().
+ */
+NETELECT_API int netelect_view_wait(struct netelect_view *v, uint64_t last_generation,
+                                    uint64_t timeout_ns);
 /** The agent's node id (usable as self_id). */
 NETELECT_API uint64_t netelect_view_self(struct netelect_view *v);
 
