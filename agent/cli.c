@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@ static struct {
     uint32_t expect_uid;
     uint64_t self;
     uint64_t count;
+    const char *exec;
     bool help;
 } o = {.control = NETELECT_DEFAULT_CONTROL};
 
@@ -48,9 +50,13 @@ static const char *const verb_help[][2] = {
     {"elect", "netelect elect CHANNEL [--self ID]\n  The leader of CHANNEL as ID (default: the agent's node) sees it.\n"
               "  Exit 0 a leader, 3 no eligible replica, 4 agent gone, 1 unknown channel."},
     {"rank", "netelect rank CHANNEL [--self ID]\n  The failover order of CHANNEL (winner first). Exit codes as elect."},
-    {"watch", "netelect watch CHANNEL [--self ID] [--count N]\n  Prints the leader, then each change of it with a UTC timestamp, as it\n"
-              "  happens (polls the generation every millisecond), until SIGINT/SIGTERM or\n"
-              "  N lines (the first line counts)."},
+    {"watch", "netelect watch CHANNEL [--self ID] [--count N] [--exec CMD]\n  Prints the leader, then each change of it with a UTC timestamp, as it\n"
+              "  happens (sleeps until the agent publishes: no polling while it lives),\n"
+              "  until SIGINT/SIGTERM or N lines (the first line counts).  A dead agent\n"
+              "  is reported (\"agent gone\") within 3 heartbeats, ESTALE after the\n"
+              "  fail-static window.  --exec CMD runs CMD on each change, never two at once,\n"
+              "  with NETELECT_CHANNEL, NETELECT_EVENT, NETELECT_OUTCOME, NETELECT_LEADER\n"
+              "  and NETELECT_GENERATION set."},
     {"peer", "netelect peer add ID ADDR | netelect peer remove ID\n  Adds (or re-addresses) / removes a probed peer. ADDR: a.b.c.d:port or [v6]:port."},
     {"channel", "netelect channel add NAME ID|self... | netelect channel remove NAME [ID|self...]\n"
                 "  Adds members (creating the channel) / removes members or the whole channel."},
@@ -74,11 +80,12 @@ static void usage(FILE *f)
 "  view                        nodes and channels\n"
 "  elect CHANNEL [--self ID]   the leader of CHANNEL\n"
 "  rank CHANNEL [--self ID]    the failover order of CHANNEL\n"
-"  watch CHANNEL [--self ID] [--count N]   print each leader change as it happens\n"
+"  watch CHANNEL [--self ID] [--count N] [--exec CMD]   print each leader change as it happens\n"
 "Driving the agent (over its control socket):\n"
 "  peer add ID ADDR | peer remove ID\n"
 "  channel add NAME ID... | channel remove NAME [ID...]\n"
 "  set-rtt ID RTT | set-health ID up|down | clear ID\n"
+"  drain [CHANNEL] | undrain [CHANNEL]   stop / resume being a candidate\n"
 "  stats | reload | raw JSON\n"
 "\n"
 "Options (anywhere on the line):\n"
@@ -89,6 +96,9 @@ static void usage(FILE *f)
 "  --json           one JSON object per result, for scripts\n"
 "  --self ID        elect as node ID instead of the agent's own node\n"
 "  --count N        watch: stop after N lines\n"
+"  --exec CMD       watch: run CMD (sh -c) on each change, one at a time, with\n"
+"                   NETELECT_CHANNEL, _EVENT (leader, no-eligible, gone, error),\n"
+"                   _OUTCOME, _LEADER and _GENERATION in its environment\n"
 "  -h, --help       this text; `netelect VERB --help` for one verb\n"
 "  -V, --version\n"
 "\n"
@@ -484,62 +494,110 @@ static int cmd_rank(const char *ch)
     return r;
 }
 
+/* watch --exec: runs the hook to completion (so never two at once), with
+ * the change in its environment.  Changes during the run are coalesced:
+ * the next election after it reports the state then. */
+static void run_hook(const char *ch, const char *event, const struct netelect_result *res,
+                     uint64_t gen)
+{
+    char b[24], g[24];
+    pid_t pid = fork();
+    if (pid == 0) {
+        snprintf(g, sizeof g, "%" PRIu64, gen);
+        setenv("NETELECT_CHANNEL", ch, 1);
+        setenv("NETELECT_EVENT", event, 1);
+        setenv("NETELECT_OUTCOME", res ? outcome_name(res->outcome) : "", 1);
+        setenv("NETELECT_LEADER",
+               res && res->outcome != NETELECT_NO_ELIGIBLE ? idstr(res->winner, b) : "", 1);
+        setenv("NETELECT_GENERATION", g, 1);
+        execl("/bin/sh", "sh", "-c", o.exec, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0) {
+        fprintf(stderr, "netelect: watch: cannot run the hook: %s\n", strerror(errno));
+        return;
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/*
+ * Prints the leader, then each change, as it happens: sleeps in
+ * netelect_view_wait() between changes (no polling while the agent lives),
+ * and polls every 100 ms only while the agent is gone, to see a new one
+ * come (a dead agent wakes nobody).
+ */
 static int cmd_watch(const char *ch)
 {
     struct netelect_view *v;
     int r = open_view(&v);
     if (r)
         return r;
+    /* No SA_RESTART: a signal ends the wait, and the loop sees `stop`. */
     struct sigaction sa = {.sa_handler = on_sig};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     uint64_t self = o.has_self ? o.self : netelect_view_self(v);
-    uint64_t last_gen = UINT64_MAX, printed = 0;
+    uint64_t printed = 0;
     int last_r = 1;
+    bool last_alive = true;
     struct netelect_result last = {.outcome = (enum netelect_outcome)-1};
     int rc = EX_OK;
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (!stop && (!o.count || printed < o.count)) {
+        struct netelect_result res = {0};
         uint64_t g = netelect_view_generation(v);
-        /* An unchanged generation means an unchanged answer: one load per poll,
-         * except for a periodic re-check that notices a stale agent. */
-        static uint64_t polls;
-        if (g != last_gen || ++polls % 100 == 0) {
-            last_gen = g;
-            struct netelect_result res = {0};
-            r = netelect_view_elect(v, ch, self, &res);
-            if (r != last_r || (r == 0 && (res.outcome != last.outcome || res.winner != last.winner))) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                struct tm tm;
-                gmtime_r(&ts.tv_sec, &tm);
-                char when[64], b[24];
-                snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
-                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                         ts.tv_nsec / 1000);
-                uint64_t tns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-                if (o.json)
-                    print_json(json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:s}", "ts", when,
-                        "ts_ns", (json_int_t)tns, "channel", ch,
-                        "outcome", r < 0 ? "error" : outcome_name(res.outcome),
-                        "leader", r == 0 && res.outcome != NETELECT_NO_ELIGIBLE ? idstr(res.winner, b) : "",
-                        "generation", (json_int_t)g, "error", r < 0 ? chan_err(r) : ""));
-                else if (r < 0)
-                    printf("%s %s: %s\n", when, ch, chan_err(r));
-                else if (res.outcome == NETELECT_NO_ELIGIBLE)
-                    printf("%s %s: no eligible replica (generation %" PRIu64 ")\n", when, ch, g);
-                else
-                    printf("%s %s: leader %s%s (generation %" PRIu64 ")\n", when, ch,
-                           idstr(res.winner, b), res.outcome == NETELECT_SELF_WINS ? " (self)" : "", g);
-                printed++;
-                last_r = r;
-                last = res;
-                if (r == -ENOENT && printed == 1) {
-                    rc = EX_ERR; /* unknown channel: say so once and carry on watching */
-                }
-            }
+        r = netelect_view_elect_gen(v, ch, self, &res, &g);
+        struct netelect_view_status st;
+        const bool alive = netelect_view_status(v, &st) < 0 || st.writer_alive;
+        if (r != last_r || alive != last_alive ||
+            (r == 0 && (res.outcome != last.outcome || res.winner != last.winner))) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            struct tm tm;
+            gmtime_r(&ts.tv_sec, &tm);
+            char when[64], b[24];
+            snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000);
+            uint64_t tns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+            const char *event = r < 0                                  ? "error"
+                                : !alive                               ? "gone"
+                                : res.outcome == NETELECT_NO_ELIGIBLE ? "no-eligible"
+                                                                       : "leader";
+            if (o.json)
+                print_json(json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:b, s:s}", "ts", when,
+                    "ts_ns", (json_int_t)tns, "channel", ch, "event", event,
+                    "outcome", r < 0 ? "error" : outcome_name(res.outcome),
+                    "leader", r == 0 && res.outcome != NETELECT_NO_ELIGIBLE ? idstr(res.winner, b) : "",
+                    "generation", (json_int_t)g, "agent_alive", alive,
+                    "error", r < 0 ? chan_err(r) : ""));
+            else if (r < 0)
+                printf("%s %s: %s\n", when, ch, chan_err(r));
+            else if (res.outcome == NETELECT_NO_ELIGIBLE)
+                printf("%s %s: no eligible replica (generation %" PRIu64 ")%s\n", when, ch, g,
+                       alive ? "" : "; agent gone, from its last view");
+            else
+                printf("%s %s: leader %s%s (generation %" PRIu64 ")%s\n", when, ch,
+                       idstr(res.winner, b), res.outcome == NETELECT_SELF_WINS ? " (self)" : "", g,
+                       alive ? "" : "; agent gone, from its last view");
+            printed++;
+            last_r = r;
+            last_alive = alive;
+            last = res;
+            if (r == -ENOENT && printed == 1)
+                rc = EX_ERR; /* unknown channel: say so once and carry on watching */
+            if (o.exec)
+                run_hook(ch, event, r == 0 ? &res : NULL, g);
+            continue; /* the hook took time: look again before sleeping */
         }
-        struct timespec d = {0, 1000000};
+        if (alive && r == 0) {
+            r = netelect_view_wait(v, g, UINT64_MAX);
+            if (r == 0 || r == -EINTR || r == -EOWNERDEAD)
+                continue;
+        }
+        struct timespec d = {0, 100000000};
         nanosleep(&d, NULL);
     }
     netelect_view_close(v);
@@ -831,6 +889,8 @@ int main(int argc, char **argv)
                 return die_usage("--expect-uid wants a numeric uid");
             o.expect_uid = (uint32_t)u;
             o.has_uid = true;
+        } else if (!strcmp(a, "--exec") && more) {
+            o.exec = argv[++i];
         } else if (!strcmp(a, "--count") && more) {
             if (netelect__parse_u64(argv[++i], &o.count) < 0 || !o.count)
                 return die_usage("--count wants a positive integer");
