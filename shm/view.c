@@ -11,13 +11,15 @@
  * a consistent version that is nevertheless out of bounds is a corrupt (or
  * hostile) segment: NETELECT_ECORRUPT, never an out-of-bounds access.
  *
- * The election kernels (netelect_elect/netelect_topk) read the member
- * arrays with plain loads, which is what makes a 10k-replica election run
- * at in-memory speed.  In C11 terms that is a data race, but only with a
- * writer that laps this reader, and any such read is discarded by the seq
- * re-check; the kernels never trust what they read (they only compare and
- * index inside [0, n)).  Builds with NETELECT_SHM_ATOMIC_PAYLOAD (the TSAN
- * test) copy the members out with relaxed atomic loads first instead.
+ * The election kernel (netelect_elect) reads the member arrays with plain
+ * loads, which is what makes a 10k-replica election run at in-memory
+ * speed.  In C11 terms that is a data race, but only with a writer that
+ * laps this reader, and any such read is discarded by the seq re-check;
+ * the kernels never trust what they read (they stay inside [0, n) and
+ * their output whatever the input does meanwhile: core/kernel.h).  Rank
+ * and top-k copy the members into a per-thread buffer first (see
+ * members_copy).  Builds with NETELECT_SHM_ATOMIC_PAYLOAD (the TSAN test)
+ * copy with relaxed atomic loads, for elections too.
  *
  * The mapping itself is swapped on agent restart and segment growth under
  * liburcu-bp: readers hold urcu_bp_read_lock() while they use a mapping,
@@ -372,9 +374,10 @@ static int map_open(struct netelect_view *v, struct map **out)
     m->ino = st.st_ino;
     m->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
     m->fr->map_id = m->id;
-    /* Same clock as the writer: ours is the real CLOCK_MONOTONIC and the
-     * writer's time namespace is ours (an unknown one never matches). */
-    m->writer_clock = v->clock == mono_clock && m->L.timens && m->L.timens == own_timens();
+    /* The writer's CLOCK_MONOTONIC is ours if its time namespace is (an
+     * unknown one never matches); used only while the view's clock is the
+     * real one (tests substitute theirs). */
+    m->writer_clock = m->L.timens && m->L.timens == own_timens();
     /* The writer's lock, if we may read it and it is the writer's: a
      * lock file of anyone else could say anything. */
     int lfd = open(v->p.lock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -500,7 +503,7 @@ static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_
     if (limit < MIN_STALE_NS)
         limit = MIN_STALE_NS;
     uint64_t since; /* when fail-static began, on our clock; 0: the writer lives */
-    if (m->writer_clock) {
+    if (m->writer_clock && v->clock == mono_clock) { /* a test clock is not the writer's */
         const struct netelect_shm_hdr *h = hdr(m);
         const uint64_t hbt = atomic_load_explicit(&h->h_heartbeat_mono_ns, memory_order_relaxed);
         if (state == NETELECT_SHM_LIVE) {
@@ -785,34 +788,95 @@ static void node_copy(const struct map *m, const struct netelect_shm_slot *sl, u
     o->source = NETELECT_LOAD_RELAXED(&n->n_source);
 }
 
-#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
-/* The TSAN variant: copy the members out with relaxed atomics, then run
- * the kernels on private memory. */
+/*
+ * Rank and top-k run on a private copy of the channel's members: a sort
+ * makes several passes over its input, and a writer that reuses the slot
+ * meanwhile (a reader without a registry slot, or after a forced reuse)
+ * would change it between them.  The kernels are written to stay in
+ * bounds anyway (core/kernel.h, "inputs that change"); the copy makes the
+ * answer of one call the answer for one input, and costs a memcpy of 17
+ * bytes per member beside a sort.  Elections stay zero-copy: every elect
+ * kernel writes nothing but its result, and that is discarded by the seq
+ * re-check if the input moved.  Builds with NETELECT_SHM_ATOMIC_PAYLOAD
+ * (TSAN) copy for elections too, with relaxed atomic loads.
+ *
+ * The copy lives in a per-thread buffer, kept up to COPY_KEEP bytes and
+ * freed when the thread exits; a larger one is allocated per call.  If
+ * memory runs out the kernels read the mapping directly, as elections do.
+ */
+#define COPY_KEEP ((size_t)8 << 20)
+static __thread struct {
+    void *p;
+    size_t cap;
+} copy_tls __attribute__((tls_model("initial-exec")));
+static pthread_key_t copy_key;
+static pthread_once_t copy_once = PTHREAD_ONCE_INIT;
+static bool copy_key_ok;
+
+static void copy_free(void *p)
+{
+    if (p == copy_tls.p) {
+        copy_tls.p = NULL;
+        copy_tls.cap = 0;
+    }
+    free(p);
+}
+
+static void copy_key_init(void)
+{
+    copy_key_ok = pthread_key_create(&copy_key, copy_free) == 0;
+}
+
 struct members_copy {
     uint64_t *ids, *rtt;
     uint8_t *ok;
+    void *mem; /* freed by members_release unless it is the thread's buffer */
 };
+
 static int members_copy(const struct map *m, const struct netelect_shm_slot *sl, uint32_t first,
                         uint32_t n, struct members_copy *c)
 {
-    c->ids = malloc((size_t)n * 8 + 8);
-    c->rtt = malloc((size_t)n * 8 + 8);
-    c->ok = malloc((size_t)n + 1);
-    if (!c->ids || !c->rtt || !c->ok) {
-        free(c->ids), free(c->rtt), free(c->ok);
-        return -ENOMEM;
+    const size_t words = ((size_t)n + 7) & ~(size_t)7; /* arrays on 64-byte lines */
+    const size_t bytes = 2 * words * sizeof(uint64_t) + words;
+    void *mem = copy_tls.p;
+    if (bytes > copy_tls.cap) {
+        if (posix_memalign(&mem, 64, bytes ? bytes : 64) != 0)
+            return -ENOMEM;
+        pthread_once(&copy_once, copy_key_init);
+        if (bytes <= COPY_KEEP && copy_key_ok && pthread_setspecific(copy_key, mem) == 0) {
+            free(copy_tls.p);
+            copy_tls.p = mem;
+            copy_tls.cap = bytes;
+        }
     }
-    const uint64_t *ids = rg(m, sl, NETELECT_RG_M_IDS);
-    const uint64_t *rtt = rg(m, sl, NETELECT_RG_M_RTT);
-    const uint8_t *ok = rg(m, sl, NETELECT_RG_M_HEALTHY);
+    c->mem = mem;
+    c->ids = mem;
+    c->rtt = c->ids + words;
+    c->ok = (uint8_t *)(c->rtt + words);
+    const uint64_t *ids = (const uint64_t *)rg(m, sl, NETELECT_RG_M_IDS) + first;
+    const uint64_t *rtt = (const uint64_t *)rg(m, sl, NETELECT_RG_M_RTT) + first;
+    const uint8_t *ok = (const uint8_t *)rg(m, sl, NETELECT_RG_M_HEALTHY) + first;
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
     for (uint32_t i = 0; i < n; i++) {
-        c->ids[i] = NETELECT_LOAD_RELAXED(&ids[first + i]);
-        c->rtt[i] = NETELECT_LOAD_RELAXED(&rtt[first + i]);
-        c->ok[i] = NETELECT_LOAD_RELAXED(&ok[first + i]);
+        c->ids[i] = NETELECT_LOAD_RELAXED(&ids[i]);
+        c->rtt[i] = NETELECT_LOAD_RELAXED(&rtt[i]);
+        c->ok[i] = NETELECT_LOAD_RELAXED(&ok[i]);
     }
+#else
+    /* Plain copies: the same (discarded-if-lapped) race as the kernels'
+     * loads, see the file comment. */
+    memcpy(c->ids, ids, (size_t)n * sizeof *ids);
+    memcpy(c->rtt, rtt, (size_t)n * sizeof *rtt);
+    memcpy(c->ok, ok, n);
+#endif
     return 0;
 }
-#endif
+
+static void members_release(const struct members_copy *c)
+{
+    if (c->mem != copy_tls.p)
+        free(c->mem);
+}
 
 struct op;
 static inline void op_announce(struct op *op, uint64_t cur);
@@ -830,7 +894,7 @@ static int do_elect(struct op *op, const struct map *m, const struct netelect_sh
     if (members_copy(m, sl, first, n, &c))
         return -ENOMEM;
     *out = netelect_elect(c.ids, c.rtt, c.ok, n, self_id);
-    free(c.ids), free(c.rtt), free(c.ok);
+    members_release(&c);
 #else
     const uint64_t *ids = rg(m, sl, NETELECT_RG_M_IDS);
     const uint64_t *rtt = rg(m, sl, NETELECT_RG_M_RTT);
@@ -846,26 +910,29 @@ static int do_rank(const struct map *m, const struct netelect_shm_slot *sl, uint
     uint32_t first, n;
     if (chan_range(m, sl, ci, &first, &n))
         return E_GARBAGE;
+    struct members_copy c = {0};
+    const bool copied = members_copy(m, sl, first, n, &c) == 0;
 #ifdef NETELECT_SHM_ATOMIC_PAYLOAD
-    struct members_copy c;
-    if (members_copy(m, sl, first, n, &c))
+    if (!copied)
         return -ENOMEM;
+#endif
     const uint64_t *ids = c.ids, *rtt = c.rtt;
     const uint8_t *ok = c.ok;
-#else
-    const uint64_t *ids = (const uint64_t *)rg(m, sl, NETELECT_RG_M_IDS) + first;
-    const uint64_t *rtt = (const uint64_t *)rg(m, sl, NETELECT_RG_M_RTT) + first;
-    const uint8_t *ok = (const uint8_t *)rg(m, sl, NETELECT_RG_M_HEALTHY) + first;
-#endif
+    if (!copied) {
+        ids = (const uint64_t *)rg(m, sl, NETELECT_RG_M_IDS) + first;
+        rtt = (const uint64_t *)rg(m, sl, NETELECT_RG_M_RTT) + first;
+        ok = (const uint8_t *)rg(m, sl, NETELECT_RG_M_HEALTHY) + first;
+    }
     size_t cand = 0;
     for (uint32_t i = 0; i < n; i++)
         cand += ok[i] != 0;
+    /* On the mapping (no memory for a copy) cand may be stale by now:
+     * top-k never writes more than k, which is at most cap. */
     if (cap)
         netelect_topk(ids, rtt, ok, n, self_id, cap < cand ? cap : cand, out_ids);
     *count = cand;
-#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
-    free(c.ids), free(c.rtt), free(c.ok);
-#endif
+    if (copied)
+        members_release(&c);
     return 0;
 }
 
@@ -1347,7 +1414,7 @@ static int status_fn(struct op *op, const struct map *m, const struct netelect_s
     liveness_check(v, m, st->state);
     st->writer_alive = !atomic_load_explicit(&v->dead, memory_order_relaxed);
     const uint64_t now = v->clock(v->clock_ctx);
-    if (m->writer_clock) {
+    if (m->writer_clock && v->clock == mono_clock) {
         st->heartbeat_age_ns = now > st->heartbeat_mono_ns ? now - st->heartbeat_mono_ns : 0;
         st->clock_shared = 1;
     } else if (atomic_load_explicit(&v->hb_map, memory_order_relaxed) == m->id) {
