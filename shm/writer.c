@@ -820,7 +820,8 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
             }
             NETELECT_STORE_RELAXED(&m_ids[m], id);
             NETELECT_STORE_RELAXED(&m_rtt[m], ni < 0 ? NETELECT_RTT_UNKNOWN : nodes[ni].rtt_ns);
-            NETELECT_STORE_RELAXED(&m_ok[m], (uint8_t)(ni >= 0 && nodes[ni].healthy));
+            NETELECT_STORE_RELAXED(&m_ok[m], (uint8_t)(ni >= 0 && nodes[ni].healthy &&
+                                                       !(src->member_down && src->member_down[k])));
         }
     }
     NETELECT_STORE_RELAXED(&sl->s_n_members, m);

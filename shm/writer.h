@@ -46,11 +46,14 @@ struct netelect_wnode {
 
 /* One channel: a name and the ids of its replicas (ids need not be in nodes:
  * a replica the agent knows nothing about is published as unhealthy,
- * unmeasured). */
+ * unmeasured).  member_down (NULL: none) holds one byte per member: non-zero
+ * publishes that member unhealthy in this channel only, whatever its node's
+ * health (the agent's drain of one channel). */
 struct netelect_wchan {
     const char *name;
     const uint64_t *members;
     uint32_t n_members;
+    const uint8_t *member_down;
 };
 
 /*
