@@ -119,6 +119,14 @@ struct agent {
     struct chan *chans;
     size_t n_chans, cap_chans;
 
+    /* Drain (`netelect drain [CHANNEL]`): this node is published as
+     * unhealthy in every channel (drain_all) or in the channels named in
+     * drained[] (names, not struct chan pointers: a channel a reload removes
+     * and brings back stays drained).  Kept across reloads, lost on restart. */
+    bool drain_all;
+    char (*drained)[NETELECT_CHAN_NAME_MAX + 1];
+    size_t n_drained, cap_drained;
+
     /* Addresses of probed nodes (a multiset: peers may share one), keyed by
      * netelect__addr_key().  A packet from one of them has its MAC checked
      * before any rate limit and is then limited by its authenticated sender
@@ -164,7 +172,11 @@ void netelect__node_set_addr(struct agent *a, struct node *n, const struct socka
 void netelect__node_clear_addr(struct agent *a, struct node *n);
 void netelect__heap_fix(struct agent *a, struct node *n);
 struct node *netelect__heap_top(struct agent *a);
+/* n as it would be published now (under RTT hysteresis, relative to n->pub). */
 struct netelect_wnode netelect__node_view(const struct agent *a, const struct node *n);
+/* RTT hysteresis: the RTT to publish given the last published one and the
+ * current estimate (band: max(published * pct / 100, min_ns); both 0: off). */
+uint64_t netelect__rtt_hold(uint64_t published, uint64_t measured, uint32_t pct, uint64_t min_ns);
 /* Recomputes n's published form and marks the view dirty (hard or soft). */
 void netelect__node_changed(struct agent *a, struct node *n);
 struct chan *netelect__chan_find(struct agent *a, const char *name);
@@ -179,6 +191,13 @@ void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id);
 void netelect__chan_remove(struct agent *a, struct chan *c);
 void netelect__chan_forget_orig(struct agent *a, unsigned orig);
 void netelect__mark_dirty(struct agent *a, bool hard);
+/* Whether this node is drained from channel `name` (drain_all or by name). */
+bool netelect__drained(const struct agent *a, const char *name);
+/* Drains (on) or undrains this node from channel `name`, or from every
+ * channel (name NULL: on sets drain_all; off clears drain_all and every
+ * named drain).  Returns 1 if that changed anything, 0 if it was already
+ * so, -ENOMEM.  Marks the view for publishing; does not log. */
+int netelect__drain(struct agent *a, const char *name, bool on);
 
 /*
  * Limits on what the control socket and Serf may add ([limits] nodes,

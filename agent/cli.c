@@ -64,6 +64,10 @@ static const char *const verb_help[][2] = {
     {"set-health", "netelect set-health ID up|down\n  Overrides ID's health."},
     {"clear", "netelect clear ID\n  Drops ID's RTT and health overrides."},
     {"stats", "netelect stats\n  The agent's counters: packets, drops by reason, publishes, control requests, peers."},
+    {"drain", "netelect drain [CHANNEL]\n  This node stops being a candidate in CHANNEL (every channel without one):\n"
+              "  it is published as unhealthy there, so every reader elects another replica.\n"
+              "  Lasts until `netelect undrain` or a restart of netelectd (a reload keeps it)."},
+    {"undrain", "netelect undrain [CHANNEL]\n  Ends a drain of CHANNEL (without one: every drain, all channels included)."},
     {"reload", "netelect reload\n  Makes the agent re-read its configuration (as SIGHUP); a bad one is refused\n"
                "  with file:line and the running configuration is kept."},
     {"raw", "netelect raw JSON\n  Sends one raw request line to the control socket and prints the reply\n"
@@ -311,6 +315,25 @@ static void free_chans(struct chans *cs)
     cs->len = cs->cap = 0;
 }
 
+/* Whether the agent's own node is a member of channel ch but not a
+ * candidate: the agent publishes itself unhealthy only when drained. */
+static bool self_drained(struct netelect_view *v, const char *ch, const uint64_t *m, size_t n)
+{
+    const uint64_t me = netelect_view_self(v);
+    bool member = false;
+    for (size_t i = 0; i < n && !member; i++)
+        member = m[i] == me;
+    if (!member)
+        return false;
+    uint64_t *ids = malloc(n * sizeof *ids);
+    size_t count = 0;
+    bool cand = !ids || netelect_view_rank(v, ch, me, ids, n, &count) < 0;
+    for (size_t i = 0; ids && i < count && i < n && !cand; i++)
+        cand = ids[i] == me;
+    free(ids);
+    return !cand;
+}
+
 static int cmd_view(void)
 {
     struct netelect_view *v;
@@ -373,17 +396,19 @@ static int cmd_view(void)
         else
             snprintf(leader, sizeof leader, "%s%s", idstr(res.winner, b5),
                      res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
+        const bool drained = self_drained(v, cs.c[i].name, cs.c[i].m, cs.c[i].n);
         if (o.json) {
             json_t *m = json_array();
             for (size_t j = 0; j < cs.c[i].n; j++)
                 json_array_append_new(m, json_string(idstr(cs.c[i].m[j], b5)));
-            json_array_append_new(jc, json_pack("{s:s, s:o, s:s}", "name", cs.c[i].name,
-                                                "members", m, "leader", leader));
+            json_array_append_new(jc, json_pack("{s:s, s:o, s:s, s:b}", "name", cs.c[i].name,
+                                                "members", m, "leader", leader,
+                                                "drained", drained));
         } else {
             printf("%-24s %-28s", cs.c[i].name, leader);
             for (size_t j = 0; j < cs.c[i].n; j++)
                 printf("%s%s", j ? "," : " ", idstr(cs.c[i].m[j], b5));
-            printf("\n");
+            printf("%s\n", drained ? "  (self drained)" : "");
         }
     }
     if (o.json)
@@ -756,6 +781,17 @@ static int cmd_stats(void)
         else if (json_is_boolean(val) && strcmp(key, "ok"))
             printf("%-18s %s\n", key, json_is_true(val) ? "yes" : "no");
     }
+    json_t *dch = json_object_get(rep, "drained_channels");
+    if (json_is_true(json_object_get(rep, "drain_all")))
+        printf("%-18s %s\n", "drained", "every channel");
+    else if (json_array_size(dch)) {
+        printf("%-18s", "drained");
+        size_t k;
+        json_t *e;
+        json_array_foreach(dch, k, e)
+            printf("%s%s", k ? ", " : " ", json_string_value(e));
+        printf("\n");
+    }
     printf("\n%-18s %s\n", "DROP REASON", "COUNT");
     json_object_foreach(json_object_get(rep, "drops"), key, val)
         printf("%-18s %lld\n", key, (long long)json_integer_value(val));
@@ -774,6 +810,39 @@ static int cmd_stats(void)
                (long long)json_integer_value(json_object_get(val, "missed")),
                (long long)json_integer_value(json_object_get(val, "flaps")));
     }
+    json_decref(rep);
+    return EX_OK;
+}
+
+/* drain / undrain: says in words what changed (JSON: the agent's reply). */
+static int cmd_drain(bool on, const char *ch)
+{
+    json_t *req = json_pack("{s:s}", "cmd", on ? "drain" : "undrain");
+    if (ch)
+        json_object_set_new(req, "channel", json_string(ch));
+    json_t *rep = NULL;
+    int rc = control(req, &rep);
+    if (rc)
+        return rc;
+    bool ok = json_is_true(json_object_get(rep, "ok"));
+    if (o.json) {
+        print_json(rep);
+        return ok ? EX_OK : EX_ERR;
+    }
+    if (!ok) {
+        fprintf(stderr, "netelect: the agent refused: %s\n", errmsg(rep));
+        json_decref(rep);
+        return EX_ERR;
+    }
+    const char *what = ch ? ch : "every channel";
+    if (!json_is_true(json_object_get(rep, "changed")))
+        printf("%s %s: no change (already so)\n", on ? "drain" : "undrain", what);
+    else if (on)
+        printf("drained from %s%s: this node is no longer a candidate there, until `netelect "
+               "undrain%s%s` or netelectd restarts\n", ch ? "channel " : "", what, ch ? " " : "",
+               ch ? ch : "");
+    else
+        printf("undrained %s%s: this node is a candidate again\n", ch ? "channel " : "", what);
     json_decref(rep);
     return EX_OK;
 }
@@ -998,6 +1067,13 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "stats")) {
         NEED(1, "no arguments");
         return cmd_stats();
+    }
+    if (!strcmp(verb, "drain") || !strcmp(verb, "undrain")) {
+        if (np > 2)
+            return die_usage("%s wants at most one CHANNEL", verb);
+        if (np == 2 && !netelect__valid_chan_name(pos[1]))
+            return die_usage("'%s' is not a valid channel name", pos[1]);
+        return cmd_drain(!strcmp(verb, "drain"), np == 2 ? pos[1] : NULL);
     }
     if (!strcmp(verb, "reload")) {
         NEED(1, "no arguments");

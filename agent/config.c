@@ -327,6 +327,27 @@ static int handler(void *user, const char *section, const char *name, const char
     if (IS("agent", "control_idle_timeout"))
         return set_dur(p, &c->control_idle_timeout_ns, v, "control_idle_timeout", 10000000,
                        86400000000000ull);
+    if (IS("agent", "rtt_hysteresis")) {
+        /* "20%" or "20": a whole percentage of the published RTT */
+        char tmp[32];
+        size_t n = strlen(v);
+        if (n && v[n - 1] == '%')
+            n--;
+        bool digits = n && n < sizeof tmp;
+        for (size_t i = 0; digits && i < n; i++)
+            digits = v[i] >= '0' && v[i] <= '9';
+        if (!digits)
+            return FAIL("rtt_hysteresis: '%s' is not a percentage in [0%%, 100%%] (e.g. 20%%)", v);
+        memcpy(tmp, v, n);
+        tmp[n] = 0;
+        unsigned long x = strtoul(tmp, NULL, 10);
+        if (x > 100)
+            return FAIL("rtt_hysteresis: '%s' is not a percentage in [0%%, 100%%] (e.g. 20%%)", v);
+        c->rtt_hyst_pct = (uint32_t)x;
+        return 1;
+    }
+    if (IS("agent", "rtt_hysteresis_min"))
+        return set_dur(p, &c->rtt_hyst_min_ns, v, "rtt_hysteresis_min", 0, 100000000);
     if (IS("agent", "rate_limit"))
         return set_u32(p, &c->rate_pps, v, "rate_limit", 1, 10000000);
     if (IS("agent", "rate_burst"))

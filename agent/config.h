@@ -62,6 +62,11 @@ struct netelect_cfg {
      * complete within request_timeout; a quiet connection closes after idle */
     uint32_t control_per_uid;
     uint64_t control_request_timeout_ns, control_idle_timeout_ns;
+    /* RTT hysteresis (agent/README.md, "Leader stability"): a published RTT
+     * moves only when the measured one leaves [p - w, p + w] around the
+     * published p, w = max(p * pct / 100, min_ns).  Both 0: off. */
+    uint32_t rtt_hyst_pct;
+    uint64_t rtt_hyst_min_ns;
 
     uint64_t probe_interval_ns, probe_timeout_ns;
     uint32_t probe_misses;

@@ -349,6 +349,16 @@ static void queue_reply(struct agent *a, struct client *c, json_t *reply)
 }
 
 
+/* The drain state, as stats and the drain verbs report it. */
+static void drain_state(const struct agent *a, json_t *r)
+{
+    json_t *names = json_array();
+    for (size_t i = 0; i < a->n_drained; i++)
+        json_array_append_new(names, json_string(a->drained[i]));
+    json_object_set_new(r, "drain_all", json_boolean(a->drain_all));
+    json_object_set_new(r, "drained_channels", names);
+}
+
 static char *id_str(uint64_t id, char *buf)
 {
     snprintf(buf, 24, "%#llx", (unsigned long long)id);
@@ -394,6 +404,13 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
                               "flap_penalty", netelect__probe_penalty(&n->pr, &a->pp, netelect__now_ns()),
                               "rtt_override", n->rtt_ovr, "health_override", n->health_ovr,
                               "serf", n->serf_known);
+        /* The estimate itself: differs from rtt_ns while RTT hysteresis holds
+         * the published value. */
+        uint64_t est = n->probed && n->pr.samples ? n->pr.srtt_ns
+                       : n->serf_has_rtt          ? n->serf_rtt_ns
+                                                  : NETELECT_RTT_UNKNOWN;
+        json_object_set_new(p, "rtt_estimate_ns",
+                            json_integer(est == NETELECT_RTT_UNKNOWN ? -1 : (json_int_t)est));
         json_array_append_new(peers, p);
     }
     uint64_t next = shown < ns ? sel[shown - 1]->id : 0;
@@ -420,7 +437,54 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
     json_object_set_new(r, "serf_connected", json_boolean(a->serf_up));
     json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
     json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->st.pub_delay_max_ns));
+    drain_state(a, r);
     return r;
+}
+
+/*
+ * drain / undrain: this node stops being a candidate (it is published as
+ * unhealthy) in one channel or in all, until undrained or the agent restarts;
+ * a reload keeps it.  A channel must exist and have this node as a member
+ * (a typo must not look like a drain); undraining one channel while the
+ * node is drained from all is refused rather than silently doing nothing.
+ */
+static json_t *drain_cmd(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
+{
+    char err[256];
+    const bool on = q->verb == NETELECT_CTL_DRAIN;
+    const char *name = q->has_channel ? q->name : NULL;
+    if (name) {
+        struct chan *ch = netelect__chan_find(a, name);
+        if (on && !ch) {
+            snprintf(err, sizeof err, "no such channel '%s'", name);
+            return err_reply(-ENOENT, err);
+        }
+        if (on && !netelect__chan_member(ch, a->self)) {
+            snprintf(err, sizeof err, "this node (%#llx) is not a member of channel '%s': "
+                     "there is nothing to drain", (unsigned long long)a->self, name);
+            return err_reply(-EINVAL, err);
+        }
+        if (!on && a->drain_all) {
+            snprintf(err, sizeof err, "this node is drained from every channel: `netelect "
+                     "undrain` (no channel) ends that, then drain the channels to keep drained");
+            return err_reply(-EINVAL, err);
+        }
+    }
+    int r = netelect__drain(a, name, on);
+    if (r < 0)
+        return err_reply(r, "out of memory");
+    if (r > 0)
+        LOG_N("%s: node %#llx %s %s%s%s (uid %u)%s", on ? "drain" : "undrain",
+              (unsigned long long)a->self,
+              on ? "is no longer a candidate in" : "is a candidate again in",
+              name ? "channel '" : "every channel", name ? name : "", name ? "'" : "",
+              (unsigned)c->cred.uid, on ? "; until undrained or netelectd restarts" : "");
+    else
+        LOG_I("%s %s: no change (uid %u)", on ? "drain" : "undrain", name ? name : "(all)",
+              (unsigned)c->cred.uid);
+    json_t *rep = json_pack("{s:b, s:b}", "ok", 1, "changed", r > 0);
+    drain_state(a, rep);
+    return rep;
 }
 
 static json_t *dispatch(struct agent *a, struct client *c, const char *line, size_t len)
@@ -445,7 +509,8 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
     if ((q.verb == NETELECT_CTL_PEER_ADD || q.verb == NETELECT_CTL_PEER_REMOVE ||
          q.verb == NETELECT_CTL_SET_RTT || q.verb == NETELECT_CTL_SET_HEALTH ||
          q.verb == NETELECT_CTL_CLEAR) && q.id == a->self) {
-        rep = err_reply(-EINVAL, "that is this node's own id: it is always at RTT 0 and healthy");
+        rep = err_reply(-EINVAL, "that is this node's own id: it is always at RTT 0 and healthy "
+                                 "(`netelect drain` stops it being a candidate)");
         goto out;
     }
     struct node *n;
@@ -574,6 +639,10 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
     case NETELECT_CTL_RELOAD:
         r = netelect__reload(a, err, sizeof err);
         rep = r < 0 ? err_reply(r, err) : json_pack("{s:b}", "ok", 1);
+        break;
+    case NETELECT_CTL_DRAIN:
+    case NETELECT_CTL_UNDRAIN:
+        rep = drain_cmd(a, c, &q);
         break;
     }
 out:

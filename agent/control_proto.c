@@ -18,6 +18,8 @@ static const char *const verbs[] = {
     [NETELECT_CTL_SET_HEALTH] = "set-health",
     [NETELECT_CTL_CLEAR] = "clear",
     [NETELECT_CTL_RELOAD] = "reload",
+    [NETELECT_CTL_DRAIN] = "drain",
+    [NETELECT_CTL_UNDRAIN] = "undrain",
 };
 
 const char *netelect__ctl_verb_name(enum netelect_ctl_verb v)
@@ -116,7 +118,7 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
             break;
     if (i == nv)
         ERR(-EINVAL, "unknown cmd \"%.64s\" (ping, stats, peer-add, peer-remove, channel-add, "
-                     "channel-remove, set-rtt, set-health, clear, reload)", c);
+                     "channel-remove, set-rtt, set-health, clear, reload, drain, undrain)", c);
     out->verb = (enum netelect_ctl_verb)i;
 
     /* Every key must be one this verb uses: a typo is an error, not a no-op. */
@@ -133,6 +135,8 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
         case NETELECT_CTL_SET_RTT: ok |= !strcmp(key, "id") || !strcmp(key, "rtt_ns"); break;
         case NETELECT_CTL_SET_HEALTH: ok |= !strcmp(key, "id") || !strcmp(key, "healthy"); break;
         case NETELECT_CTL_STATS: ok |= !strcmp(key, "after") || !strcmp(key, "limit"); break;
+        case NETELECT_CTL_DRAIN:
+        case NETELECT_CTL_UNDRAIN: ok |= !strcmp(key, "channel"); break;
         default: break;
         }
         if (!ok)
@@ -212,6 +216,18 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
         if (!json_is_integer(v) || json_integer_value(v) < 0)
             ERR(-EINVAL, "\"rtt_ns\" must be a non-negative integer (nanoseconds)");
         out->rtt_ns = (uint64_t)json_integer_value(v);
+        break;
+    }
+    case NETELECT_CTL_DRAIN:
+    case NETELECT_CTL_UNDRAIN: {
+        json_t *n = json_object_get(root, "channel");
+        if (!n)
+            break;
+        if (!json_is_string(n) || !netelect__valid_chan_name(json_string_value(n)))
+            ERR(-EINVAL, "\"channel\" must be a channel name: 1..%d characters of "
+                         "A-Z a-z 0-9 . _ : / @ -", NETELECT_CHAN_NAME_MAX);
+        snprintf(out->name, sizeof out->name, "%s", json_string_value(n));
+        out->has_channel = 1;
         break;
     }
     case NETELECT_CTL_SET_HEALTH: {

@@ -11,6 +11,8 @@
  *   {"cmd": "set-rtt", "id": "0x11", "rtt_ns": 1500000}          (source OPERATOR)
  *   {"cmd": "set-health", "id": "0x11", "healthy": false}
  *   {"cmd": "clear", "id": "0x11"}                               (drop both overrides)
+ *   {"cmd": "drain"}   {"cmd": "drain", "channel": "orders"}    (this node stops being
+ *   {"cmd": "undrain"} {"cmd": "undrain", "channel": "orders"}   a candidate / is one again)
  *   {"cmd": "stats"}   {"cmd": "reload"}   {"cmd": "ping"}
  *   {"cmd": "stats", "after": "0x11", "limit": 1000}            (a page of peers)
  *
@@ -51,6 +53,8 @@ enum netelect_ctl_verb {
     NETELECT_CTL_SET_HEALTH,
     NETELECT_CTL_CLEAR,
     NETELECT_CTL_RELOAD,
+    NETELECT_CTL_DRAIN,
+    NETELECT_CTL_UNDRAIN,
 };
 
 struct netelect_ctl_req {
@@ -66,6 +70,7 @@ struct netelect_ctl_req {
     int healthy;
     uint64_t after;     /* stats: list peers with ids above this (0: from the start) */
     uint32_t limit;     /* stats: at most this many peers (1..NETELECT_CTL_STATS_PAGE) */
+    int has_channel;    /* drain/undrain: one channel (in name), else every channel */
 };
 
 /* 0, or -EINVAL/-E2BIG/-ENOMEM with a message for the reply in err. */

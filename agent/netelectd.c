@@ -95,6 +95,7 @@ struct view_arrays {
     struct netelect_wchan *chans;
     size_t n_chans;
     uint64_t *members;
+    uint8_t *down; /* member_down of drained channels, or NULL */
 };
 
 /* Both the first version (at start-up, before the segment exists) and every
@@ -111,10 +112,18 @@ static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
     uint64_t *members = malloc((total_members ? total_members : 1) * sizeof *members);
     if (!nodes || !chans || !members)
         DIE("out of memory building a view of %zu nodes", nn);
-    /* Self is always at RTT 0 and healthy (it is the caller of its own elections). */
+    /* Self is always at RTT 0 (it is the caller of its own elections) and
+     * healthy unless drained: from every channel here, from some channels
+     * through member_down below. */
     nodes[0] = (struct netelect_wnode){.id = a->self, .rtt_ns = 0, .rtt_raw_ns = 0,
-                                       .last_heard_ns = now, .healthy = 1,
+                                       .last_heard_ns = now, .healthy = !a->drain_all,
                                        .source = NETELECT_SRC_PROBE};
+    uint8_t *down = NULL;
+    if (a->n_drained && !a->drain_all) {
+        down = calloc(total_members ? total_members : 1, 1);
+        if (!down)
+            DIE("out of memory building a view of %zu members", total_members);
+    }
     size_t k = 1;
     for (size_t i = 0; i < a->tab_cap; i++) {
         struct node *n = a->tab[i];
@@ -130,11 +139,16 @@ static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
         chans[i].name = a->chans[i].name;
         chans[i].members = members + off;
         chans[i].n_members = (uint32_t)a->chans[i].n;
+        const struct member *me = down ? netelect__chan_member(&a->chans[i], a->self) : NULL;
+        if (me && netelect__drained(a, a->chans[i].name)) {
+            down[off + (size_t)(me - a->chans[i].m)] = 1;
+            chans[i].member_down = down + off;
+        }
         for (size_t j = 0; j < a->chans[i].n; j++)
             members[off++] = a->chans[i].m[j].id;
     }
     *v = (struct view_arrays){.nodes = nodes, .n_nodes = k, .chans = chans,
-                              .n_chans = a->n_chans, .members = members};
+                              .n_chans = a->n_chans, .members = members, .down = down};
 }
 
 static void view_free(struct view_arrays *v)
@@ -142,6 +156,7 @@ static void view_free(struct view_arrays *v)
     free(v->nodes);
     free(v->chans);
     free(v->members);
+    free(v->down);
 }
 
 #define PUBLISH_LOG_NS UINT64_C(10000000000)
@@ -775,6 +790,7 @@ static void agent_free(struct agent *a)
         free(a->chans[i].set);
     }
     free(a->chans);
+    free(a->drained);
     free(a->buckets);
     free(a->paddr);
     netelect__cfg_free(&a->cfg);

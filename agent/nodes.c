@@ -312,6 +312,35 @@ void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig)
 /* ---- the published form of a node ------------------------------------------ */
 
 /*
+ * RTT hysteresis ([agent] rtt_hysteresis, rtt_hysteresis_min): the RTT to
+ * publish for a node last published at `published` whose estimate is now
+ * `measured`.  The published value stays put while the estimate is inside
+ * the band [published - w, published + w], w = max(published * pct / 100,
+ * min_ns), and jumps to the estimate once it leaves it.  So two replicas
+ * whose estimates jitter within each other's band keep their published
+ * order, while every reader still runs the unchanged rule over the same
+ * published numbers; a real move larger than the band is published as it
+ * is.  The price: a published RTT can be off from the estimate by up to w,
+ * for as long as the estimate stays inside the band.
+ */
+uint64_t netelect__rtt_hold(uint64_t published, uint64_t measured, uint32_t pct, uint64_t min_ns)
+{
+    if ((!pct && !min_ns) || published == NETELECT_RTT_UNKNOWN || measured == NETELECT_RTT_UNKNOWN)
+        return measured;
+    /* published * pct / 100 without overflow (pct <= 100) */
+    uint64_t w = published / 100 * pct + published % 100 * pct / 100;
+    if (w < min_ns)
+        w = min_ns;
+    uint64_t d = measured > published ? measured - published : published - measured;
+    return d <= w ? published : measured;
+}
+
+static bool hyst_on(const struct agent *a)
+{
+    return a->cfg.rtt_hyst_pct || a->cfg.rtt_hyst_min_ns;
+}
+
+/*
  * How the sources combine (documented in agent/README.md):
  *  RTT:    operator override > own probes (once measured) > Serf estimate > unknown.
  *  health: operator override; else a probed node is healthy iff probes say so
@@ -320,7 +349,6 @@ void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig)
  */
 struct netelect_wnode netelect__node_view(const struct agent *a, const struct node *n)
 {
-    (void)a;
     struct netelect_wnode w = {.id = n->id, .rtt_ns = NETELECT_RTT_UNKNOWN,
                                .rtt_raw_ns = NETELECT_RTT_UNKNOWN, .source = NETELECT_SRC_NONE};
     if (n->probed && n->pr.samples) {
@@ -338,6 +366,11 @@ struct netelect_wnode netelect__node_view(const struct agent *a, const struct no
         w.rtt_ns = n->rtt_ovr_ns > NETELECT_RTT_MAX_MEASURED ? NETELECT_RTT_MAX_MEASURED
                                                              : n->rtt_ovr_ns;
         w.source = NETELECT_SRC_OPERATOR;
+    } else if (hyst_on(a) && n->pub_valid && n->pub.source == w.source) {
+        /* Measured figures only (an operator's value is meant exactly), and
+         * only against a value from the same source; raw and error stay live. */
+        w.rtt_ns = netelect__rtt_hold(n->pub.rtt_ns, w.rtt_ns, a->cfg.rtt_hyst_pct,
+                                      a->cfg.rtt_hyst_min_ns);
     }
     if (n->health_ovr)
         w.healthy = n->health_ovr_val;
@@ -379,8 +412,10 @@ void netelect__node_changed(struct agent *a, struct node *n)
     }
     if (w.rtt_ns != p->rtt_ns) {
         uint64_t d = w.rtt_ns > p->rtt_ns ? w.rtt_ns - p->rtt_ns : p->rtt_ns - w.rtt_ns;
-        if (w.source == NETELECT_SRC_OPERATOR || (double)d * 100.0 > (double)p->rtt_ns *
-                                                                        a->cfg.rtt_change_pct) {
+        /* Under hysteresis a published RTT moves only by more than its band:
+         * always a move worth publishing at once. */
+        if (w.source == NETELECT_SRC_OPERATOR || hyst_on(a) ||
+            (double)d * 100.0 > (double)p->rtt_ns * a->cfg.rtt_change_pct) {
             netelect__mark_dirty(a, true);
             return;
         }
@@ -547,6 +582,53 @@ void netelect__chan_forget_orig(struct agent *a, unsigned orig)
         else
             i++;
     }
+}
+
+/* ---- drain --------------------------------------------------------------------------------- */
+
+static size_t drained_idx(const struct agent *a, const char *name)
+{
+    for (size_t i = 0; i < a->n_drained; i++)
+        if (!strcmp(a->drained[i], name))
+            return i;
+    return SIZE_MAX;
+}
+
+bool netelect__drained(const struct agent *a, const char *name)
+{
+    return a->drain_all || drained_idx(a, name) != SIZE_MAX;
+}
+
+int netelect__drain(struct agent *a, const char *name, bool on)
+{
+    int changed = 0;
+    if (!name) {
+        changed = a->drain_all != on || (!on && a->n_drained);
+        a->drain_all = on;
+        if (!on)
+            a->n_drained = 0;
+    } else {
+        size_t i = drained_idx(a, name);
+        if (on && i == SIZE_MAX) {
+            if (a->n_drained == a->cap_drained) {
+                size_t cap = a->cap_drained ? a->cap_drained * 2 : 4;
+                void *np = realloc(a->drained, cap * sizeof *a->drained);
+                if (!np)
+                    return -ENOMEM;
+                a->drained = np;
+                a->cap_drained = cap;
+            }
+            snprintf(a->drained[a->n_drained++], sizeof a->drained[0], "%s", name);
+            changed = 1;
+        } else if (!on && i != SIZE_MAX) {
+            memmove(a->drained[i], a->drained[i + 1], (a->n_drained - i - 1) * sizeof a->drained[0]);
+            a->n_drained--;
+            changed = 1;
+        }
+    }
+    if (changed)
+        netelect__mark_dirty(a, true);
+    return changed;
 }
 
 /* ---- limits ------------------------------------------------------------------------------- */
