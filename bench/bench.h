@@ -78,6 +78,7 @@ extern Options opt;
 void register_core();
 void register_shm();
 void register_agent();
+void register_wait();
 // Removes every shared-memory file this process created.
 void shm_cleanup();
 

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
     nb::register_core();
     nb::register_shm();
     nb::register_agent();
+    nb::register_wait();
 
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();
