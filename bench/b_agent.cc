@@ -43,7 +43,7 @@ void auth_verify(benchmark::State &st)
         return;
     }
     int bad = 0;
-    for (auto _ : st) {
+    for ([[maybe_unused]] auto _ : st) {
         bad |= crypto_auth_verify(pkt + kHdrLen, pkt, kHdrLen, key);
         benchmark::ClobberMemory();
     }
@@ -103,7 +103,7 @@ void pong(benchmark::State &st)
     netelect_replay replay;
     const uint64_t arrive = t0 + 150000;
     uint64_t bad = 0;
-    for (auto _ : st) {
+    for ([[maybe_unused]] auto _ : st) {
         probe = probe0;
         replay = replay0;
         benchmark::ClobberMemory();

@@ -212,7 +212,11 @@ KernelSet discover_kernels()
         levels.push_back({NETELECT_CPU_AVX2 | NETELECT_CPU_AVX512, "avx512"});
 
     std::ostringstream ctx;
-    for (auto &[flags, name] : levels) {
+    // Not a structured binding: C++17 lambdas cannot capture one (clang
+    // rejects it; gcc accepts it as an extension).
+    for (const auto &level : levels) {
+        const unsigned flags = level.first;
+        const char *const name = level.second;
         struct netelect__dsp t;
         netelect__dsp_init(&t, flags);
         auto note = [&](const char *op, const void *p, const std::set<const void *> &seen,
@@ -400,7 +404,7 @@ void reg_elect(const std::string &method, netelect__elect_fn f, Input in, size_t
                                      const Copy *cp = ds.copies.data();
                                      const size_t nc = ds.copies.size();
                                      size_t c = 0;
-                                     for (auto _ : st) {
+                                     for ([[maybe_unused]] auto _ : st) {
                                          netelect_result r = f(cp[c].ids, cp[c].rtt,
                                                                cp[c].healthy, n, kSelf);
                                          benchmark::DoNotOptimize(r);
@@ -424,7 +428,7 @@ void reg_rank(const std::string &method, netelect__rank_fn f, Input in, size_t o
                                      const Copy *cp = ds.copies.data();
                                      const size_t nc = ds.copies.size();
                                      size_t c = 0;
-                                     for (auto _ : st) {
+                                     for ([[maybe_unused]] auto _ : st) {
                                          size_t m = f(cp[c].ids, cp[c].rtt, cp[c].healthy, n,
                                                       kSelf, out);
                                          benchmark::DoNotOptimize(m);
@@ -449,7 +453,7 @@ void reg_sort(const std::string &method, Sort s, Input in, size_t off, size_t n)
                                          aligned_buffer((n + 1) * sizeof(u128)));
                                      const size_t nc = keys.size();
                                      size_t c = 0;
-                                     for (auto _ : st) {
+                                     for ([[maybe_unused]] auto _ : st) {
                                          const size_t m = keys[c].k.size();
                                          std::memcpy(scratch, keys[c].k.data(), m * sizeof(u128));
                                          run_sort(s, scratch, m);
@@ -479,7 +483,7 @@ void reg_topk(const std::string &method, netelect__topk_fn f, size_t k, Input in
                                      const Copy *cp = ds.copies.data();
                                      const size_t nc = ds.copies.size();
                                      size_t c = 0;
-                                     for (auto _ : st) {
+                                     for ([[maybe_unused]] auto _ : st) {
                                          size_t m = f(cp[c].ids, cp[c].rtt, cp[c].healthy, n,
                                                       kSelf, k, out);
                                          benchmark::DoNotOptimize(m);
@@ -504,7 +508,7 @@ void reg_partial(size_t k, Input in, size_t off, size_t n)
             u128 *out = static_cast<u128 *>(aligned_buffer((k + 1) * sizeof(u128)));
             const size_t nc = keys.size();
             size_t c = 0;
-            for (auto _ : st) {
+            for ([[maybe_unused]] auto _ : st) {
                 u128 *e = std::partial_sort_copy(keys[c].k.begin(), keys[c].k.end(), out, out + k);
                 benchmark::DoNotOptimize(e);
                 benchmark::ClobberMemory();

@@ -125,8 +125,15 @@ int make_view(const std::string &tag, size_t nodes, View **out)
     }
     for (size_t i = 0; i < std::min<size_t>(3, nodes); i++)
         v->c3.push_back(cp.ids[i]);
-    v->chans.push_back({"all", v->all.data(), static_cast<uint32_t>(v->all.size())});
-    v->chans.push_back({"c3", v->c3.data(), static_cast<uint32_t>(v->c3.size())});
+    // Named fields, the rest zero: fields added to netelect_wchan later
+    // (e.g. an optional per-member array) keep their "none" default here.
+    for (const auto *ids : {&v->all, &v->c3}) {
+        netelect_wchan c{};
+        c.name = ids == &v->all ? "all" : "c3";
+        c.members = ids->data();
+        c.n_members = static_cast<uint32_t>(ids->size());
+        v->chans.push_back(c);
+    }
 
     netelect_writer_config cfg{};
     cfg.name = v->name.c_str();
@@ -207,7 +214,7 @@ void reg_pinned(View *big, View *small)
 {
     benchmark::RegisterBenchmark(("shm/open_close/" + std::to_string(big->nodes)).c_str(),
                                  [big](benchmark::State &st) {
-                                     for (auto _ : st) {
+                                     for ([[maybe_unused]] auto _ : st) {
                                          netelect_view *h = nullptr;
                                          int rc = netelect_view_open(big->name.c_str(), &h);
                                          if (rc) {
@@ -226,7 +233,7 @@ void reg_pinned(View *big, View *small)
                                              err_text("netelect_view_open", vh.rc).c_str());
                                          return;
                                      }
-                                     for (auto _ : st) {
+                                     for ([[maybe_unused]] auto _ : st) {
                                          uint64_t g = netelect_view_generation(vh.h);
                                          benchmark::DoNotOptimize(g);
                                      }
@@ -257,7 +264,7 @@ void reg_pinned(View *big, View *small)
                     return;
                 }
                 int bad = 0;
-                for (auto _ : st) {
+                for ([[maybe_unused]] auto _ : st) {
                     netelect_result r;
                     bad |= netelect_view_elect(vh.h, c.chan, kSelf, &r);
                     benchmark::DoNotOptimize(r);
@@ -288,7 +295,7 @@ void reg_pinned(View *big, View *small)
                 }
                 int bad = 0;
                 size_t i = 0;
-                for (auto _ : st) {
+                for ([[maybe_unused]] auto _ : st) {
                     netelect_result r;
                     bad |= netelect_view_elect(vh.h, c.chan, selves[i], &r);
                     benchmark::DoNotOptimize(r);
@@ -302,7 +309,7 @@ void reg_pinned(View *big, View *small)
             ("shm/mem_elect/" + std::to_string(c.n)).c_str(), [c](benchmark::State &st) {
                 const uint64_t selves[2] = {kSelf, kSelf + 1};
                 size_t i = 0;
-                for (auto _ : st) {
+                for ([[maybe_unused]] auto _ : st) {
                     netelect_result r =
                         netelect_elect(c.v->ids, c.v->rtt, c.v->healthy, c.n, selves[i]);
                     benchmark::DoNotOptimize(r);
@@ -324,7 +331,7 @@ void reg_publish(size_t nodes)
                 st.SkipWithError(err_text("writer open/publish", rc).c_str());
                 return;
             }
-            for (auto _ : st) {
+            for ([[maybe_unused]] auto _ : st) {
                 rc = publish(v);
                 if (rc) {
                     st.SkipWithError(err_text("netelect__writer_publish", rc).c_str());
@@ -367,7 +374,7 @@ void publish_to_visible(benchmark::State &st)
     std::vector<double> from_call, from_return;
     std::string err;
     uint64_t iter = 0;
-    for (auto _ : st) {
+    for ([[maybe_unused]] auto _ : st) {
         if (++iter % 64 == 0)
             heartbeat(v); // not timed: manual time starts at t0 below
         const uint64_t before = seen_gen.load(std::memory_order_acquire);
@@ -465,7 +472,7 @@ void readers(benchmark::State &st)
     }
     const uint64_t g0 = netelect_view_generation(vh.h);
     int bad = 0;
-    for (auto _ : st) {
+    for ([[maybe_unused]] auto _ : st) {
         netelect_result r;
         bad |= netelect_view_elect(vh.h, "c3", kSelf, &r);
         benchmark::DoNotOptimize(r);

@@ -22,6 +22,7 @@
 #include "agent/config.h"
 #include "agent/packet.h"
 #include "agent/util.h"
+#include "tests/args.h"
 
 static volatile sig_atomic_t stop;
 static void on_sig(int s)
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fakepeers: bad arguments %s\n", err);
         return 2;
     }
-    int max_s = argc == 5 ? atoi(argv[4]) : 120;
+    int max_s = argc == 5 ? (int)test_arg_ll(argv[4], 1, 86400, "fakepeers: MAX_SECONDS") : 120;
     signal(SIGTERM, on_sig);
     signal(SIGINT, on_sig);
     int fd = socket(la.ss_family, SOCK_DGRAM, 0);

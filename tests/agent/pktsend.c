@@ -20,6 +20,7 @@
  * Exit 0 when everything was sent (for `valid`: a PONG came back).
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
@@ -36,6 +37,7 @@
 #include "agent/config.h"
 #include "agent/packet.h"
 #include "agent/util.h"
+#include "tests/args.h"
 
 static uint64_t now_ns(void)
 {
@@ -104,7 +106,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *kind = argv[5];
-    long count = argc > 6 ? atol(argv[6]) : 5000;
+    long count = argc > 6 && !strncmp(kind, "flood", 5)
+                     ? (long)test_arg_ll(argv[6], 1, INT_MAX, "pktsend: COUNT") : 5000;
     const char *hex = argc > 6 ? argv[6] : "";
     int fd = socket(to.ss_family, SOCK_DGRAM, 0);
     if (fd < 0)
@@ -181,7 +184,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    long pps = argc > 7 ? atol(argv[7]) : 0;
+    long pps = argc > 7 ? (long)test_arg_ll(argv[7], 0, 100000000, "pktsend: PPS") : 0;
     uint64_t t0 = now_ns();
     for (int i = 0; i < sends; i++) {
         if (pps > 0 && i % 4 == 0) { /* small steps: a smooth flood, not bursts */

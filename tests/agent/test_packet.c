@@ -96,8 +96,9 @@ Test(packet, random_garbage_never_decodes, .timeout = 20)
         size_t len = (s = s * 1103515245u + 12345u) % sizeof buf;
         for (size_t i = 0; i < len; i++)
             buf[i] = (uint8_t)((s = s * 1103515245u + 12345u) >> 16);
-        if (round & 1 && len >= 5)
-            memcpy(buf, "NEPK\x01", 5);
+        static const uint8_t magic_v1[5] = {'N', 'E', 'P', 'K', 1}; /* bytes, not a string */
+        if (round & 1 && len >= sizeof magic_v1)
+            memcpy(buf, magic_v1, sizeof magic_v1);
         cr_assert_neq(netelect__pkt_decode(buf, len, key, &q), 0);
     }
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "agent/util.h"
+#include "tests/args.h"
 
 #define QMAX 4096
 
@@ -62,9 +63,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "udp_delay: bad address\n");
         return 2;
     }
-    double delay_ms = atof(argv[3]);
+    double delay_ms = test_arg_d(argv[3], 0, 60000, "udp_delay: DELAY_MS");
     uint64_t delay = (uint64_t)(delay_ms * 1e6);
-    int max_s = argc == 6 ? atoi(argv[5]) : 300;
+    int max_s = argc == 6 ? (int)test_arg_ll(argv[5], 1, 86400, "udp_delay: --max-seconds") : 300;
     signal(SIGTERM, on_sig);
     signal(SIGINT, on_sig);
     int ls = socket(la.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);

@@ -33,6 +33,8 @@
 
 #include <netelect.h>
 
+#include "tests/args.h"
+
 struct snap {
     uint64_t ids[4096], rtt[4096];
     uint8_t healthy[4096];
@@ -260,7 +262,8 @@ int main(int argc, char **argv)
     } else if (!strcmp(argv[2], "loop") && argc == 5) {
         r = do_loop(v, argv[3], strtoull(argv[4], NULL, 0));
     } else if (!strcmp(argv[2], "follow") && argc == 6) {
-        r = do_follow(v, atoi(argv[3]), atof(argv[4]), argv[5]);
+        r = do_follow(v, (int)test_arg_ll(argv[3], 0, 16, "view_check follow: WANT"),
+                      test_arg_d(argv[4], 0, 3600, "view_check follow: TIMEOUT_S"), argv[5]);
     } else {
         r = 2;
     }

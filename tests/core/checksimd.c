@@ -386,7 +386,7 @@ static void shrink_and_print(enum fn f, kfn kernel, const struct tcase *orig, si
     t.h = malloc(orig->n + 1);
     if (!c.ids || !c.rtt || !c.h || !t.ids || !t.rtt || !t.h) {
         print_case(orig, k, f);
-        return;
+        goto out; /* frees whichever allocations succeeded */
     }
     memcpy(c.ids, orig->ids, orig->n * 8);
     memcpy(c.rtt, orig->rtt, orig->n * 8);

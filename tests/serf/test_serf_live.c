@@ -407,8 +407,12 @@ static double serf_rtt_ms(int a, int b)
     if (run(out, sizeof(out), argv) != 0)
         return -1;
     const char *p = strstr(out, "rtt: ");
-    double ms;
-    if (!p || sscanf(p + 5, "%lf ms", &ms) != 1)
+    if (!p)
+        return -1;
+    char *end;
+    errno = 0;
+    const double ms = strtod(p + 5, &end);
+    if (end == p + 5 || errno || strncmp(end, " ms", 3))
         return -1;
     return ms;
 }

@@ -30,4 +30,12 @@ static inline void t_path(char *buf, size_t n, const char *name)
     snprintf(buf, n, "%s%s", strchr(name, '/') ? "" : "/dev/shm/", name);
 }
 
+/* Appends a suffix (".lock", ".readers") to a path in buf[n], bounded. */
+static inline void t_append(char *buf, size_t n, const char *suffix)
+{
+    const size_t l = strnlen(buf, n);
+    if (l < n)
+        snprintf(buf + l, n - l, "%s", suffix);
+}
+
 #endif /* TESTS_SHM_HELPERS_H */

@@ -192,7 +192,7 @@ Test(trust, lock_file_closed_to_others)
     netelect__writer_close(w, true);
     char lock[300];
     t_path(lock, sizeof lock, name);
-    strcat(lock, ".lock");
+    t_append(lock, sizeof lock, ".lock");
     struct stat st;
     cr_assert_eq(stat(lock, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0600);
@@ -361,7 +361,7 @@ Test(trust, truncated_registry_survived)
     cr_assert_eq(netelect__writer_open(&cfg, &w), 0);
     char reg[300];
     t_path(reg, sizeof reg, name);
-    strcat(reg, ".readers");
+    t_append(reg, sizeof reg, ".readers");
     cr_assert_eq(truncate(reg, 0), 0);
     static const struct netelect_wnode one[] = {{.id = 7, .rtt_ns = 10, .healthy = 1}};
     for (int i = 0; i < 10; i++)

@@ -495,7 +495,7 @@ Test(shm, mode_and_group)
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0640);
     cr_assert_eq(st.st_gid, 0);
-    strcat(path, ".readers");
+    t_append(path, sizeof path, ".readers");
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0660, "group readers may register");
     netelect__writer_close(w, true);
@@ -537,7 +537,7 @@ static pid_t pinning_child(uint64_t word)
     read_incarnation(inc);
     char rpath[256];
     t_path(rpath, sizeof rpath, name);
-    strcat(rpath, ".readers");
+    t_append(rpath, sizeof rpath, ".readers");
     pid_t pid = fork();
     if (pid == 0) {
         struct netelect__reg_reader *r;
@@ -749,7 +749,7 @@ Test(shm, works_without_registry)
     publish_base(w);
     char rpath[256];
     t_path(rpath, sizeof rpath, name);
-    strcat(rpath, ".readers");
+    t_append(rpath, sizeof rpath, ".readers");
     cr_assert_eq(unlink(rpath), 0);
     int fd = open(rpath, O_CREAT | O_WRONLY, 0644);
     cr_assert_geq(fd, 0);

@@ -39,6 +39,7 @@
 
 #include "config.h"
 #include "netelect.h"
+#include "tests/args.h"
 #include "tests/shm/oracle.h"
 #include "shm/writer.h"
 
@@ -358,6 +359,27 @@ struct totals {
         forced, empty;
 };
 
+/* The reader's report, "reads=N torn=N ...": every key in order, each with a
+ * whole decimal number (strtoull, checked: sscanf cannot report overflow). */
+static bool parse_report(const char *s, const char *const *keys, uint64_t *const *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const size_t kl = strlen(keys[i]);
+        while (*s == ' ')
+            s++;
+        if (strncmp(s, keys[i], kl) || s[kl] != '=' || s[kl + 1] < '0' || s[kl + 1] > '9')
+            return false;
+        char *end;
+        errno = 0;
+        const unsigned long long v = strtoull(s + kl + 1, &end, 10);
+        if (errno || (*end && *end != ' ' && *end != '\n'))
+            return false;
+        *vals[i] = v;
+        s = end;
+    }
+    return true;
+}
+
 static bool collect(struct reader_proc *r, struct totals *t, const char *label)
 {
     char buf[512] = {0};
@@ -368,14 +390,14 @@ static bool collect(struct reader_proc *r, struct totals *t, const char *label)
     int st = 0;
     waitpid(r->pid, &st, 0);
     struct totals x = {0};
+    static const char *const keys[] = {"reads", "torn", "fast", "fast_torn", "eagain", "stale",
+                                       "corrupt", "other", "retries", "reattaches",
+                                       "forced_reuse", "empty"};
+    uint64_t *const vals[] = {&x.reads, &x.torn, &x.fast, &x.fast_torn, &x.eagain, &x.stale,
+                              &x.corrupt, &x.other, &x.retries, &x.reattaches, &x.forced,
+                              &x.empty};
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 ||
-        sscanf(buf,
-               "reads=%" SCNu64 " torn=%" SCNu64 " fast=%" SCNu64 " fast_torn=%" SCNu64
-               " eagain=%" SCNu64 " stale=%" SCNu64 " corrupt=%" SCNu64 " other=%" SCNu64
-               " retries=%" SCNu64 " reattaches=%" SCNu64 " forced_reuse=%" SCNu64
-               " empty=%" SCNu64,
-               &x.reads, &x.torn, &x.fast, &x.fast_torn, &x.eagain, &x.stale, &x.corrupt,
-               &x.other, &x.retries, &x.reattaches, &x.forced, &x.empty) != 12) {
+        !parse_report(buf, keys, vals, sizeof keys / sizeof keys[0])) {
         fprintf(stderr, "%s: pid %d exit status %#x, output '%s'\n", label, (int)r->pid, st, buf);
         return false;
     }
@@ -396,13 +418,13 @@ static int role_drive(int argc, char **argv)
     bool expect_torn = false, chaos = true;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
-            seconds = atof(argv[++i]);
+            seconds = test_arg_d(argv[++i], 0, 86400, "torture: --seconds");
         else if (!strcmp(argv[i], "--readers") && i + 1 < argc)
-            nreaders = atoi(argv[++i]);
+            nreaders = (int)test_arg_ll(argv[++i], 0, 64, "torture: --readers");
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
-            threads = atoi(argv[++i]);
+            threads = (int)test_arg_ll(argv[++i], 1, 64, "torture: --threads");
         else if (!strcmp(argv[i], "--slots") && i + 1 < argc)
-            g_slots = (unsigned)atoi(argv[++i]);
+            g_slots = (unsigned)test_arg_ll(argv[++i], 1, 64, "torture: --slots");
         else if (!strcmp(argv[i], "--reader-exe") && i + 1 < argc)
             reader_exe = argv[++i];
         else if (!strcmp(argv[i], "--expect-torn"))
@@ -591,11 +613,12 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "drive"))
         return role_drive(argc, argv);
     if (argc == 4 && !strcmp(argv[1], "writer"))
-        return role_writer(argv[2], (unsigned)atoi(argv[3]), false);
+        return role_writer(argv[2], (unsigned)test_arg_ll(argv[3], 1, 64, "torture writer: SLOTS"), false);
     if (argc == 4 && !strcmp(argv[1], "writer2"))
-        return role_writer(argv[2], (unsigned)atoi(argv[3]), true);
+        return role_writer(argv[2], (unsigned)test_arg_ll(argv[3], 1, 64, "torture writer2: SLOTS"), true);
     if (argc == 5 && !strcmp(argv[1], "reader"))
-        return role_reader(argv[2], atoi(argv[3]), atof(argv[4]));
+        return role_reader(argv[2], (int)test_arg_ll(argv[3], 1, 64, "torture reader: THREADS"),
+                           test_arg_d(argv[4], 0, 86400, "torture reader: SECONDS"));
     fprintf(stderr, "usage: %s drive [--seconds S] [--readers P] [--threads T] [--slots K]\n"
                     "       [--reader-exe PATH] [--expect-torn] [--no-chaos]\n",
             argv[0]);

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "netelect.h"
+#include "tests/args.h"
 #include "tests/shm/oracle.h"
 #include "shm/view_internal.h"
 #include "shm/writer.h"
@@ -109,7 +110,7 @@ static int expected(int c, uint64_t g, struct netelect_result r)
 
 static void *reader_thread(void *arg)
 {
-    uint64_t x = (uint64_t)(uintptr_t)arg;
+    uint64_t x = *(const uint64_t *)arg; /* the reader's PRNG seed */
     struct sc s;
     while (now_ns() < g_deadline) {
         x = mix64(x + 1);
@@ -143,7 +144,7 @@ static void *reader_thread(void *arg)
 
 int main(int argc, char **argv)
 {
-    double secs = argc > 1 ? atof(argv[1]) : 3.0;
+    double secs = argc > 1 ? test_arg_d(argv[1], 0, 86400, "tsan_inproc: SECONDS") : 3.0;
     const size_t size = 8u << 20;
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
@@ -159,9 +160,10 @@ int main(int argc, char **argv)
     }
     g_deadline = now_ns() + (uint64_t)(secs * 1e9);
     pthread_t w, r[3];
+    static const uint64_t seeds[3] = {1, 2, 3};
     pthread_create(&w, NULL, writer_thread, NULL);
     for (int i = 0; i < 3; i++)
-        pthread_create(&r[i], NULL, reader_thread, (void *)(uintptr_t)(i + 1));
+        pthread_create(&r[i], NULL, reader_thread, (void *)&seeds[i]);
     pthread_join(w, NULL);
     for (int i = 0; i < 3; i++)
         pthread_join(r[i], NULL);
