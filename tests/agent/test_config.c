@@ -141,6 +141,14 @@ ParameterizedTestParameters(config, bad_configs)
         {"[agent]\nlog_level = chatty\n", "t.conf:2:", "log_level"},
         {"[serf]\nenabled = perhaps\n", "t.conf:2:", "yes/no"},
         {"[serf]\nrpc_addr = localhost\n", "t.conf:2:", "rpc_addr"},
+        {"[agent]\nrtt_hysteresis = 101%\n", "t.conf:2:", "rtt_hysteresis: '101%'"},
+        {"[agent]\nrtt_hysteresis = -5%\n", "t.conf:2:", "percentage in [0%, 100%]"},
+        {"[agent]\nrtt_hysteresis = 2.5%\n", "t.conf:2:", "percentage in [0%, 100%]"},
+        {"[agent]\nrtt_hysteresis = %\n", "t.conf:2:", "percentage"},
+        {"[agent]\nrtt_hysteresis = 0x14\n", "t.conf:2:", "percentage"},
+        {"[agent]\nrtt_hysteresis = 99999999999999999999999%\n", "t.conf:2:", "percentage"},
+        {"[agent]\nrtt_hysteresis_min = 50\n", "t.conf:2:", "not a duration"},
+        {"[agent]\nrtt_hysteresis_min = 101ms\n", "t.conf:2:", "rtt_hysteresis_min: 101ms is out of range"},
         {"[channels]\nc = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,"
          "31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,"
          "62,63,64,65,66,67,68,69,70\n",
@@ -158,6 +166,26 @@ ParameterizedTest(struct bad *b, config, bad_configs, .timeout = 10)
     cr_assert(!strncmp(err, b->where, strlen(b->where)), "message '%s' does not start with '%s'", err,
               b->where);
     cr_assert(strstr(err, b->what), "message '%s' lacks '%s'", err, b->what);
+}
+
+Test(config, rtt_hysteresis_keys, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    cr_assert_eq(load("", &c, err), 0);
+    cr_assert(c.rtt_hyst_pct == 0 && c.rtt_hyst_min_ns == 0, "off by default");
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[agent]\nrtt_hysteresis = 20%\nrtt_hysteresis_min = 50us\n", &c, err), 0, "%s", err);
+    cr_assert_eq(c.rtt_hyst_pct, 20);
+    cr_assert_eq(c.rtt_hyst_min_ns, 50000);
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[agent]\nrtt_hysteresis = 08\nrtt_hysteresis_min = 100ms\n", &c, err), 0, "%s", err);
+    cr_assert_eq(c.rtt_hyst_pct, 8, "decimal, not octal; the %% sign is optional");
+    cr_assert_eq(c.rtt_hyst_min_ns, 100000000);
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[agent]\nrtt_hysteresis = 100%\nrtt_hysteresis_min = 0us\n", &c, err), 0, "%s", err);
+    cr_assert_eq(c.rtt_hyst_pct, 100);
+    netelect__cfg_free(&c);
 }
 
 Test(config, nul_and_garbage_bytes_are_errors_not_crashes, .timeout = 10)

@@ -140,6 +140,109 @@ Test(nodes, change_detection_hard_and_soft, .timeout = 10)
     cr_assert(!a->dirty_hard && !a->dirty_soft, "nothing changed, nothing to publish");
 }
 
+Test(nodes, rtt_hysteresis_band, .timeout = 10)
+{
+    /* off: the estimate as it is */
+    cr_assert_eq(netelect__rtt_hold(1000000, 1300000, 0, 0), 1300000);
+    /* 20 %: the band around 1 ms is [0.8 ms, 1.2 ms], edges included */
+    cr_assert_eq(netelect__rtt_hold(1000000, 1200000, 20, 0), 1000000);
+    cr_assert_eq(netelect__rtt_hold(1000000, 800000, 20, 0), 1000000);
+    cr_assert_eq(netelect__rtt_hold(1000000, 1200001, 20, 0), 1200001, "leaves the band upwards");
+    cr_assert_eq(netelect__rtt_hold(1000000, 799999, 20, 0), 799999, "leaves it downwards");
+    /* the absolute floor widens a narrow band, never narrows a wide one */
+    cr_assert_eq(netelect__rtt_hold(100000, 140000, 20, 50000), 100000, "20 us < 50 us floor");
+    cr_assert_eq(netelect__rtt_hold(100000, 150001, 20, 50000), 150001);
+    cr_assert_eq(netelect__rtt_hold(1000000, 1190000, 20, 50000), 1000000, "200 us > floor");
+    cr_assert_eq(netelect__rtt_hold(100000, 140000, 0, 50000), 100000, "floor alone");
+    /* unknown is never held, nor held onto */
+    cr_assert_eq(netelect__rtt_hold(NETELECT_RTT_UNKNOWN, 5, 20, 50000), 5);
+    cr_assert_eq(netelect__rtt_hold(5, NETELECT_RTT_UNKNOWN, 20, 50000), NETELECT_RTT_UNKNOWN);
+    /* no overflow near the top of the range */
+    uint64_t big = NETELECT_RTT_MAX_MEASURED;
+    cr_assert_eq(netelect__rtt_hold(big, big / 2, 100, 0), big, "100 %% band holds down to 0");
+    cr_assert_eq(netelect__rtt_hold(big - 1, big, 1, 0), big - 1);
+}
+
+/* Two near-equal peers whose estimates jitter inside the band keep the
+ * published order; a real move is published at once (hard). */
+Test(nodes, rtt_hysteresis_holds_published_order, .timeout = 10)
+{
+    struct agent *a = mk();
+    a->cfg.rtt_hyst_pct = 20;
+    a->cfg.rtt_hyst_min_ns = 50000;
+    struct sockaddr_storage ss;
+    socklen_t l;
+    netelect__parse_addr("127.0.0.1:9", &ss, &l, 0);
+    struct node *b = netelect__node_get(a, 0xb), *c = netelect__node_get(a, 0xc);
+    struct node *ns[2] = {b, c};
+    for (int i = 0; i < 2; i++) {
+        netelect__node_set_addr(a, ns[i], &ss, l);
+        ns[i]->pr.samples = 1;
+        ns[i]->pr.healthy = 1;
+        ns[i]->pr.srtt_ns = i ? 436000 : 371000;
+        ns[i]->pub = netelect__node_view(a, ns[i]); /* published */
+        ns[i]->pub_valid = true;
+    }
+    uint64_t s = 12345;
+    for (int k = 0; k < 1000; k++) {
+        a->dirty_hard = false;
+        /* both jitter across each other: 371..445 us and 360..439 us */
+        b->pr.srtt_ns = 371000 + rnd(&s) % 74000;
+        c->pr.srtt_ns = 360000 + rnd(&s) % 80000;
+        for (int i = 0; i < 2; i++) {
+            netelect__node_changed(a, ns[i]);
+            ns[i]->pub = netelect__node_view(a, ns[i]);
+        }
+        cr_assert(!a->dirty_hard, "a move inside the band is no hard change (round %d)", k);
+        cr_assert_eq(b->pub.rtt_ns, 371000, "B's published RTT holds");
+        cr_assert_eq(c->pub.rtt_ns, 436000, "C's published RTT holds");
+        cr_assert_eq(b->pub.rtt_raw_ns, b->pr.raw_ns, "the raw sample stays live");
+    }
+    b->pr.srtt_ns = 3 * 371000;
+    netelect__node_changed(a, b);
+    cr_assert(a->dirty_hard, "a 3x slower peer is a hard change");
+    cr_assert_eq(netelect__node_view(a, b).rtt_ns, 3 * 371000, "published as measured");
+    /* an operator's value is exact, never held */
+    b->pub = netelect__node_view(a, b);
+    b->rtt_ovr = true;
+    b->rtt_ovr_ns = 1100000;
+    cr_assert_eq(netelect__node_view(a, b).rtt_ns, 1100000);
+    /* off again (a reload): the estimate itself */
+    b->rtt_ovr = false;
+    a->cfg.rtt_hyst_pct = 0;
+    a->cfg.rtt_hyst_min_ns = 0;
+    c->pr.srtt_ns = 440000;
+    cr_assert_eq(netelect__node_view(a, c).rtt_ns, 440000);
+}
+
+Test(nodes, drain_by_channel_and_all, .timeout = 10)
+{
+    struct agent *a = mk();
+    cr_assert(!netelect__drained(a, "orders"));
+    cr_assert_eq(netelect__drain(a, "orders", true), 1);
+    cr_assert(a->dirty_hard, "a drain is published at once");
+    cr_assert_eq(netelect__drain(a, "orders", true), 0, "already drained");
+    cr_assert_eq(netelect__drain(a, "audit", true), 1);
+    cr_assert(netelect__drained(a, "orders") && netelect__drained(a, "audit"));
+    cr_assert(!netelect__drained(a, "other"));
+    cr_assert_eq(netelect__drain(a, "orders", false), 1);
+    cr_assert(!netelect__drained(a, "orders") && netelect__drained(a, "audit"));
+    cr_assert_eq(netelect__drain(a, "orders", false), 0, "not drained: no change");
+    cr_assert_eq(netelect__drain(a, NULL, true), 1);
+    cr_assert(netelect__drained(a, "anything"), "drain all covers channels not named");
+    cr_assert_eq(netelect__drain(a, NULL, false), 1);
+    cr_assert(!a->drain_all && a->n_drained == 0, "undrain all ends the named drains too");
+    cr_assert(!netelect__drained(a, "audit"));
+    cr_assert_eq(netelect__drain(a, NULL, false), 0);
+    for (int i = 0; i < 100; i++) { /* the list grows */
+        char name[16];
+        snprintf(name, sizeof name, "c%d", i);
+        cr_assert_eq(netelect__drain(a, name, true), 1);
+    }
+    cr_assert(netelect__drained(a, "c0") && netelect__drained(a, "c99") && !netelect__drained(a, "c100"));
+    free(a->drained);
+}
+
 Test(nodes, combining_sources, .timeout = 10)
 {
     struct agent *a = mk();
