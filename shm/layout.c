@@ -98,6 +98,12 @@ uint64_t netelect__timens(void)
     return stat("/proc/self/ns/time", &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
+uint64_t netelect__pidns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 uint64_t netelect__layout_crc(const void *hdr)
 {
     const unsigned char *p = hdr;
@@ -168,6 +174,7 @@ int netelect__layout_validate(const struct netelect_shm_hdr *hdr, uint64_t file_
     /* Outside the identity copy above (it was padding before ABI 1.1):
      * written once before the file got its name, read here once. */
     L->timens = h.h_abi_minor >= 1 ? hdr->h_timens : 0;
+    L->pidns = h.h_abi_minor >= 1 ? hdr->h_pidns : 0;
 
     uint32_t state = atomic_load_explicit(&hdr->h_state, memory_order_acquire);
     if (state == NETELECT_SHM_INIT)

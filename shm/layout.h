@@ -73,6 +73,12 @@ enum {
  */
 #define NETELECT_SHM_WAIT_LOCK (INT64_C(1) << 40)
 #define NETELECT_SHM_WAIT_SPAN (INT64_C(1) << 22)
+/* netelect_view_fd() holders announce on the next range (one byte per
+ * descriptor number of their process): for them the writer also touches the
+ * file's times (futimens), which inotify reports as IN_ATTRIB.  The writer
+ * looks at both ranges with one F_OFD_GETLK. */
+#define NETELECT_SHM_FD_LOCK (NETELECT_SHM_WAIT_LOCK + NETELECT_SHM_WAIT_SPAN)
+#define NETELECT_SHM_FD_SPAN (INT64_C(1) << 22)
 
 /* compat flags (unknown bits ignored by readers). */
 #define NETELECT_SHM_COMPAT_REGISTRY 0x1u /* <name>.readers exists for this incarnation */
@@ -162,7 +168,10 @@ struct netelect_shm_hdr {
      * futex word a waiter sleeps on.  ABI 1.1. */
     _Atomic uint32_t h_wake;
     uint32_t h_pad3;
-    uint8_t h_pad4[8];
+    /* W once before rename: the inode of the writer's /proc/self/ns/pid (0
+     * unknown); R: h_writer_pid names the writer in our pid namespace iff
+     * this equals ours (netelect_view_fd's pidfd).  ABI 1.1. */
+    uint64_t h_pidns;
 };
 
 _Static_assert(offsetof(struct netelect_shm_hdr, h_magic) == 0, "layout");
@@ -298,6 +307,7 @@ struct netelect_shm_layout {
     uint8_t incarnation[16];
     int32_t writer_pid;
     uint64_t timens; /* h_timens */
+    uint64_t pidns;  /* h_pidns */
 };
 
 /*
@@ -307,6 +317,8 @@ struct netelect_shm_layout {
 int netelect__layout_compute(struct netelect_shm_layout *L);
 /* The inode of this process's time namespace, 0 if unknown (h_timens). */
 uint64_t netelect__timens(void);
+/* The same for the pid namespace (h_pidns). */
+uint64_t netelect__pidns(void);
 /* FNV-1a 64 over the identity lines of a header. */
 uint64_t netelect__layout_crc(const void *hdr);
 /*

@@ -37,6 +37,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <linux/futex.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -149,6 +152,8 @@ struct netelect_view {
     _Alignas(64) _Atomic uint64_t retries;
     _Alignas(64) pthread_mutex_t reattach_lock; /* slow path only, never held by readers */
     struct fastref *retired; /* zeroed header pages, unmapped at close */
+    struct notify *nt;       /* netelect_view_fd(), under nt_lock */
+    pthread_mutex_t nt_lock;
     struct netelect__shm_paths p;
 };
 
@@ -575,6 +580,162 @@ static void reattach(struct netelect_view *v)
     pthread_mutex_unlock(&v->reattach_lock);
 }
 
+/* ---- netelect_view_fd(): change notification for the caller's poll loop */
+
+/*
+ * An epoll descriptor holding (1) an inotify watch on the segment file
+ * (IN_ATTRIB: the writer touches the file's times after a publish when a
+ * descriptor holder announced itself, see NETELECT_SHM_FD_LOCK; the file is
+ * renamed over or unlinked when the agent restarts or moves the view) and
+ * (2) a pidfd of the agent (readable when it exits or is killed), where it
+ * lives in our pid namespace.  epoll so that the caller gets one
+ * descriptor; inotify and pidfd because they are the kernel's own events
+ * for "this file changed" and "this process died": no thread of ours, no
+ * timer, and no wake-up while nothing happens.
+ */
+struct notify {
+    int ep, ino, wd, pidfd;
+    uint64_t map_id; /* the mapping the watch and the announce are for, 0 none */
+};
+
+static void notify_free(struct notify *nt)
+{
+    if (!nt)
+        return;
+    if (nt->pidfd >= 0)
+        close(nt->pidfd);
+    if (nt->ino >= 0)
+        close(nt->ino);
+    if (nt->ep >= 0)
+        close(nt->ep);
+    free(nt);
+}
+
+static uint64_t own_pidns(void)
+{
+    static _Atomic uint64_t cached; /* 0 not yet, UINT64_MAX unknown */
+    uint64_t t = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (!t) {
+        t = netelect__pidns();
+        atomic_store_explicit(&cached, t ? t : UINT64_MAX, memory_order_relaxed);
+    }
+    return t == UINT64_MAX ? 0 : t;
+}
+
+/* Points the watch, the pidfd and the announce at the current mapping and
+ * drains what was reported.  Under nt_lock. */
+static int notify_arm(struct netelect_view *v, struct notify *nt)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    while (read(nt->ino, buf, sizeof buf) > 0) {
+    }
+    if (nt->pidfd >= 0) {
+        struct pollfd p = {.fd = nt->pidfd, .events = POLLIN};
+        if (poll(&p, 1, 0) == 1) { /* reported once: the agent is gone */
+            epoll_ctl(nt->ep, EPOLL_CTL_DEL, nt->pidfd, NULL);
+            close(nt->pidfd);
+            nt->pidfd = -1;
+        }
+    }
+    rcu_lock();
+    const struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
+    const uint64_t id = m->id;
+    int rc = 0;
+    if (id != nt->map_id && m->fd >= 0) {
+        /* Announce (one byte per epoll descriptor number: unique in this
+         * process); the lock goes with the map's fd when it is retired. */
+        struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET,
+                           .l_start = NETELECT_SHM_FD_LOCK + nt->ep % NETELECT_SHM_FD_SPAN, .l_len = 1};
+        if (fcntl(m->fd, F_OFD_SETLK, &fl) != 0)
+            rc = -errno;
+        const int pid = m->L.writer_pid;
+        const bool same_ns = m->L.pidns && m->L.pidns == own_pidns();
+        rcu_unlock();
+        if (rc)
+            return rc;
+        if (nt->wd >= 0)
+            inotify_rm_watch(nt->ino, nt->wd);
+        nt->wd = inotify_add_watch(nt->ino, v->p.path, IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+        if (nt->wd < 0)
+            return -errno;
+        if (nt->pidfd >= 0) {
+            epoll_ctl(nt->ep, EPOLL_CTL_DEL, nt->pidfd, NULL);
+            close(nt->pidfd);
+            nt->pidfd = -1;
+        }
+        /* Only a live writer's pid is its pid (a dead one's may be reused
+         * already): the pidfd is kept if the view still says alive after
+         * it was opened. */
+        struct netelect_view_status st;
+        if (same_ns && pid > 0) {
+            int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (pfd >= 0 && netelect_view_status(v, &st) == 0 && st.writer_alive &&
+                st.agent_pid == pid) {
+                struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 2};
+                if (epoll_ctl(nt->ep, EPOLL_CTL_ADD, pfd, &ev) == 0)
+                    nt->pidfd = pfd, pfd = -1;
+            }
+            if (pfd >= 0)
+                close(pfd);
+        }
+        nt->map_id = id;
+        return 0;
+    }
+    rcu_unlock();
+    return rc;
+}
+
+int netelect_view_fd(struct netelect_view *v)
+{
+    if (!v)
+        return -EINVAL;
+    pthread_mutex_lock(&v->nt_lock);
+    int rc;
+    if (v->nt) {
+        rc = v->nt->ep;
+        goto out;
+    }
+    struct notify *nt = calloc(1, sizeof *nt);
+    if (!nt) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    nt->wd = nt->pidfd = -1;
+    nt->ep = epoll_create1(EPOLL_CLOEXEC);
+    nt->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 1};
+    if (nt->ep < 0 || nt->ino < 0 || epoll_ctl(nt->ep, EPOLL_CTL_ADD, nt->ino, &ev) != 0) {
+        rc = -errno;
+        notify_free(nt);
+        goto out;
+    }
+    if ((rc = notify_arm(v, nt)) < 0) {
+        notify_free(nt);
+        goto out;
+    }
+    v->nt = nt;
+    rc = nt->ep;
+out:
+    pthread_mutex_unlock(&v->nt_lock);
+    return rc;
+}
+
+int netelect_view_fd_rearm(struct netelect_view *v)
+{
+    if (!v)
+        return -EINVAL;
+    /* The event may be a new file under the name (a restart, a move):
+     * look at the path now, not after the reattach back-off, so that the
+     * watch and the announce move to the file that has the name. */
+    struct netelect_view_status st;
+    if (netelect_view_status(v, &st) != 0 || st.state != NETELECT_SHM_LIVE || !st.writer_alive)
+        reattach(v);
+    pthread_mutex_lock(&v->nt_lock);
+    const int rc = v->nt ? notify_arm(v, v->nt) : -EBADF;
+    pthread_mutex_unlock(&v->nt_lock);
+    return rc;
+}
+
 /* ---- open / close */
 
 int netelect_view_open_opts(const char *name, const struct netelect_view_opts *opts,
@@ -599,6 +760,7 @@ int netelect_view_open_opts(const char *name, const struct netelect_view_opts *o
     v->clock = mono_clock;
     v->id = atomic_fetch_add_explicit(&g_ids, 1, memory_order_relaxed);
     pthread_mutex_init(&v->reattach_lock, NULL);
+    pthread_mutex_init(&v->nt_lock, NULL);
     struct map *m;
     if ((rc = map_open(v, &m))) {
         pthread_mutex_destroy(&v->reattach_lock);
@@ -635,6 +797,8 @@ void netelect_view_close(struct netelect_view *v)
         munmap((void *)f->h, NETELECT_SHM_PAGE);
         free(f);
     }
+    notify_free(v->nt);
+    pthread_mutex_destroy(&v->nt_lock);
     pthread_mutex_destroy(&v->reattach_lock);
     free(v);
 }
@@ -1138,7 +1302,7 @@ static inline int chan_resolve(struct chan_op *c, const struct map *m,
 {
     c->ci = cached_chan(c, m, sl, cur);
     if (c->ci < 0)
-        return c->ci == -1 ? -ENOENT : (int)c->ci;
+        return c->ci == -1 ? NETELECT_ENOCHAN : (int)c->ci;
     c->map_id = m->id;
     c->cur = cur;
     return 0;
@@ -1645,7 +1809,7 @@ int netelect_snap_elect(const struct netelect_snap *s, const char *channel, uint
         return -EINVAL;
     int64_t ci = chan_find(s->m, s->sl, channel, len);
     if (ci < 0)
-        return ci == -1 ? -ENOENT : snap_rc(s, ci);
+        return ci == -1 ? NETELECT_ENOCHAN : snap_rc(s, ci);
     return snap_rc(s, do_elect(NULL, s->m, s->sl, (uint32_t)ci, self_id, 0, out));
 }
 
@@ -1657,7 +1821,7 @@ int netelect_snap_rank(const struct netelect_snap *s, const char *channel, uint6
         return -EINVAL;
     int64_t ci = chan_find(s->m, s->sl, channel, len);
     if (ci < 0)
-        return ci == -1 ? -ENOENT : snap_rc(s, ci);
+        return ci == -1 ? NETELECT_ENOCHAN : snap_rc(s, ci);
     return snap_rc(s, do_rank(s->m, s->sl, (uint32_t)ci, self_id, out_ids, cap, count));
 }
 
@@ -1680,7 +1844,7 @@ int netelect_snap_members(const struct netelect_snap *s, const char *channel, ui
         return -EINVAL;
     int64_t ci = chan_find(s->m, s->sl, channel, len);
     if (ci < 0)
-        return ci == -1 ? -ENOENT : snap_rc(s, ci);
+        return ci == -1 ? NETELECT_ENOCHAN : snap_rc(s, ci);
     if (chan_range(s->m, s->sl, (uint32_t)ci, &first, &n))
         return snap_rc(s, E_GARBAGE);
     const uint64_t *mi = rg(s->m, s->sl, NETELECT_RG_M_IDS);

@@ -235,11 +235,18 @@ static void wake_all(struct netelect_shm_hdr *h)
  * NETELECT_SHM_WAIT_LOCK), at the cost of one fcntl() otherwise. */
 static void wake_waiters(struct segment *s)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
-                       .l_start = NETELECT_SHM_WAIT_LOCK, .l_len = NETELECT_SHM_WAIT_SPAN};
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = NETELECT_SHM_WAIT_LOCK,
+                       .l_len = NETELECT_SHM_WAIT_SPAN + NETELECT_SHM_FD_SPAN};
     if (s->fd < 0 || (fcntl(s->fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK))
         return;
     wake_all(hdr_of(s));
+    /* The kernel reports the first conflicting lock: a descriptor holder
+     * may hide behind a thread waiter, so look at their range alone. */
+    struct flock fd_fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
+                          .l_start = NETELECT_SHM_FD_LOCK, .l_len = NETELECT_SHM_FD_SPAN};
+    if (fl.l_start >= NETELECT_SHM_FD_LOCK ||
+        (fcntl(s->fd, F_OFD_GETLK, &fd_fl) == 0 && fd_fl.l_type != F_UNLCK))
+        futimens(s->fd, NULL); /* IN_ATTRIB for netelect_view_fd() */
 }
 
 /* h_state leaves LIVE (or STALLED) for `state`, and says since when. */
@@ -326,6 +333,7 @@ static void segment_init(struct netelect_writer *w, struct segment *s, uint64_t 
     h->h_heartbeat_period_ns = w->cfg.heartbeat_period_ns;
     h->h_layout_crc = netelect__layout_crc(h);
     h->h_timens = netelect__timens();
+    h->h_pidns = netelect__pidns();
     init_slot0(s, gen);
     atomic_store_explicit(&h->h_heartbeat_seq, 1, memory_order_relaxed);
     atomic_store_explicit(&h->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC), memory_order_relaxed);
@@ -1138,6 +1146,8 @@ void netelect__writer_close(struct netelect_writer *w, bool abandon)
         struct netelect_shm_hdr *h = hdr_of(&w->seg);
         leave_live(h, atomic_load_explicit(&h->h_state, memory_order_relaxed),
                    NETELECT_SHM_ABANDONED);
+        if (w->seg.fd >= 0)
+            futimens(w->seg.fd, NULL); /* netelect_view_fd() holders, too */
     }
     if (w->external)
         w->seg.base = NULL;

@@ -138,8 +138,10 @@ NETELECT_API void netelect_view_close(struct netelect_view *v);
  * are not in the agent's node table or are unhealthy are not candidates.
  * A thread asking the same question on an unchanged version is answered
  * from its own cache (one load of shared memory).
- * @return 0; -EINVAL NULL argument or a name not 1..255 bytes; -ENOENT
- *         unknown channel; NETELECT_ESTALE agent gone past the staleness
+ * @return 0; -EINVAL NULL argument or a name not 1..255 bytes;
+ *         NETELECT_ENOCHAN no such channel in the current version (its own
+ *         code, so it never reads as -ENOENT "no segment" from
+ *         netelect_view_open()); NETELECT_ESTALE agent gone past the staleness
  *         limit; -EAGAIN retries exhausted (a writer lapped the reader every
  *         time); NETELECT_ECORRUPT the segment's content is inconsistent.
  */
@@ -187,6 +189,34 @@ NETELECT_API uint64_t netelect_view_generation(struct netelect_view *v);
  */
 NETELECT_API int netelect_view_wait(struct netelect_view *v, uint64_t last_generation,
                                     uint64_t timeout_ns);
+/**
+ * A descriptor for the caller's own poll/epoll loop: readable (POLLIN)
+ * when the agent may have published, exited, died or been replaced, so an
+ * event loop learns of changes without a thread and without polling.  It
+ * is an epoll descriptor over kernel events: an inotify watch on the
+ * segment file (after each publish the agent touches the file's times,
+ * only while a descriptor holder exists; a restart renames a new file
+ * over it) and a pidfd of the agent where it runs in our pid namespace
+ * (readable when it exits or is killed: no heartbeat timeout needed).  A
+ * hung agent, or one in another pid namespace that is killed, is not
+ * reported by the descriptor: poll with a timeout of the fail-static
+ * window if that matters.  Events may be spurious; none is lost.
+ * Owned by the handle (closed by netelect_view_close(); do not close it);
+ * the same descriptor on every call.
+ * Usage: poll it; when readable, call netelect_view_fd_rearm(), then read
+ * the view (netelect_view_generation(), _elect(), _status()).
+ * @return the descriptor, or -errno (e.g. -EMFILE: inotify instances are
+ *         limited per user, fs.inotify.max_user_instances).
+ */
+NETELECT_API int netelect_view_fd(struct netelect_view *v);
+/**
+ * Consumes what made the descriptor readable and points it at the current
+ * segment (after an agent restart, the new file and the new agent).  Call
+ * it before reading the view, so that nothing published meanwhile is
+ * missed.  One thread at a time per handle.
+ * @return 0, -EBADF netelect_view_fd() was not called, or -errno.
+ */
+NETELECT_API int netelect_view_fd_rearm(struct netelect_view *v);
 /** The agent's node id (usable as self_id). */
 NETELECT_API uint64_t netelect_view_self(struct netelect_view *v);
 
@@ -230,7 +260,7 @@ NETELECT_API int netelect_view_read(struct netelect_view *v,
 NETELECT_API uint64_t netelect_snap_generation(const struct netelect_snap *s);
 /** The agent's publish time (CLOCK_MONOTONIC ns) of the snapshot. */
 NETELECT_API uint64_t netelect_snap_publish_ns(const struct netelect_snap *s);
-/** As netelect_view_elect(), inside a read section. */
+/** As netelect_view_elect() (NETELECT_ENOCHAN for an unknown channel), inside a read section. */
 NETELECT_API int netelect_snap_elect(const struct netelect_snap *s, const char *channel,
                                      uint64_t self_id, struct netelect_result *out);
 /** As netelect_view_rank(), inside a read section. */
@@ -243,6 +273,7 @@ NETELECT_API int netelect_snap_node(const struct netelect_snap *s, uint64_t id,
 /**
  * The members of `channel`, copied: up to `cap` ids, their RTTs and health
  * (any output may be NULL), the member count to `*count`.
+ * @return 0; NETELECT_ENOCHAN no such channel; -EINVAL; or a read error.
  */
 NETELECT_API int netelect_snap_members(const struct netelect_snap *s, const char *channel,
                                        uint64_t *ids, uint64_t *rtt_ns, uint8_t *healthy,

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -165,4 +166,48 @@ Test(wait, nobody_waiting_nobody_woken)
     netelect__writer_close(w, true);
     cr_assert_eq(w1, w0, "publishes with no waiter touched the futex word");
     cr_assert_neq(w2, w1, "a publish with a waiter did not");
+}
+
+/* ---- netelect_view_fd() */
+
+static int readable(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+Test(wait, fd_reports_publish_exit_and_a_new_agent)
+{
+    struct netelect_writer *w = wopen();
+    struct netelect_view *v = NULL;
+    cr_assert_eq(netelect_view_open(name, &v), 0);
+    const int fd = netelect_view_fd(v);
+    cr_assert_geq(fd, 0, "%s", netelect_strerror(fd));
+    cr_assert_eq(netelect_view_fd(v), fd, "one descriptor per handle");
+    cr_assert_not(readable(fd, 100), "readable with nothing published");
+
+    const uint64_t g = netelect_view_generation(v);
+    cr_assert_eq(netelect__writer_publish(w, one, 1, c1, 1), 0);
+    cr_assert(readable(fd, 1000), "a publish was not reported");
+    cr_assert_eq(netelect_view_fd_rearm(v), 0);
+    cr_assert_neq(netelect_view_generation(v), g);
+    cr_assert_not(readable(fd, 50), "still readable after rearm");
+
+    netelect__writer_close(w, true);
+    cr_assert(readable(fd, 1000), "the agent's exit was not reported");
+    cr_assert_eq(netelect_view_fd_rearm(v), 0);
+
+    /* A new agent renames its file over the name: reported, and after
+     * rearm the descriptor follows the new file. */
+    w = wopen();
+    cr_assert(readable(fd, 1000), "a new agent was not reported");
+    cr_assert_eq(netelect_view_fd_rearm(v), 0);
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "c", 1, &r), 0);
+    cr_assert_eq(netelect_view_fd_rearm(v), 0);
+    cr_assert_not(readable(fd, 50));
+    cr_assert_eq(netelect__writer_publish(w, one, 1, c1, 1), 0);
+    cr_assert(readable(fd, 1000), "a publish of the new agent was not reported");
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
 }
