@@ -8,10 +8,16 @@
  * SIGTERM/SIGINT or after --max-seconds (default 300), so it never outlives
  * a test by much.
  *
- * usage: udp_delay LISTEN TARGET DELAY_MS [--max-seconds N]
+ * --jitter MS adds a uniformly random extra delay in [0, MS) to each
+ * datagram (xorshift seeded by --seed, default from the pid), still in FIFO
+ * order: a datagram never leaves before one that came in earlier, so one
+ * that queues behind a slower one is delayed a little more.
+ *
+ * usage: udp_delay LISTEN TARGET DELAY_MS [--max-seconds N] [--jitter MS] [--seed N]
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -51,12 +57,38 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t rng;
+static uint64_t xorshift(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4 && argc != 6) {
-        fprintf(stderr, "usage: udp_delay LISTEN TARGET DELAY_MS [--max-seconds N]\n");
+    if (argc < 4 || (argc - 4) % 2) {
+        fprintf(stderr, "usage: udp_delay LISTEN TARGET DELAY_MS [--max-seconds N] [--jitter MS] "
+                        "[--seed N]\n");
         return 2;
     }
+    int max_s = 300;
+    double jitter_ms = 0;
+    rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+    for (int i = 4; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--max-seconds"))
+            max_s = (int)test_arg_ll(argv[i + 1], 1, 86400, "udp_delay: --max-seconds");
+        else if (!strcmp(argv[i], "--jitter"))
+            jitter_ms = test_arg_d(argv[i + 1], 0, 60000, "udp_delay: --jitter");
+        else if (!strcmp(argv[i], "--seed"))
+            rng = (uint64_t)test_arg_ll(argv[i + 1], 1, LLONG_MAX, "udp_delay: --seed");
+        else {
+            fprintf(stderr, "udp_delay: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    const uint64_t jitter = (uint64_t)(jitter_ms * 1e6);
     struct sockaddr_storage la, ta, ca;
     socklen_t ll, tl, cl = 0;
     if (netelect__parse_addr(argv[1], &la, &ll, 0) < 0 || netelect__parse_addr(argv[2], &ta, &tl, 0) < 0) {
@@ -65,7 +97,6 @@ int main(int argc, char **argv)
     }
     double delay_ms = test_arg_d(argv[3], 0, 60000, "udp_delay: DELAY_MS");
     uint64_t delay = (uint64_t)(delay_ms * 1e6);
-    int max_s = argc == 6 ? (int)test_arg_ll(argv[5], 1, 86400, "udp_delay: --max-seconds") : 300;
     signal(SIGTERM, on_sig);
     signal(SIGINT, on_sig);
     int ls = socket(la.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
@@ -75,7 +106,8 @@ int main(int argc, char **argv)
         return 1;
     }
     uint64_t end = now_ns() + (uint64_t)max_s * 1000000000u;
-    printf("udp_delay: %s -> %s, %.3f ms each way\n", argv[1], argv[2], delay_ms);
+    printf("udp_delay: %s -> %s, %.3f ms each way, + [0, %.3f ms) jitter\n", argv[1], argv[2],
+           delay_ms, jitter_ms);
     fflush(stdout);
     while (!stop && now_ns() < end) {
         uint64_t now = now_ns();
@@ -124,7 +156,9 @@ int main(int argc, char **argv)
                 }
                 p->len = (size_t)n;
                 p->up = i == 0;
-                p->due = now_ns() + delay;
+                p->due = now_ns() + delay + (jitter ? xorshift() % jitter : 0);
+                if (qn && p->due < q[(qh + qn - 1) % QMAX].due) /* FIFO: not before the last one */
+                    p->due = q[(qh + qn - 1) % QMAX].due;
                 qn++;
             }
         }
