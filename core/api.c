@@ -93,6 +93,8 @@ NETELECT_API const char *netelect_strerror(int err)
         return "segment is corrupt or not a netelect segment";
     case NETELECT_ESTALE:
         return "agent gone for longer than the staleness limit";
+    case NETELECT_ENOCHAN:
+        return "no such channel";
     default:
         break;
     }

@@ -182,6 +182,7 @@ NETELECT_API unsigned netelect_version_number(void);
 #define NETELECT_EVERSION (-4097) /**< segment has an incompatible ABI major */
 #define NETELECT_ECORRUPT (-4098) /**< segment failed validation */
 #define NETELECT_ESTALE (-4099)   /**< agent gone for longer than the staleness limit */
+#define NETELECT_ENOCHAN (-4100)  /**< no such channel in the published view */
 
 /**
  * Describes a value returned by this library: a negative errno or one of the

@@ -205,7 +205,7 @@ static int do_loop(struct netelect_view *v, const char *chan, uint64_t self)
                        wall_ns(), n, n_inc, (int)st.agent_pid, gen);
             }
         }
-        if (r == -ENOENT)
+        if (r == NETELECT_ENOCHAN)
             enoent++;
         else if (r < 0)
             errors++;

@@ -291,6 +291,7 @@ Test(api, version_isa_and_errors)
     cr_assert_eq(netelect_set_isa("scalar"), 0);
     cr_assert_str_eq(netelect_isa(), "scalar");
     cr_assert_str_eq(netelect_strerror(-ENOENT), "No such file or directory");
+    cr_assert_str_eq(netelect_strerror(NETELECT_ENOCHAN), "no such channel");
     cr_assert_str_eq(netelect_strerror(NETELECT_ECORRUPT),
                      "segment is corrupt or not a netelect segment");
     cr_assert_str_eq(netelect_strerror(12345), "unknown error");

@@ -147,7 +147,7 @@ Test(trust, forged_view_refused_and_replaced)
     cr_assert_eq(netelect_view_open(name, &v), 0);
     cr_assert_eq(netelect_view_self(v), 7, "the reader sees the real agent");
     struct netelect_result r;
-    cr_assert_eq(netelect_view_elect(v, "default", 7, &r), -ENOENT, "no forged channel");
+    cr_assert_eq(netelect_view_elect(v, "default", 7, &r), NETELECT_ENOCHAN, "no forged channel");
     netelect_view_close(v);
     netelect__writer_close(w, true);
     close(hold);

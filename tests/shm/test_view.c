@@ -185,7 +185,9 @@ Test(shm, errors_and_unknowns)
     struct netelect_result r;
     size_t cnt;
     struct netelect_node_info ni;
-    cr_assert_eq(netelect_view_elect(v, "nope", 0, &r), -ENOENT);
+    /* An unknown channel has its own code: -ENOENT is "no segment" at open. */
+    cr_assert_eq(netelect_view_elect(v, "nope", 0, &r), NETELECT_ENOCHAN);
+    cr_assert_str_eq(netelect_strerror(NETELECT_ENOCHAN), "no such channel");
     cr_assert_eq(netelect_view_elect(v, "", 0, &r), -EINVAL);
     cr_assert_eq(netelect_view_elect(v, NULL, 0, &r), -EINVAL);
     cr_assert_eq(netelect_view_elect(v, "a", 0, NULL), -EINVAL);
@@ -194,7 +196,7 @@ Test(shm, errors_and_unknowns)
     memset(longname, 'x', sizeof longname - 1);
     longname[299] = 0;
     cr_assert_eq(netelect_view_elect(v, longname, 0, &r), -EINVAL);
-    cr_assert_eq(netelect_view_rank(v, "nope", 0, NULL, 0, &cnt), -ENOENT);
+    cr_assert_eq(netelect_view_rank(v, "nope", 0, NULL, 0, &cnt), NETELECT_ENOCHAN);
     cr_assert_eq(netelect_view_rank(v, "a", 0, NULL, 5, &cnt), -EINVAL);
     cr_assert_eq(netelect_view_rank(v, "a", 0, NULL, 0, &cnt), 0);
     cr_assert_eq(cnt, 2);
@@ -636,6 +638,17 @@ static int multi_fn(const struct netelect_snap *s, void *ctx)
     return rc;
 }
 
+static int nochan_fn(const struct netelect_snap *s, void *ctx)
+{
+    int *rc = ctx;
+    struct netelect_result r;
+    size_t n;
+    rc[0] = netelect_snap_elect(s, "nope", 0, &r);
+    rc[1] = netelect_snap_rank(s, "nope", 0, NULL, 0, &n);
+    rc[2] = netelect_snap_members(s, "nope", NULL, NULL, NULL, 0, &n);
+    return 0;
+}
+
 Test(shm, read_section)
 {
     struct netelect_writer *w = wopen(1, 0);
@@ -647,6 +660,11 @@ Test(shm, read_section)
     cr_assert_eq(m.b.winner, 4);
     cr_assert_eq(m.n2.rtt_ns, 300);
     cr_assert_eq(m.gen, netelect_view_generation(v));
+    int nochan[3];
+    cr_assert_eq(netelect_view_read(v, nochan_fn, nochan), 0);
+    cr_assert_eq(nochan[0], NETELECT_ENOCHAN, "snap_elect of an unknown channel");
+    cr_assert_eq(nochan[1], NETELECT_ENOCHAN, "snap_rank of an unknown channel");
+    cr_assert_eq(nochan[2], NETELECT_ENOCHAN, "snap_members of an unknown channel");
     netelect_view_close(v);
     netelect__writer_close(w, true);
 }

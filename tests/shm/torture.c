@@ -199,7 +199,7 @@ static bool check_elect(int c, uint64_t self, uint64_t g, struct netelect_result
 
 static void count_rc(struct rstats *st, int rc)
 {
-    if (rc == -ENOENT)
+    if (rc == NETELECT_ENOCHAN)
         atomic_fetch_add(&st->empty, 1);
     else if (rc == -EAGAIN)
         atomic_fetch_add(&st->eagain, 1);
@@ -222,7 +222,7 @@ static void *reader_thread(void *arg)
             sc.c = (int)(x % NCH);
             sc.self = (x >> 8) & 1 ? member(sc.c, (int)((x >> 16) % NMEM)) : 0;
             int rc = netelect_view_read(t->v, snap_fn, &sc);
-            if (rc == 0 && sc.rc_members == -ENOENT && sc.rc_elect == -ENOENT) {
+            if (rc == 0 && sc.rc_members == NETELECT_ENOCHAN && sc.rc_elect == NETELECT_ENOCHAN) {
                 /* A new writer's first, empty version. */
                 atomic_fetch_add_explicit(&t->st->empty, 1, memory_order_relaxed);
             } else if (rc == 0) {
