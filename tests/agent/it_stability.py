@@ -147,7 +147,8 @@ def scenario_stability(h):
     on, leaders = w.changes_between(t0, t0 + WINDOW_S)
 
     def rng(xs):
-        return f"{min(xs) / 1e3:.0f}..{max(xs) / 1e3:.0f} us"
+        xs = [x for x in xs if x is not None and x >= 0]  # unknown: null (or -1 before the JSON contract)
+        return f"{min(xs) / 1e3:.0f}..{max(xs) / 1e3:.0f} us" if xs else "unknown"
     desc = "; ".join(f"{p:#x} estimate {rng([e for _, e in s])}, published {rng([q for q, _ in s])}"
                      for p, s in spread.items())
     log(f"STABILITY hysteresis on ({HYST.replace(chr(10), ', ')}): {on} leader changes in "
