@@ -17,7 +17,7 @@
  * laps this reader, and any such read is discarded by the seq re-check;
  * the kernels never trust what they read (they stay inside [0, n) and
  * their output whatever the input does meanwhile: core/kernel.h).  Rank
- * and top-k copy the members into a per-thread buffer first (see
+ * and top-k past 32 copy the members into a per-thread buffer first (see
  * members_copy).  Builds with NETELECT_SHM_ATOMIC_PAYLOAD (the TSAN test)
  * copy with relaxed atomic loads, for elections too.
  *
@@ -71,6 +71,7 @@
 #endif
 
 #include "netelect.h"
+#include "core/kernel.h" /* NETELECT__TOPK_BUF_MAX */
 #include "shm/layout.h"
 #include "shm/path.h"
 #include "shm/registry.h"
@@ -953,16 +954,18 @@ static void node_copy(const struct map *m, const struct netelect_shm_slot *sl, u
 }
 
 /*
- * Rank and top-k run on a private copy of the channel's members: a sort
- * makes several passes over its input, and a writer that reuses the slot
- * meanwhile (a reader without a registry slot, or after a forced reuse)
- * would change it between them.  The kernels are written to stay in
- * bounds anyway (core/kernel.h, "inputs that change"); the copy makes the
- * answer of one call the answer for one input, and costs a memcpy of 17
- * bytes per member beside a sort.  Elections stay zero-copy: every elect
- * kernel writes nothing but its result, and that is discarded by the seq
- * re-check if the input moved.  Builds with NETELECT_SHM_ATOMIC_PAYLOAD
- * (TSAN) copy for elections too, with relaxed atomic loads.
+ * Rank, and top-k past its 32-entry insertion buffer, run on a private
+ * copy of the channel's members: a sort makes several passes over its
+ * input, and a writer that reuses the slot meanwhile (a reader without a
+ * registry slot, or after a forced reuse) would change it between them.
+ * The kernels are written to stay in bounds anyway (core/kernel.h,
+ * "inputs that change"); the copy makes one call sort one input, and
+ * costs a memcpy of 17 bytes per member beside a sort.  Elections and
+ * top-k up to 32 stay zero-copy: they are one pass that writes nothing
+ * but a bounded buffer and their result, which the seq re-check discards
+ * if the input moved (a copy would double a top-8 of 10k members).
+ * Builds with NETELECT_SHM_ATOMIC_PAYLOAD (TSAN) always copy, with
+ * relaxed atomic loads.
  *
  * The copy lives in a per-thread buffer, kept up to COPY_KEEP bytes and
  * freed when the thread exits; a larger one is allocated per call.  If
@@ -1074,11 +1077,16 @@ static int do_rank(const struct map *m, const struct netelect_shm_slot *sl, uint
     uint32_t first, n;
     if (chan_range(m, sl, ci, &first, &n))
         return E_GARBAGE;
+    /* A cap past top-k's insertion buffer may sort: on a private copy.  Up
+     * to that, top-k is one pass with a bounded buffer and runs on the
+     * mapping, as an election does (see members_copy). */
     struct members_copy c = {0};
-    const bool copied = members_copy(m, sl, first, n, &c) == 0;
 #ifdef NETELECT_SHM_ATOMIC_PAYLOAD
-    if (!copied)
+    if (members_copy(m, sl, first, n, &c))
         return -ENOMEM;
+    const bool copied = true;
+#else
+    const bool copied = cap > NETELECT__TOPK_BUF_MAX && members_copy(m, sl, first, n, &c) == 0;
 #endif
     const uint64_t *ids = c.ids, *rtt = c.rtt;
     const uint8_t *ok = c.ok;
@@ -1090,8 +1098,8 @@ static int do_rank(const struct map *m, const struct netelect_shm_slot *sl, uint
     size_t cand = 0;
     for (uint32_t i = 0; i < n; i++)
         cand += ok[i] != 0;
-    /* On the mapping (no memory for a copy) cand may be stale by now:
-     * top-k never writes more than k, which is at most cap. */
+    /* On the mapping, cand may be stale by now: top-k never writes more
+     * than k, which is at most cap. */
     if (cap)
         netelect_topk(ids, rtt, ok, n, self_id, cap < cand ? cap : cand, out_ids);
     *count = cand;
