@@ -319,6 +319,54 @@ static void drop(struct agent *a, enum drop_reason r, const struct sockaddr_stor
     }
 }
 
+/*
+ * Probe packets that fail authentication (a peer configured with another
+ * key, or forged packets) are logged, but rate-limited, since anyone who
+ * can reach the port can send them: the first at once, with its source;
+ * then the failures of each following AUTH_LOG_NS as one line, with their
+ * count and the last source, when that interval ends (at a heartbeat).  An
+ * interval without any ends the series: the next failure is a "first"
+ * again.  `stats` counts every one (drops.bad_mac).
+ */
+#define AUTH_LOG_NS UINT64_C(10000000000)
+static struct {
+    uint64_t since_ns; /* start of the current interval; 0: none (log the next at once) */
+    uint64_t count;    /* failures in it, not yet logged */
+    struct sockaddr_storage last;
+} auth_log;
+
+static void auth_log_flush(uint64_t now)
+{
+    if (!auth_log.since_ns || now - auth_log.since_ns < AUTH_LOG_NS)
+        return;
+    if (!auth_log.count) {
+        auth_log.since_ns = 0;
+        return;
+    }
+    char ab[80];
+    LOG_W("%" PRIu64 " more probe packet%s failed authentication in the last %.0f s, the last "
+          "from %s (wrong key on a peer, or forged)", auth_log.count, auth_log.count == 1 ? "" : "s",
+          (double)(now - auth_log.since_ns) / 1e9,
+          netelect__fmt_addr((const struct sockaddr *)&auth_log.last, ab, sizeof ab));
+    auth_log.since_ns = now;
+    auth_log.count = 0;
+}
+
+static void auth_failed(const struct sockaddr_storage *from, uint64_t now)
+{
+    auth_log_flush(now);
+    if (auth_log.since_ns) {
+        auth_log.count++;
+        auth_log.last = *from;
+        return;
+    }
+    char ab[80];
+    LOG_W("a probe packet from %s failed authentication: a peer with another key_file, or a "
+          "forged packet (further failures: one line per %.0f s with their count)",
+          netelect__fmt_addr((const struct sockaddr *)from, ab, sizeof ab), (double)AUTH_LOG_NS / 1e9);
+    auth_log.since_ns = now ? now : 1;
+}
+
 static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen, uint64_t now)
 {
@@ -351,7 +399,10 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
     case NETELECT_PKT_EOVERSIZE: drop(a, DROP_OVERSIZE, from); return;
     case NETELECT_PKT_EGARBAGE: drop(a, DROP_GARBAGE, from); return;
     case NETELECT_PKT_EVERSION: drop(a, DROP_VERSION, from); return;
-    case NETELECT_PKT_EAUTH: drop(a, DROP_AUTH, from); return;
+    case NETELECT_PKT_EAUTH:
+        drop(a, DROP_AUTH, from);
+        auth_failed(from, now);
+        return;
     default: drop(a, DROP_FIELDS, from); return;
     }
     if (p.receiver != a->self) {
@@ -1070,6 +1121,7 @@ int main(int argc, char **argv)
             case EV_PUB: drain_fd(a->pub_tfd); a->pub_armed = false; break;
             case EV_HB:
                 drain_fd(a->hb_tfd);
+                auth_log_flush(netelect__now_ns());
                 if (a->dirty_soft || a->dirty_hard)
                     publish(a);
                 if (netelect__writer_heartbeat(a->w) < 0)
