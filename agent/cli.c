@@ -4,6 +4,7 @@
  * drive the agent over its control socket.  See `netelect --help`.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
@@ -34,6 +35,17 @@ static struct {
     const char *exec;
     bool help;
 } o = {.control = NETELECT_DEFAULT_CONTROL};
+
+/*
+ * The --json contract (docs/json.md, docs/netelect-cli.schema.json): every
+ * reply is one object with schema_version, verb, generation (null when not
+ * known) and ok; a failure carries error {code, name, message} instead of
+ * the answer, on stdout, with the exit status it has without --json.
+ */
+#define SCHEMA_VERSION 1
+static const char *g_verb;           /* the verb being run (NULL: none yet) */
+static struct netelect_view *g_view; /* the open view: an error reports its generation */
+static json_int_t g_gen = -1;        /* else the generation an agent reply named, or -1 */
 
 static volatile sig_atomic_t stop;
 static void on_sig(int s)
@@ -78,6 +90,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
 "usage: netelect [--shm NAME] [--expect-uid UID] [--control PATH] [--json] VERB [ARGS]\n"
+"       (options anywhere on the line, as --opt VALUE or --opt=VALUE)\n"
 "\n"
 "Reading the view (from the shared-memory segment, no agent round trip):\n"
 "  status                      agent alive?, heartbeat age, generation, node id, counts\n"
@@ -92,12 +105,15 @@ static void usage(FILE *f)
 "  drain [CHANNEL] | undrain [CHANNEL]   stop / resume being a candidate\n"
 "  stats | reload | raw JSON\n"
 "\n"
-"Options (anywhere on the line):\n"
-"  --shm NAME       segment name or path (default: netelect, i.e. /dev/shm/netelect)\n"
+"Options (anywhere on the line, before or after the verb; `--` ends them):\n"
+"  --shm NAME       segment name or path (default: $NETELECT_SHM, else netelect,\n"
+"                   i.e. /dev/shm/netelect)\n"
 "  --expect-uid UID trust only a segment published by UID (default: root, the\n"
 "                   netelect agent user, or yourself; see shm/README.md, Trust)\n"
-"  --control PATH   control socket (default " NETELECT_DEFAULT_CONTROL ")\n"
-"  --json           one JSON object per result, for scripts\n"
+"  --control PATH   control socket (default: $NETELECT_CONTROL, else\n"
+"                   " NETELECT_DEFAULT_CONTROL ")\n"
+"  --json           one JSON object per result, errors included (on stdout, same\n"
+"                   exit status), for scripts: the contract is docs/json.md\n"
 "  --self ID        elect as node ID instead of the agent's own node\n"
 "  --count N        watch: stop after N lines\n"
 "  --exec CMD       watch: run CMD (sh -c) on each change, one at a time, with\n"
@@ -106,22 +122,14 @@ static void usage(FILE *f)
 "  -h, --help       this text; `netelect VERB --help` for one verb\n"
 "  -V, --version\n"
 "\n"
+"Environment: NETELECT_SHM and NETELECT_CONTROL set the defaults of --shm and\n"
+"--control (an option on the line wins); NETELECT_ISA as for the library.\n"
+"\n"
 "Ids are decimal or 0x-hex. Exit status: 0 success; 1 error (no segment, agent\n"
 "unreachable or refused the request, unknown channel); 2 usage error; 3 no\n"
 "eligible replica (elect, rank); 4 the agent is gone (it exited, was killed or\n"
 "hangs: no heartbeat for 3 periods, 300 ms by default; elect and rank still\n"
 "print the answer from its last view while the library serves it).\n");
-}
-
-__attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "netelect: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see netelect --help)\n");
-    va_end(ap);
-    return EX_USAGE;
 }
 
 static uint64_t mono_ns(void)
@@ -140,10 +148,107 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
+/* Node ids, in text and JSON alike: "0x" and lower-case hex (0 too). */
 static const char *idstr(uint64_t id, char *b)
 {
-    snprintf(b, 24, "%#" PRIx64, id);
+    snprintf(b, 24, "0x%" PRIx64, id);
     return b;
+}
+
+/* JSON integers are signed 64-bit (jansson, and most parsers): a count or
+ * a duration beyond 2^63-1 (292 years) is clamped there. */
+static json_t *u64_json(uint64_t v)
+{
+    return json_integer(v > INT64_MAX ? INT64_MAX : (json_int_t)v);
+}
+
+/* A duration that may be unknown (NETELECT_RTT_UNKNOWN): null then. */
+static json_t *ns_json(uint64_t ns)
+{
+    return ns == NETELECT_RTT_UNKNOWN ? json_null() : u64_json(ns);
+}
+
+static json_t *id_json(uint64_t id)
+{
+    char b[24];
+    return json_string(idstr(id, b));
+}
+
+static json_int_t gen_val(uint64_t g)
+{
+    return g > INT64_MAX ? INT64_MAX : (json_int_t)g;
+}
+
+/* Adds the fields of `fields` (consumed) to object j; returns j. */
+static json_t *with(json_t *j, json_t *fields)
+{
+    json_object_update(j, fields);
+    json_decref(fields);
+    return j;
+}
+
+/* A reply of the --json contract, to which the verb adds its fields. */
+static json_t *reply_new(bool ok, json_int_t gen)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "schema_version", json_integer(SCHEMA_VERSION));
+    json_object_set_new(j, "verb", g_verb ? json_string(g_verb) : json_null());
+    json_object_set_new(j, "generation", gen >= 0 ? json_integer(gen) : json_null());
+    json_object_set_new(j, "ok", json_boolean(ok));
+    return j;
+}
+
+/* The symbolic name of an error code: NETELECT_E*, or the errno's (ENOENT). */
+static const char *err_name(int code)
+{
+    switch (code) {
+    case NETELECT_EVERSION: return "NETELECT_EVERSION";
+    case NETELECT_ECORRUPT: return "NETELECT_ECORRUPT";
+    case NETELECT_ESTALE: return "NETELECT_ESTALE";
+    case NETELECT_ENOCHAN: return "NETELECT_ENOCHAN";
+    default: break;
+    }
+    const char *n = code < 0 && code > -4096 ? strerrorname_np(-code) : NULL;
+    return n ? n : "EUNKNOWN";
+}
+
+/*
+ * Reports a failure: "netelect: MESSAGE" on stderr and, under --json, the
+ * error reply on stdout as well (code: a negative errno or NETELECT_E*).
+ * Returns `ex`, the exit status, which --json does not change.
+ */
+static int vfail(int code, int ex, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "netelect: %s\n", msg);
+    if (o.json) {
+        json_t *j = reply_new(false, g_view ? gen_val(netelect_view_generation(g_view)) : g_gen);
+        json_object_set_new(j, "error", json_pack("{s:i, s:s, s:s}", "code", code, "name",
+                                                  err_name(code), "message", msg));
+        print_json(j);
+    }
+    return ex;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(int code, int ex, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vfail(code, ex, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* A usage error: exit 2, code -EINVAL. */
+__attribute__((format(printf, 1, 2))) static int die_usage(const char *fmt, ...)
+{
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fail(-EINVAL, EX_USAGE, "%s (see netelect --help)", msg);
 }
 
 static const char *fmt_ns(uint64_t ns, char *b, size_t n)
@@ -171,11 +276,11 @@ static const char *src_name(int s)
     }
 }
 
-/* netelect_strerror(-ENOENT) says "No such file or directory": for a
- * channel lookup that reads as nonsense. */
+/* An unknown channel has its own code, NETELECT_ENOCHAN ("no such
+ * channel"); -ENOENT is only "no segment" (at open). */
 static const char *chan_err(int err)
 {
-    return err == -ENOENT ? "no such channel" : netelect_strerror(err);
+    return netelect_strerror(err);
 }
 
 static int exit_for(int err)
@@ -198,16 +303,28 @@ static int open_view(struct netelect_view **v)
 {
     struct netelect_view_opts vo = {.expect_uid = o.expect_uid, .expect_uid_set = o.has_uid};
     int r = netelect_view_open_opts(o.shm, &vo, v);
-    if (r < 0) {
-        fprintf(stderr, "netelect: cannot attach to segment %s: %s%s\n", o.shm ? o.shm : "netelect",
-                netelect_strerror(r),
-                r == -ENOENT  ? " (is netelectd running?)"
-                : r == -EPERM ? " (not published by a trusted user: root, the agent user, "
-                                "yourself, or --expect-uid)"
-                              : "");
-        return EX_ERR;
-    }
+    if (r < 0)
+        return fail(r, EX_ERR, "cannot attach to segment %s: %s%s", o.shm ? o.shm : "netelect",
+                    netelect_strerror(r),
+                    r == -ENOENT  ? " (is netelectd running?)"
+                    : r == -EPERM ? " (not published by a trusted user: root, the agent user, "
+                                    "yourself, or --expect-uid)"
+                                  : "");
+    g_view = *v;
     return 0;
+}
+
+static void close_view(struct netelect_view *v)
+{
+    if (g_view == v)
+        g_view = NULL;
+    netelect_view_close(v);
+}
+
+static bool agent_alive(struct netelect_view *v)
+{
+    struct netelect_view_status s;
+    return netelect_view_status(v, &s) < 0 || s.writer_alive;
 }
 
 /* ---- status ------------------------------------------------------------ */
@@ -221,9 +338,9 @@ static int cmd_status(void)
     struct netelect_view_status s;
     r = netelect_view_status(v, &s);
     if (r < 0) {
-        fprintf(stderr, "netelect: status: %s\n", netelect_strerror(r));
-        netelect_view_close(v);
-        return exit_for(r);
+        r = fail(r, exit_for(r), "status: %s", netelect_strerror(r));
+        close_view(v);
+        return r;
     }
     const char *state = s.state == 2   ? "abandoned"
                         : s.state == 4 ? "stalled"
@@ -235,12 +352,15 @@ static int cmd_status(void)
     for (int i = 0; i < 16; i++)
         snprintf(inc + 2 * i, 3, "%02x", s.incarnation[i]);
     if (o.json) {
-        print_json(json_pack("{s:s, s:b, s:s, s:I, s:I, s:I, s:I, s:i, s:i, s:s, s:I, s:i, s:s}",
+        json_t *j = reply_new(true, gen_val(s.generation));
+        with(j, json_pack("{s:s, s:b, s:s, s:o, s:i, s:o, s:o, s:o, s:b, s:o, s:i, s:i, s:s, s:i, s:i}",
             "segment", o.shm ? o.shm : "netelect", "alive", !strcmp(state, "alive"), "state", state,
-            "generation", (json_int_t)s.generation, "heartbeat_seq", (json_int_t)s.heartbeat_seq,
-            "heartbeat_age_ns", (json_int_t)s.heartbeat_age_ns, "forced_reuse", (json_int_t)s.forced_reuse,
-            "nodes", (int)s.n_nodes, "channels", (int)s.n_chans, "node_id", idstr(s.self_id, b),
-            "agent_pid", (json_int_t)s.agent_pid, "abi_major", (int)s.abi_major, "incarnation", inc));
+            "node_id", id_json(s.self_id), "agent_pid", (int)s.agent_pid,
+            "heartbeat_seq", u64_json(s.heartbeat_seq), "heartbeat_age_ns", u64_json(s.heartbeat_age_ns),
+            "heartbeat_period_ns", u64_json(s.heartbeat_period_ns), "clock_shared", s.clock_shared != 0,
+            "forced_reuse", u64_json(s.forced_reuse), "nodes", (int)s.n_nodes, "channels", (int)s.n_chans,
+            "incarnation", inc, "abi_major", (int)s.abi_major, "abi_minor", (int)s.abi_minor));
+        print_json(j);
     } else {
         char hb[32];
         printf("agent:        %s (pid %d)\n", state, (int)s.agent_pid);
@@ -254,7 +374,7 @@ static int cmd_status(void)
         printf("abi:          %u.%u\n", s.abi_major, s.abi_minor);
         printf("forced reuse: %" PRIu64 "\n", s.forced_reuse);
     }
-    netelect_view_close(v);
+    close_view(v);
     return strcmp(state, "alive") ? EX_STALE : EX_OK;
 }
 
@@ -334,6 +454,18 @@ static bool self_drained(struct netelect_view *v, const char *ch, const uint64_t
     return !cand;
 }
 
+static const char *outcome_name(enum netelect_outcome oc)
+{
+    return oc == NETELECT_SELF_WINS ? "self" : oc == NETELECT_PEER_WINS ? "peer" : "none";
+}
+
+/* One channel of `netelect view`: its election and whether self is drained. */
+struct chan_answer {
+    int rc;
+    struct netelect_result res;
+    bool drained;
+};
+
 static int cmd_view(void)
 {
     struct netelect_view *v;
@@ -342,16 +474,36 @@ static int cmd_view(void)
         return r;
     struct vec nodes = {0};
     struct chans cs = {0};
-    /* foreach may retry and call back twice: start each attempt afresh */
-    r = netelect_view_foreach_node(v, collect_node, &nodes);
-    if (r == 0)
-        r = netelect_view_foreach_channel(v, collect_chan, &cs);
-    if (r < 0) {
-        fprintf(stderr, "netelect: view: %s\n", netelect_strerror(r));
-        netelect_view_close(v);
-        return exit_for(r);
-    }
+    struct chan_answer *ans = NULL;
     uint64_t self = o.has_self ? o.self : netelect_view_self(v);
+    uint64_t g0, g1;
+    /* Nodes, channels and elections from one generation: each iterator is
+     * consistent by itself, so the whole is retried while the agent
+     * publishes in between (foreach may also call back twice: start each
+     * attempt afresh). */
+    for (int tries = 0;; tries++) {
+        nodes.len = 0;
+        free_chans(&cs);
+        free(ans);
+        ans = NULL;
+        g0 = netelect_view_generation(v);
+        r = netelect_view_foreach_node(v, collect_node, &nodes);
+        if (r == 0)
+            r = netelect_view_foreach_channel(v, collect_chan, &cs);
+        if (r == 0 && cs.len && !(ans = calloc(cs.len, sizeof *ans)))
+            r = -ENOMEM;
+        for (size_t i = 0; r == 0 && i < cs.len; i++) {
+            ans[i].rc = netelect_view_elect(v, cs.c[i].name, self, &ans[i].res);
+            ans[i].drained = self_drained(v, cs.c[i].name, cs.c[i].m, cs.c[i].n);
+        }
+        g1 = netelect_view_generation(v);
+        if (r < 0 || g0 == g1 || tries == 100)
+            break;
+    }
+    if (r < 0) {
+        r = fail(r, exit_for(r), "view: %s", netelect_strerror(r));
+        goto out;
+    }
     uint64_t now = mono_ns();
     char b1[32], b2[32], b3[32], b4[32], b5[24];
     json_t *jn = json_array(), *jc = json_array();
@@ -362,13 +514,11 @@ static int cmd_view(void)
         const struct netelect_node_info *n = &nodes.n[i];
         uint64_t age = n->last_heard_ns && now > n->last_heard_ns ? now - n->last_heard_ns : 0;
         if (o.json) {
-            json_array_append_new(jn, json_pack("{s:s, s:I, s:I, s:I, s:s, s:b, s:I}",
-                "id", idstr(n->id, b5),
-                "rtt_ns", n->rtt_ns == NETELECT_RTT_UNKNOWN ? (json_int_t)-1 : (json_int_t)n->rtt_ns,
-                "raw_ns", n->rtt_raw_ns == NETELECT_RTT_UNKNOWN ? (json_int_t)-1 : (json_int_t)n->rtt_raw_ns,
-                "err_ns", (json_int_t)n->rtt_err_ns, "source", src_name(n->source),
-                "healthy", n->healthy != 0,
-                "heard_age_ns", n->last_heard_ns ? (json_int_t)age : (json_int_t)-1));
+            json_array_append_new(jn, json_pack("{s:o, s:o, s:o, s:o, s:s, s:b, s:o, s:b}",
+                "id", id_json(n->id), "rtt_ns", ns_json(n->rtt_ns), "raw_ns", ns_json(n->rtt_raw_ns),
+                "err_ns", n->rtt_ns == NETELECT_RTT_UNKNOWN ? json_null() : u64_json(n->rtt_err_ns),
+                "source", src_name(n->source), "healthy", n->healthy != 0,
+                "heard_age_ns", n->last_heard_ns ? u64_json(age) : json_null(), "self", n->id == self));
         } else {
             char heard[40];
             if (n->id == self)
@@ -386,50 +536,54 @@ static int cmd_view(void)
     if (!o.json)
         printf("\n%-24s %-28s %s\n", "CHANNEL", "LEADER", "MEMBERS");
     for (size_t i = 0; i < cs.len; i++) {
-        struct netelect_result res;
-        int er = netelect_view_elect(v, cs.c[i].name, self, &res);
-        char leader[40];
-        if (er < 0)
-            snprintf(leader, sizeof leader, "(%s)", chan_err(er));
-        else if (res.outcome == NETELECT_NO_ELIGIBLE)
-            snprintf(leader, sizeof leader, "none");
-        else
-            snprintf(leader, sizeof leader, "%s%s", idstr(res.winner, b5),
-                     res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
-        const bool drained = self_drained(v, cs.c[i].name, cs.c[i].m, cs.c[i].n);
+        const struct chan_answer *an = &ans[i];
         if (o.json) {
             json_t *m = json_array();
             for (size_t j = 0; j < cs.c[i].n; j++)
-                json_array_append_new(m, json_string(idstr(cs.c[i].m[j], b5)));
-            json_array_append_new(jc, json_pack("{s:s, s:o, s:s, s:b}", "name", cs.c[i].name,
-                                                "members", m, "leader", leader,
-                                                "drained", drained));
+                json_array_append_new(m, id_json(cs.c[i].m[j]));
+            json_t *c = json_pack("{s:s, s:o, s:o, s:o, s:b}", "name", cs.c[i].name, "members", m,
+                "outcome", an->rc < 0 ? json_null() : json_string(outcome_name(an->res.outcome)),
+                "leader", an->rc < 0 || an->res.outcome == NETELECT_NO_ELIGIBLE
+                              ? json_null() : id_json(an->res.winner),
+                "drained", an->drained);
+            if (an->rc < 0)
+                json_object_set_new(c, "error", json_pack("{s:i, s:s, s:s}", "code", an->rc,
+                    "name", err_name(an->rc), "message", netelect_strerror(an->rc)));
+            json_array_append_new(jc, c);
         } else {
+            char leader[80];
+            if (an->rc < 0)
+                snprintf(leader, sizeof leader, "(%s)", netelect_strerror(an->rc));
+            else if (an->res.outcome == NETELECT_NO_ELIGIBLE)
+                snprintf(leader, sizeof leader, "none");
+            else
+                snprintf(leader, sizeof leader, "%s%s", idstr(an->res.winner, b5),
+                         an->res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
             printf("%-24s %-28s", cs.c[i].name, leader);
             for (size_t j = 0; j < cs.c[i].n; j++)
                 printf("%s%s", j ? "," : " ", idstr(cs.c[i].m[j], b5));
-            printf("%s\n", drained ? "  (self drained)" : "");
+            printf("%s\n", an->drained ? "  (self drained)" : "");
         }
     }
     if (o.json)
-        print_json(json_pack("{s:s, s:I, s:o, s:o}", "self", idstr(self, b5), "generation",
-                             (json_int_t)netelect_view_generation(v), "nodes", jn, "channels", jc));
+        print_json(with(reply_new(true, gen_val(g1)),
+                        json_pack("{s:o, s:o, s:b, s:o, s:o}", "node_id", id_json(netelect_view_self(v)),
+                                  "self", id_json(self), "agent_alive", agent_alive(v),
+                                  "nodes", jn, "channels", jc)));
     else {
         json_decref(jn);
         json_decref(jc);
     }
+    r = EX_OK;
+out:
+    free(ans);
     free(nodes.n);
     free_chans(&cs);
-    netelect_view_close(v);
-    return EX_OK;
+    close_view(v);
+    return r;
 }
 
 /* ---- elect / rank / watch -------------------------------------------------------- */
-
-static const char *outcome_name(enum netelect_outcome oc)
-{
-    return oc == NETELECT_SELF_WINS ? "self" : oc == NETELECT_PEER_WINS ? "peer" : "none";
-}
 
 static int cmd_elect(const char *ch)
 {
@@ -448,16 +602,17 @@ static int cmd_elect(const char *ch)
         g1 = netelect_view_generation(v);
     } while (r == 0 && g0 != g1 && ++tries < 100);
     if (r < 0) {
-        fprintf(stderr, "netelect: elect %s: %s\n", ch, chan_err(r));
-        netelect_view_close(v);
-        return exit_for(r);
+        r = fail(r, exit_for(r), "elect %s: %s", ch, netelect_strerror(r));
+        close_view(v);
+        return r;
     }
-    char b[24], sb[24];
+    char b[24];
     if (o.json)
-        print_json(json_pack("{s:s, s:s, s:s, s:s, s:I}", "channel", ch, "self", idstr(self, sb),
-                             "outcome", outcome_name(res.outcome), "leader",
-                             res.outcome == NETELECT_NO_ELIGIBLE ? "" : idstr(res.winner, b),
-                             "generation", (json_int_t)g1));
+        print_json(with(reply_new(true, gen_val(g1)),
+            json_pack("{s:s, s:o, s:s, s:o, s:b}", "channel", ch, "self", id_json(self),
+                      "outcome", outcome_name(res.outcome), "leader",
+                      res.outcome == NETELECT_NO_ELIGIBLE ? json_null() : id_json(res.winner),
+                      "agent_alive", agent_alive(v))));
     else if (res.outcome == NETELECT_NO_ELIGIBLE)
         printf("%s: no eligible replica\n", ch);
     else
@@ -465,8 +620,33 @@ static int cmd_elect(const char *ch)
                res.outcome == NETELECT_SELF_WINS ? " (self)" : "");
     r = res.outcome == NETELECT_NO_ELIGIBLE ? EX_NONE : EX_OK;
     r = gone_code(v, r);
-    netelect_view_close(v);
+    close_view(v);
     return r;
+}
+
+/* rank: the order and each candidate's RTT from one version (a read section). */
+struct rank_ctx {
+    const char *ch;
+    uint64_t self, gen, *ids, *rtt;
+    size_t cap, count;
+};
+
+static int rank_fn(const struct netelect_snap *s, void *ctx)
+{
+    struct rank_ctx *k = ctx;
+    k->gen = netelect_snap_generation(s);
+    int r = netelect_snap_rank(s, k->ch, k->self, k->ids, k->cap, &k->count);
+    if (r < 0)
+        return r;
+    if (k->count > k->cap)
+        return 1; /* grow and read again */
+    for (size_t i = 0; i < k->count; i++) {
+        struct netelect_node_info ni = {.rtt_ns = NETELECT_RTT_UNKNOWN};
+        if (netelect_snap_node(s, k->ids[i], &ni) < 0)
+            ni.rtt_ns = NETELECT_RTT_UNKNOWN;
+        k->rtt[i] = k->ids[i] == k->self ? 0 : ni.rtt_ns;
+    }
+    return 0;
 }
 
 static int cmd_rank(const char *ch)
@@ -475,47 +655,49 @@ static int cmd_rank(const char *ch)
     int r = open_view(&v);
     if (r)
         return r;
-    uint64_t self = o.has_self ? o.self : netelect_view_self(v);
-    size_t cap = 256, count = 0;
-    uint64_t *ids = NULL;
+    struct rank_ctx k = {.ch = ch, .self = o.has_self ? o.self : netelect_view_self(v), .cap = 256};
     for (;;) {
-        free(ids);
-        ids = malloc(cap * sizeof *ids);
-        if (!ids)
-            return EX_ERR;
-        r = netelect_view_rank(v, ch, self, ids, cap, &count);
-        if (r < 0 || count <= cap)
+        free(k.ids);
+        free(k.rtt);
+        k.ids = malloc(k.cap * sizeof *k.ids);
+        k.rtt = malloc(k.cap * sizeof *k.rtt);
+        if (!k.ids || !k.rtt) {
+            r = -ENOMEM;
             break;
-        cap = count;
+        }
+        r = netelect_view_read(v, rank_fn, &k);
+        if (r != 1)
+            break;
+        k.cap = k.count;
     }
     if (r < 0) {
-        fprintf(stderr, "netelect: rank %s: %s\n", ch, chan_err(r));
-        free(ids);
-        netelect_view_close(v);
-        return exit_for(r);
+        r = fail(r, exit_for(r), "rank %s: %s", ch, netelect_strerror(r));
+        goto out;
     }
     char b[24], b1[32];
     json_t *arr = json_array();
     if (!o.json)
         printf("%-5s %-20s %12s\n", "RANK", "NODE", "RTT");
-    for (size_t i = 0; i < count; i++) {
-        struct netelect_node_info ni = {.rtt_ns = NETELECT_RTT_UNKNOWN};
-        netelect_view_node(v, ids[i], &ni);
-        uint64_t rtt = ids[i] == self ? 0 : ni.rtt_ns;
+    for (size_t i = 0; i < k.count; i++) {
         if (o.json)
-            json_array_append_new(arr, json_pack("{s:s, s:I}", "id", idstr(ids[i], b), "rtt_ns",
-                                                 rtt == NETELECT_RTT_UNKNOWN ? (json_int_t)-1 : (json_int_t)rtt));
+            json_array_append_new(arr, json_pack("{s:o, s:o, s:b}", "id", id_json(k.ids[i]),
+                                                 "rtt_ns", ns_json(k.rtt[i]), "self",
+                                                 k.ids[i] == k.self));
         else
-            printf("%-5zu %-20s %12s%s\n", i + 1, idstr(ids[i], b), fmt_ns(rtt, b1, sizeof b1),
-                   ids[i] == self ? "  (self)" : "");
+            printf("%-5zu %-20s %12s%s\n", i + 1, idstr(k.ids[i], b), fmt_ns(k.rtt[i], b1, sizeof b1),
+                   k.ids[i] == k.self ? "  (self)" : "");
     }
     if (o.json)
-        print_json(json_pack("{s:s, s:o}", "channel", ch, "order", arr));
+        print_json(with(reply_new(true, gen_val(k.gen)),
+                        json_pack("{s:s, s:o, s:o, s:b}", "channel", ch, "self", id_json(k.self),
+                                  "order", arr, "agent_alive", agent_alive(v))));
     else
         json_decref(arr);
-    free(ids);
-    r = gone_code(v, count ? EX_OK : EX_NONE);
-    netelect_view_close(v);
+    r = gone_code(v, k.count ? EX_OK : EX_NONE);
+out:
+    free(k.ids);
+    free(k.rtt);
+    close_view(v);
     return r;
 }
 
@@ -646,14 +828,15 @@ static int control(json_t *req, json_t **reply)
         goto out;
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        fprintf(stderr, "netelect: cannot connect to control socket %s: %s%s\n", o.control,
-                strerror(errno), errno == ENOENT || errno == ECONNREFUSED ? " (is netelectd running?)" : "");
+        const int e = errno;
+        rc = fail(-e, EX_ERR, "cannot connect to control socket %s: %s%s", o.control, strerror(e),
+                  e == ENOENT || e == ECONNREFUSED ? " (is netelectd running?)" : "");
         goto out;
     }
     size_t l = strlen(line);
     line[l] = '\n'; /* json_dumps leaves the NUL we overwrite: send l + 1 bytes */
     if (send(fd, line, l + 1, MSG_NOSIGNAL) != (ssize_t)(l + 1)) {
-        fprintf(stderr, "netelect: control: send: %s\n", strerror(errno));
+        rc = fail(-errno, EX_ERR, "control: send: %s", strerror(errno));
         goto out;
     }
     size_t cap = 65536, len = 0;
@@ -674,8 +857,9 @@ static int control(json_t *req, json_t **reply)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            fprintf(stderr, "netelect: control: no reply from the agent%s%s\n", n < 0 ? ": " : "",
-                    n < 0 ? strerror(errno) : "");
+            const int e = n < 0 ? errno : ECONNRESET;
+            rc = fail(-e, EX_ERR, "control: no reply from the agent%s%s", n < 0 ? ": " : "",
+                      n < 0 ? strerror(e) : "");
             free(buf);
             goto out;
         }
@@ -686,10 +870,15 @@ static int control(json_t *req, json_t **reply)
     json_error_t je;
     *reply = json_loadb(buf, (size_t)((char *)memchr(buf, '\n', len) - buf), 0, &je);
     free(buf);
-    if (!*reply) {
-        fprintf(stderr, "netelect: control: unreadable reply: %s\n", je.text);
+    if (!*reply || !json_is_object(*reply)) {
+        rc = fail(-EBADMSG, EX_ERR, "control: unreadable reply: %s", *reply ? "not an object" : je.text);
+        json_decref(*reply);
+        *reply = NULL;
         goto out;
     }
+    json_t *g = json_object_get(*reply, "generation");
+    if (json_is_integer(g))
+        g_gen = json_integer_value(g);
     rc = EX_OK;
 out:
     if (fd >= 0)
@@ -704,22 +893,57 @@ static const char *errmsg(json_t *rep)
     return m ? m : "(no message)";
 }
 
+/* The agent's error code: its "errno" (negative), -EPROTO if it gave none. */
+static int agent_code(json_t *rep)
+{
+    json_int_t c = json_integer_value(json_object_get(rep, "errno"));
+    return c < 0 && c >= INT32_MIN ? (int)c : -EPROTO;
+}
+
+/*
+ * A control reply, consumed, under the --json contract: the agent's fields
+ * after schema_version, verb, generation and ok (its "error" string and
+ * "errno" become the error object).
+ */
+static void print_agent_reply(json_t *rep)
+{
+    const bool ok = json_is_true(json_object_get(rep, "ok"));
+    json_t *g = json_object_get(rep, "generation");
+    json_t *j = reply_new(ok, json_is_integer(g) ? json_integer_value(g) : -1);
+    if (ok) {
+        json_object_update_missing(j, rep);
+    } else {
+        const int code = agent_code(rep);
+        json_object_set_new(j, "error", json_pack("{s:i, s:s, s:s}", "code", code, "name",
+                                                  err_name(code), "message", errmsg(rep)));
+    }
+    json_decref(rep);
+    print_json(j);
+}
+
+/* A refusal: says so (on stderr, and as JSON on stdout under --json). */
+static int refused(json_t *rep, const char *what)
+{
+    int r = fail(agent_code(rep), EX_ERR, "%s: %s", what, errmsg(rep));
+    json_decref(rep);
+    return r;
+}
+
 static int simple(json_t *req)
 {
     json_t *rep = NULL;
     int rc = control(req, &rep);
     if (rc)
         return rc;
-    bool ok = json_is_true(json_object_get(rep, "ok"));
+    if (!json_is_true(json_object_get(rep, "ok")))
+        return refused(rep, "the agent refused");
     if (o.json)
-        print_json(json_incref(rep));
-    else if (!ok)
-        fprintf(stderr, "netelect: the agent refused: %s\n",
-                errmsg(rep));
-    else
+        print_agent_reply(rep);
+    else {
         printf("ok\n");
-    json_decref(rep);
-    return ok ? EX_OK : EX_ERR;
+        json_decref(rep);
+    }
+    return EX_OK;
 }
 
 static int cmd_stats(void)
@@ -728,11 +952,8 @@ static int cmd_stats(void)
     int rc = control(json_pack("{s:s}", "cmd", "stats"), &rep);
     if (rc)
         return rc;
-    if (!json_is_true(json_object_get(rep, "ok"))) {
-        fprintf(stderr, "netelect: stats: %s\n", errmsg(rep));
-        json_decref(rep);
-        return EX_ERR;
-    }
+    if (!json_is_true(json_object_get(rep, "ok")))
+        return refused(rep, "stats");
     /* The agent pages its peer list (a reply stays below its 1 MiB output
      * limit): follow "peers_next" and print one list.  Peers that come or
      * go between pages may be missed or listed once more. */
@@ -742,9 +963,9 @@ static int cmd_stats(void)
     while (json_is_array(all) && (next = json_string_value(json_object_get(rep, "peers_next")))) {
         uint64_t after;
         if (netelect__parse_id(next, &after) < 0 || after <= prev) {
-            fprintf(stderr, "netelect: stats: the agent's page cursor '%s' does not advance\n", next);
+            rc = fail(-EPROTO, EX_ERR, "stats: the agent's page cursor '%s' does not advance", next);
             json_decref(rep);
-            return EX_ERR;
+            return rc;
         }
         prev = after;
         json_t *page = NULL;
@@ -754,10 +975,8 @@ static int cmd_stats(void)
             return rc;
         }
         if (!json_is_true(json_object_get(page, "ok"))) {
-            fprintf(stderr, "netelect: stats (peers after %s): %s\n", next, errmsg(page));
-            json_decref(page);
             json_decref(rep);
-            return EX_ERR;
+            return refused(page, "stats (next page of peers)");
         }
         json_array_extend(all, json_object_get(page, "peers"));
         json_t *pn = json_object_get(page, "peers_next");
@@ -768,7 +987,7 @@ static int cmd_stats(void)
         json_decref(page);
     }
     if (o.json) {
-        print_json(rep);
+        print_agent_reply(rep);
         return EX_OK;
     }
     const char *key;
@@ -800,7 +1019,8 @@ static int cmd_stats(void)
     size_t i;
     json_array_foreach(json_object_get(rep, "peers"), i, val) {
         char b[32];
-        json_int_t rtt = json_integer_value(json_object_get(val, "rtt_ns"));
+        json_t *rt = json_object_get(val, "rtt_ns"); /* null (or, from an older agent, -1): unknown */
+        json_int_t rtt = json_is_integer(rt) ? json_integer_value(rt) : -1;
         printf("%-20s %-24s %-9s %12s %8lld %8lld %6lld\n",
                json_string_value(json_object_get(val, "id")),
                json_string_value(json_object_get(val, "addr")),
@@ -824,15 +1044,11 @@ static int cmd_drain(bool on, const char *ch)
     int rc = control(req, &rep);
     if (rc)
         return rc;
-    bool ok = json_is_true(json_object_get(rep, "ok"));
+    if (!json_is_true(json_object_get(rep, "ok")))
+        return refused(rep, "the agent refused");
     if (o.json) {
-        print_json(rep);
-        return ok ? EX_OK : EX_ERR;
-    }
-    if (!ok) {
-        fprintf(stderr, "netelect: the agent refused: %s\n", errmsg(rep));
-        json_decref(rep);
-        return EX_ERR;
+        print_agent_reply(rep);
+        return EX_OK;
     }
     const char *what = ch ? ch : "every channel";
     if (!json_is_true(json_object_get(rep, "changed")))
@@ -855,12 +1071,12 @@ static int cmd_raw(const char *text)
     snprintf(sun.sun_path, sizeof sun.sun_path, "%s", o.control);
     struct timeval tv = {10, 0};
     if (fd < 0)
-        return EX_ERR;
+        return fail(-errno, EX_ERR, "raw: socket: %s", strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-        fprintf(stderr, "netelect: cannot connect to control socket %s: %s\n", o.control, strerror(errno));
+        const int e = errno;
         close(fd);
-        return EX_ERR;
+        return fail(-e, EX_ERR, "cannot connect to control socket %s: %s", o.control, strerror(e));
     }
     size_t l = strlen(text);
     if (send(fd, text, l, MSG_NOSIGNAL) != (ssize_t)l || send(fd, "\n", 1, MSG_NOSIGNAL) != 1) {
@@ -879,10 +1095,9 @@ static int cmd_raw(const char *text)
     }
     close(fd);
     buf[len] = 0;
-    if (!len) {
-        fprintf(stderr, "netelect: raw: no reply\n");
-        return EX_ERR;
-    }
+    if (!len)
+        return fail(-ECONNRESET, EX_ERR, "raw: no reply");
+    /* The agent's line, verbatim: raw is outside the --json contract. */
     fputs(buf, stdout);
     json_t *rep = json_loads(buf, JSON_DISABLE_EOF_CHECK, NULL);
     int ok = rep && json_is_true(json_object_get(rep, "ok"));
@@ -893,7 +1108,7 @@ static int cmd_raw(const char *text)
 static int parse_id_arg(const char *s, uint64_t *id)
 {
     if (netelect__parse_id(s, id) < 0) {
-        fprintf(stderr, "netelect: '%s' is not a node id (1..2^64-1, decimal or 0x-hex)\n", s);
+        die_usage("'%s' is not a node id (1..2^64-1, decimal or 0x-hex)", s);
         return -1;
     }
     return 0;
@@ -929,54 +1144,107 @@ static int verb_usage(const char *verb)
     return EX_OK;
 }
 
+/* Long options; getopt_long also takes --opt=VALUE and unambiguous prefixes. */
+static const struct option long_opts[] = {
+    {"shm", required_argument, NULL, 's'},
+    {"control", required_argument, NULL, 'c'},
+    {"json", no_argument, NULL, 'j'},
+    {"self", required_argument, NULL, 'S'},
+    {"expect-uid", required_argument, NULL, 'u'},
+    {"exec", required_argument, NULL, 'e'},
+    {"count", required_argument, NULL, 'n'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
 int main(int argc, char **argv)
 {
     char *pos[64];
     int np = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool more = i + 1 < argc;
-        if (!strcmp(a, "--json"))
+    const char *env = getenv("NETELECT_SHM");
+    if (env && *env)
+        o.shm = env;
+    env = getenv("NETELECT_CONTROL");
+    if (env && *env)
+        o.control = env;
+    /* --json first, so that errors in the options before it are JSON too. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        o.json |= !strcmp(argv[i], "--json");
+    /* "-": options anywhere, positionals kept in order as they come (also
+     * under POSIXLY_CORRECT); ":": a missing value is ours to report. */
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "-:hV", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 1:
+            if (np == 64)
+                return die_usage("too many arguments");
+            pos[np++] = optarg;
+            break;
+        case 'j':
             o.json = true;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+            break;
+        case 'h':
             o.help = true;
-        else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+            break;
+        case 'V':
             printf("netelect %s (libnetelect %s, kernels %s)\n", NETELECT_VERSION_STRING_CLI,
                    netelect_version(), netelect_isa());
             return EX_OK;
-        } else if (!strcmp(a, "--shm") && more)
-            o.shm = argv[++i];
-        else if (!strcmp(a, "--control") && more)
-            o.control = argv[++i];
-        else if (!strcmp(a, "--self") && more) {
-            if (parse_id_arg(argv[++i], &o.self) < 0)
+        case 's':
+            o.shm = optarg;
+            break;
+        case 'c':
+            o.control = optarg;
+            break;
+        case 'S':
+            if (parse_id_arg(optarg, &o.self) < 0)
                 return EX_USAGE;
             o.has_self = true;
-        } else if (!strcmp(a, "--expect-uid") && more) {
+            break;
+        case 'u': {
             uint64_t u;
-            if (netelect__parse_u64(argv[++i], &u) < 0 || u >= UINT32_MAX)
-                return die_usage("--expect-uid wants a numeric uid");
+            if (netelect__parse_u64(optarg, &u) < 0 || u >= UINT32_MAX)
+                return die_usage("--expect-uid wants a numeric uid, not '%s'", optarg);
             o.expect_uid = (uint32_t)u;
             o.has_uid = true;
-        } else if (!strcmp(a, "--exec") && more) {
-            o.exec = argv[++i];
-        } else if (!strcmp(a, "--count") && more) {
-            if (netelect__parse_u64(argv[++i], &o.count) < 0 || !o.count)
-                return die_usage("--count wants a positive integer");
-        } else if (a[0] == '-' && a[1] == '-' && a[2])
-            return die_usage("unknown option %s (or it lacks its value)", a);
-        else if (np < 64)
-            pos[np++] = argv[i];
-        else
+            break;
+        }
+        case 'e':
+            o.exec = optarg;
+            break;
+        case 'n':
+            if (netelect__parse_u64(optarg, &o.count) < 0 || !o.count)
+                return die_usage("--count wants a positive integer, not '%s'", optarg);
+            break;
+        case ':':
+            return die_usage("option %s wants a value", argv[optind - 1]);
+        default:
+            if (optopt)
+                return die_usage("unknown option -%c", optopt);
+            return die_usage("unknown option %s", argv[optind - 1]);
+        }
+    }
+    while (optind < argc) { /* after "--" */
+        if (np == 64)
             return die_usage("too many arguments");
+        pos[np++] = argv[optind++];
     }
     if (!np) {
-        usage(o.help ? stdout : stderr);
-        return o.help ? EX_OK : EX_USAGE;
+        if (o.help) {
+            usage(stdout);
+            return EX_OK;
+        }
+        if (o.json)
+            return die_usage("no verb");
+        usage(stderr);
+        return EX_USAGE;
     }
     const char *verb = pos[0];
     if (o.help)
         return verb_usage(verb);
+    g_verb = verb;
     char b[24];
     uint64_t id;
 #define NEED(k, what) do { if (np != (k)) return die_usage("%s wants %s", verb, what); } while (0)
@@ -1002,6 +1270,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(verb, "peer")) {
         if (np >= 2 && !strcmp(pos[1], "add")) {
+            g_verb = "peer-add";
             NEED(4, "add ID ADDR");
             struct sockaddr_storage ss;
             socklen_t l;
@@ -1012,6 +1281,7 @@ int main(int argc, char **argv)
             return simple(json_pack("{s:s, s:s, s:s}", "cmd", "peer-add", "id", idstr(id, b), "addr", pos[3]));
         }
         if (np >= 2 && !strcmp(pos[1], "remove")) {
+            g_verb = "peer-remove";
             NEED(3, "remove ID");
             if (parse_id_arg(pos[2], &id) < 0)
                 return EX_USAGE;
@@ -1022,6 +1292,7 @@ int main(int argc, char **argv)
     if (!strcmp(verb, "channel")) {
         if (np < 3 || (strcmp(pos[1], "add") && strcmp(pos[1], "remove")))
             return die_usage("channel wants add NAME ID... or remove NAME [ID...]");
+        g_verb = !strcmp(pos[1], "add") ? "channel-add" : "channel-remove";
         if (!netelect__valid_chan_name(pos[2]))
             return die_usage("'%s' is not a valid channel name", pos[2]);
         bool add = !strcmp(pos[1], "add");
@@ -1083,5 +1354,6 @@ int main(int argc, char **argv)
         NEED(2, "one JSON argument");
         return cmd_raw(pos[1]);
     }
+    g_verb = NULL;
     return die_usage("unknown verb '%s'", verb);
 }

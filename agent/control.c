@@ -359,10 +359,18 @@ static void drain_state(const struct agent *a, json_t *r)
     json_object_set_new(r, "drained_channels", names);
 }
 
+/* Ids as the CLI prints them: "0x" and lower-case hex. */
 static char *id_str(uint64_t id, char *buf)
 {
-    snprintf(buf, 24, "%#llx", (unsigned long long)id);
+    snprintf(buf, 24, "0x%llx", (unsigned long long)id);
     return buf;
+}
+
+/* An RTT, or null when unknown (never measured). */
+static json_t *rtt_json(uint64_t ns)
+{
+    return ns == NETELECT_RTT_UNKNOWN ? json_null()
+                                      : json_integer(ns > INT64_MAX ? INT64_MAX : (json_int_t)ns);
 }
 
 static int cmp_node_id(const void *x, const void *y)
@@ -397,20 +405,21 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
             netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab);
         json_t *p = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:b, s:b}",
                               "id", id_str(n->id, b), "addr", ab, "healthy", w.healthy,
-                              "rtt_ns", (json_int_t)(w.rtt_ns == NETELECT_RTT_UNKNOWN ? -1 : (json_int_t)w.rtt_ns),
+                              "rtt_ns", (json_int_t)0,
                               "samples", (json_int_t)n->pr.samples, "sent", (json_int_t)n->pr.sent,
                               "missed", (json_int_t)n->pr.missed, "flaps", (json_int_t)n->pr.flaps,
                               "miss_run", (json_int_t)n->pr.miss_run,
                               "flap_penalty", netelect__probe_penalty(&n->pr, &a->pp, netelect__now_ns()),
                               "rtt_override", n->rtt_ovr, "health_override", n->health_ovr,
                               "serf", n->serf_known);
+        /* Unknown RTTs are null (docs/json.md: one form per concept). */
+        json_object_set_new(p, "rtt_ns", rtt_json(w.rtt_ns));
         /* The estimate itself: differs from rtt_ns while RTT hysteresis holds
          * the published value. */
         uint64_t est = n->probed && n->pr.samples ? n->pr.srtt_ns
                        : n->serf_has_rtt          ? n->serf_rtt_ns
                                                   : NETELECT_RTT_UNKNOWN;
-        json_object_set_new(p, "rtt_estimate_ns",
-                            json_integer(est == NETELECT_RTT_UNKNOWN ? -1 : (json_int_t)est));
+        json_object_set_new(p, "rtt_estimate_ns", rtt_json(est));
         json_array_append_new(peers, p);
     }
     uint64_t next = shown < ns ? sel[shown - 1]->id : 0;
@@ -457,7 +466,7 @@ static json_t *drain_cmd(struct agent *a, const struct client *c, const struct n
         struct chan *ch = netelect__chan_find(a, name);
         if (on && !ch) {
             snprintf(err, sizeof err, "no such channel '%s'", name);
-            return err_reply(-ENOENT, err);
+            return err_reply(NETELECT_ENOCHAN, err);
         }
         if (on && !netelect__chan_member(ch, a->self)) {
             snprintf(err, sizeof err, "this node (%#llx) is not a member of channel '%s': "
@@ -580,7 +589,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
     case NETELECT_CTL_CHANNEL_REMOVE: {
         struct chan *ch = netelect__chan_find(a, q.name);
         if (!ch) {
-            rep = err_reply(-ENOENT, "no such channel");
+            rep = err_reply(NETELECT_ENOCHAN, "no such channel");
             break;
         }
         if (!q.has_members) {
@@ -648,6 +657,12 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
 out:
     if (rep && json_is_false(json_object_get(rep, "ok")))
         a->st.ctl_errors++;
+    /* Every reply names the generation published when it was sent (a change
+     * it made shows in a later one): the --json contract's "generation". */
+    if (rep && !json_object_get(rep, "generation"))
+        json_object_set_new(rep, "generation",
+                            a->w ? json_integer((json_int_t)netelect__writer_generation(a->w))
+                                 : json_null());
     netelect__ctl_req_free(&q);
     return rep ? rep : err_reply(-ENOMEM, "out of memory");
 }
