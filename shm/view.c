@@ -1003,11 +1003,13 @@ struct members_copy {
 static int members_copy(const struct map *m, const struct netelect_shm_slot *sl, uint32_t first,
                         uint32_t n, struct members_copy *c)
 {
-    const size_t words = ((size_t)n + 7) & ~(size_t)7; /* arrays on 64-byte lines */
+    /* Arrays on 64-byte lines, never empty (an empty channel still gets a
+     * buffer, so the copies below never see NULL). */
+    const size_t words = ((size_t)n + 8) & ~(size_t)7;
     const size_t bytes = 2 * words * sizeof(uint64_t) + words;
     void *mem = copy_tls.p;
     if (bytes > copy_tls.cap) {
-        if (posix_memalign(&mem, 64, bytes ? bytes : 64) != 0)
+        if (posix_memalign(&mem, 64, bytes) != 0)
             return -ENOMEM;
         pthread_once(&copy_once, copy_key_init);
         if (bytes <= COPY_KEEP && copy_key_ok && pthread_setspecific(copy_key, mem) == 0) {
