@@ -490,16 +490,18 @@ static int cmd_view(void)
         r = netelect_view_foreach_node(v, collect_node, &nodes);
         if (r == 0)
             r = netelect_view_foreach_channel(v, collect_chan, &cs);
-        if (r == 0 && cs.len && !(ans = calloc(cs.len, sizeof *ans)))
+        if (r == 0 && !(ans = calloc(cs.len ? cs.len : 1, sizeof *ans)))
             r = -ENOMEM;
         for (size_t i = 0; r == 0 && i < cs.len; i++) {
             ans[i].rc = netelect_view_elect(v, cs.c[i].name, self, &ans[i].res);
             ans[i].drained = self_drained(v, cs.c[i].name, cs.c[i].m, cs.c[i].n);
         }
         g1 = netelect_view_generation(v);
-        if (r < 0 || g0 == g1 || tries == 100)
+        if (r != 0 || g0 == g1 || tries == 100)
             break;
     }
+    if (r > 0 || (r == 0 && !ans))
+        r = -ENOMEM; /* (the callbacks return 0 or -ENOMEM: cannot happen) */
     if (r < 0) {
         r = fail(r, exit_for(r), "view: %s", netelect_strerror(r));
         goto out;
