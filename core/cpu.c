@@ -3,10 +3,93 @@
  * CPU feature detection: cpuid for what the CPU has, xgetbv for what the OS
  * saves across context switches.  Both are needed: a CPU with AVX-512 under
  * a kernel that does not enable ZMM state would fault on the first kernel.
+ *
+ * What each level needs is defined once, in core/x86/isa_levels.h; this
+ * file only reads the words and decodes them (netelect__x86_levels is pure
+ * so that tests/core/test_isa.c can run it on recorded CPUID dumps).
  */
 #include <string.h>
 
 #include "core/dsp.h"
+#include "core/x86/isa_levels.h"
+
+/* Where each feature sits: leaf 1 ECX, leaf 7 (sub-leaf 0) EBX/ECX/EDX. */
+enum { L1_ECX, L7_EBX, L7_ECX, L7_EDX };
+
+static const struct {
+    uint8_t word, bit;
+    uint64_t feature;
+} feature_bits[] = {
+    {L1_ECX, 0, NETELECT_X86_SSE3},
+    {L1_ECX, 1, NETELECT_X86_PCLMUL},
+    {L1_ECX, 9, NETELECT_X86_SSSE3},
+    {L1_ECX, 12, NETELECT_X86_FMA},
+    {L1_ECX, 19, NETELECT_X86_SSE41},
+    {L1_ECX, 20, NETELECT_X86_SSE42},
+    {L1_ECX, 22, NETELECT_X86_MOVBE},
+    {L1_ECX, 23, NETELECT_X86_POPCNT},
+    {L1_ECX, 25, NETELECT_X86_AES},
+    {L1_ECX, 26, NETELECT_X86_XSAVE},
+    {L1_ECX, 28, NETELECT_X86_AVX},
+    {L1_ECX, 29, NETELECT_X86_F16C},
+    {L7_EBX, 3, NETELECT_X86_BMI1},
+    {L7_EBX, 5, NETELECT_X86_AVX2},
+    {L7_EBX, 8, NETELECT_X86_BMI2},
+    {L7_EBX, 16, NETELECT_X86_AVX512F},
+    {L7_EBX, 17, NETELECT_X86_AVX512DQ},
+    {L7_EBX, 21, NETELECT_X86_AVX512IFMA},
+    {L7_EBX, 28, NETELECT_X86_AVX512CD},
+    {L7_EBX, 30, NETELECT_X86_AVX512BW},
+    {L7_EBX, 31, NETELECT_X86_AVX512VL},
+    {L7_ECX, 1, NETELECT_X86_AVX512VBMI},
+    {L7_ECX, 6, NETELECT_X86_AVX512VBMI2},
+    {L7_ECX, 8, NETELECT_X86_GFNI},
+    {L7_ECX, 9, NETELECT_X86_VAES},
+    {L7_ECX, 10, NETELECT_X86_VPCLMULQDQ},
+    {L7_ECX, 11, NETELECT_X86_AVX512VNNI},
+    {L7_ECX, 12, NETELECT_X86_AVX512BITALG},
+    {L7_ECX, 14, NETELECT_X86_AVX512VPOPCNTDQ},
+    {L7_EDX, 23, NETELECT_X86_AVX512FP16},
+};
+
+/* The ladder, lowest first: a level is granted only with every lower one. */
+static const struct {
+    unsigned flag;
+    uint64_t needs, xcr0;
+} x86_levels[] = {
+    {NETELECT_CPU_AVX2, NETELECT_X86_NEEDS_AVX2, NETELECT_X86_XCR0_AVX2},
+    {NETELECT_CPU_AVX512, NETELECT_X86_NEEDS_AVX512, NETELECT_X86_XCR0_AVX512},
+};
+
+enum { LEAF1_ECX_OSXSAVE = 1u << 27 };
+
+/* What this file, built with the library's own flags, may execute. */
+const uint64_t netelect__x86_compiled_baseline = NETELECT_X86_COMPILED;
+
+uint64_t netelect__x86_features(const struct netelect__x86_cpuid *c)
+{
+    const uint32_t words[] = {c->leaf1_ecx, c->leaf7_ebx, c->leaf7_ecx, c->leaf7_edx};
+    uint64_t f = 0;
+    for (size_t i = 0; i < sizeof feature_bits / sizeof feature_bits[0]; i++)
+        if ((words[feature_bits[i].word] >> feature_bits[i].bit) & 1)
+            f |= feature_bits[i].feature;
+    return f;
+}
+
+unsigned netelect__x86_levels(const struct netelect__x86_cpuid *c)
+{
+    const uint64_t f = netelect__x86_features(c);
+    /* Without OSXSAVE, xgetbv faults and no extended state is enabled. */
+    const uint64_t xcr0 = (c->leaf1_ecx & LEAF1_ECX_OSXSAVE) ? c->xcr0 : 0;
+    unsigned flags = 0;
+    for (size_t i = 0; i < sizeof x86_levels / sizeof x86_levels[0]; i++) {
+        if ((f & x86_levels[i].needs) != x86_levels[i].needs ||
+            (xcr0 & x86_levels[i].xcr0) != x86_levels[i].xcr0)
+            break;
+        flags |= x86_levels[i].flag;
+    }
+    return flags;
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -20,28 +103,18 @@ static uint64_t xgetbv0(void)
 
 unsigned netelect__cpu_detect(void)
 {
-    unsigned a, b, c, d, flags = 0;
+    struct netelect__x86_cpuid c = {0};
+    unsigned a, b, ecx, edx;
 
-    if (!__get_cpuid(1, &a, &b, &c, &d))
+    if (!__get_cpuid(1, &a, &b, &ecx, &edx))
         return 0;
-    const int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, popcnt = (c >> 23) & 1;
-    if (!osxsave || !avx || !popcnt)
-        return 0;
-    const uint64_t xcr0 = xgetbv0();
-    if ((xcr0 & 0x6) != 0x6) /* XMM and YMM state */
-        return 0;
-    if (__get_cpuid_max(0, NULL) < 7)
-        return 0;
-    __cpuid_count(7, 0, a, b, c, d);
-    const int avx2 = (b >> 5) & 1, bmi1 = (b >> 3) & 1, bmi2 = (b >> 8) & 1;
-    if (avx2 && bmi1 && bmi2)
-        flags |= NETELECT_CPU_AVX2;
-    const int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
-    const int vbmi2 = (c >> 6) & 1;
-    /* opmask, ZMM_Hi256 and Hi16_ZMM state */
-    if ((flags & NETELECT_CPU_AVX2) && f && dq && bw && vl && vbmi2 && (xcr0 & 0xe0) == 0xe0)
-        flags |= NETELECT_CPU_AVX512;
-    return flags;
+    c.leaf1_ecx = ecx;
+    c.leaf1_edx = edx;
+    if (__get_cpuid_max(0, NULL) >= 7)
+        __cpuid_count(7, 0, a, c.leaf7_ebx, c.leaf7_ecx, c.leaf7_edx);
+    if (c.leaf1_ecx & LEAF1_ECX_OSXSAVE)
+        c.xcr0 = xgetbv0();
+    return netelect__x86_levels(&c);
 }
 #else
 unsigned netelect__cpu_detect(void)

@@ -33,10 +33,14 @@ struct netelect__dsp {
     netelect__topk_fn topk;
 };
 
-/* CPU feature levels, one bit each; a level implies every lower one. */
+/*
+ * CPU feature levels, one bit each; a level implies every lower one.  What
+ * each needs (CPUID features and OS state) is defined in one place,
+ * core/x86/isa_levels.h, which detection and the build both follow.
+ */
 enum {
-    NETELECT_CPU_AVX2 = 1u << 0,   /* AVX2 + BMI1/2 + POPCNT, OS saves YMM */
-    NETELECT_CPU_AVX512 = 1u << 1, /* AVX-512 F/BW/DQ/VL/VBMI2, OS saves ZMM */
+    NETELECT_CPU_AVX2 = 1u << 0,   /* NETELECT_X86_NEEDS_AVX2 */
+    NETELECT_CPU_AVX512 = 1u << 1, /* NETELECT_X86_NEEDS_AVX512 */
 };
 
 /* What the CPU and OS support, detected once. */

@@ -15,6 +15,11 @@
 
 #include "core/dsp.h"
 #include "core/kernel.h"
+#include "core/x86/isa_levels.h"
+
+_Static_assert((NETELECT_X86_COMPILED & NETELECT_X86_NEEDS_AVX2) == NETELECT_X86_NEEDS_AVX2,
+               "core/meson.build builds this unit short of the avx2 level");
+const uint64_t netelect__x86_compiled_avx2 = NETELECT_X86_COMPILED;
 
 enum { BLOCK = 32, SMALL_N = 32 };
 

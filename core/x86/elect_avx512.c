@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * AVX-512 (F/BW/VL) elect and top-k.  Built with its own target flags and
- * only ever called through a table filled for a CPU that has them.
+ * AVX-512 (F/BW/DQ/VL) elect and top-k.  Built with the flags of the avx512
+ * level (core/x86/isa_levels.h) and only ever called through a table
+ * filled for a CPU that has them.
  *
  * elect is a threshold filter with an exact block fallback:
  *
@@ -24,6 +25,11 @@
 
 #include "core/dsp.h"
 #include "core/kernel.h"
+#include "core/x86/isa_levels.h"
+
+_Static_assert((NETELECT_X86_COMPILED & NETELECT_X86_NEEDS_AVX512) == NETELECT_X86_NEEDS_AVX512,
+               "core/meson.build builds this unit short of the avx512 level");
+const uint64_t netelect__x86_compiled_avx512 = NETELECT_X86_COMPILED;
 
 /* Below SMALL_N the scalar loop beats one latency-bound masked block (~24 ns). */
 enum { BLOCK = 32, SMALL_N = 24 };
