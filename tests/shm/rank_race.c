@@ -429,6 +429,13 @@ static void *reader_thread(void *arg)
 
 /* ------------------------------------------------------------ main */
 
+static void cleanup(const struct netelect__shm_paths *p)
+{
+    unlink(p->path);
+    unlink(p->lock);
+    unlink(p->readers);
+}
+
 int main(int argc, char **argv)
 {
     double seconds = 3;
@@ -463,6 +470,7 @@ int main(int argc, char **argv)
     int rc = netelect__writer_open(&cfg, &w);
     if (rc) {
         fprintf(stderr, "rank_race: writer open: %s\n", netelect_strerror(rc));
+        cleanup(&p);
         return 1;
     }
     /* A foreign file where the registry was: readers cannot register
@@ -473,6 +481,7 @@ int main(int argc, char **argv)
     if (fd < 0 || write(fd, "not a registry", 14) != 14) {
         fprintf(stderr, "rank_race: cannot replace %s: %s\n", p.readers, strerror(errno));
         netelect__writer_close(w, true);
+        cleanup(&p);
         return 1;
     }
     close(fd);
@@ -489,7 +498,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "rank_race: reader open: %s, registered %d (want 0)\n",
                 netelect_strerror(rc), (int)vs.registered);
         netelect__writer_close(w, true);
-        unlink(p.readers);
+        cleanup(&p);
         return 1;
     }
 
@@ -520,7 +529,7 @@ int main(int argc, char **argv)
     netelect_view_status(v, &vs);
     netelect_view_close(v);
     netelect__writer_close(w, true);
-    unlink(p.readers);
+    cleanup(&p);
 
     fprintf(stderr,
             "rank_race: %.1f s, %lu publishes; view_rank %lu, snap_rank %lu, elect %lu answers "
