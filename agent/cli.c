@@ -775,14 +775,23 @@ static int cmd_watch(const char *ch)
                                 : !alive                               ? "gone"
                                 : res.outcome == NETELECT_NO_ELIGIBLE ? "no-eligible"
                                                                        : "leader";
-            if (o.json)
-                print_json(json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:b, s:s}", "ts", when,
-                    "ts_ns", (json_int_t)tns, "channel", ch, "event", event,
-                    "outcome", r < 0 ? "error" : outcome_name(res.outcome),
-                    "leader", r == 0 && res.outcome != NETELECT_NO_ELIGIBLE ? idstr(res.winner, b) : "",
-                    "generation", (json_int_t)g, "agent_alive", alive,
-                    "error", r < 0 ? chan_err(r) : ""));
-            else if (r < 0)
+            if (o.json) {
+                /* docs/json.md, $defs/watch: the reply shape of every verb. */
+                json_t *j = with(reply_new(r == 0, r == 0 ? gen_val(g) : -1),
+                                 json_pack("{s:s, s:I, s:s, s:o, s:b}", "ts", when, "ts_ns",
+                                           (json_int_t)tns, "channel", ch, "self", id_json(self),
+                                           "agent_alive", alive));
+                if (r == 0)
+                    with(j, json_pack("{s:s, s:s, s:o}", "event", event, "outcome",
+                                      outcome_name(res.outcome), "leader",
+                                      res.outcome == NETELECT_NO_ELIGIBLE ? json_null()
+                                                                          : id_json(res.winner)));
+                else
+                    json_object_set_new(j, "error",
+                                        json_pack("{s:i, s:s, s:s}", "code", r, "name", err_name(r),
+                                                  "message", netelect_strerror(r)));
+                print_json(j);
+            } else if (r < 0)
                 printf("%s %s: %s\n", when, ch, chan_err(r));
             else if (res.outcome == NETELECT_NO_ELIGIBLE)
                 printf("%s %s: no eligible replica (generation %" PRIu64 ")%s\n", when, ch, g,
@@ -795,7 +804,7 @@ static int cmd_watch(const char *ch)
             last_r = r;
             last_alive = alive;
             last = res;
-            if (r == -ENOENT && printed == 1)
+            if (r == NETELECT_ENOCHAN && printed == 1)
                 rc = EX_ERR; /* unknown channel: say so once and carry on watching */
             if (o.exec)
                 run_hook(ch, event, r == 0 ? &res : NULL, g);

@@ -152,6 +152,13 @@ def scenario_json(h, c):
           "stats: a never-measured peer's RTTs are null")
     check(isinstance(sts["generation"], int), "stats carries the generation")
 
+    w = run(["watch", "pair", "--count", "1"], 0, "watch (first line)")
+    check(w["event"] == "leader" and w["leader"] == f"{B:#x}" and w["agent_alive"] is True
+          and isinstance(w["ts_ns"], int), f"watch: first line, leader B, event {w['event']}")
+    w = run(["watch", "nope", "--count", "1"], 1, "watch of an unknown channel")
+    check(w["ok"] is False and w["error"]["name"] == "NETELECT_ENOCHAN" and w["verb"] == "watch",
+          "watch nope: a failure line with NETELECT_ENOCHAN, exit 1")
+
     # ---- control verbs: every success reply
     for args, what in ((["set-rtt", "0x77", "2ms"], "set-rtt"), (["set-health", "0x77", "down"], "set-health"),
                        (["clear", "0x77"], "clear"), (["peer", "add", "0x88", "127.0.0.1:9"], "peer add"),
