@@ -261,17 +261,20 @@ static _Atomic uint64_t *announce_slot(struct map *m)
 
 /* ---- mappings */
 
-/* This process's time namespace, looked up once (0: unknown). */
-static uint64_t own_timens(void)
+/* This process's time and pid namespaces, looked up once each (0: unknown;
+ * a process never changes either). */
+static uint64_t own_ns(_Atomic uint64_t *cached, uint64_t (*lookup)(void))
 {
-    static _Atomic uint64_t cached; /* 0 not yet, UINT64_MAX unknown */
-    uint64_t t = atomic_load_explicit(&cached, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(cached, memory_order_relaxed); /* 0 not yet */
     if (!t) {
-        t = netelect__timens();
-        atomic_store_explicit(&cached, t ? t : UINT64_MAX, memory_order_relaxed);
+        t = lookup();
+        atomic_store_explicit(cached, t ? t : UINT64_MAX, memory_order_relaxed);
     }
     return t == UINT64_MAX ? 0 : t;
 }
+static _Atomic uint64_t g_timens, g_pidns;
+#define own_timens() own_ns(&g_timens, netelect__timens)
+#define own_pidns() own_ns(&g_pidns, netelect__pidns)
 
 static void map_free(struct map *m)
 {
@@ -610,17 +613,6 @@ static void notify_free(struct notify *nt)
     if (nt->ep >= 0)
         close(nt->ep);
     free(nt);
-}
-
-static uint64_t own_pidns(void)
-{
-    static _Atomic uint64_t cached; /* 0 not yet, UINT64_MAX unknown */
-    uint64_t t = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (!t) {
-        t = netelect__pidns();
-        atomic_store_explicit(&cached, t ? t : UINT64_MAX, memory_order_relaxed);
-    }
-    return t == UINT64_MAX ? 0 : t;
 }
 
 /* Points the watch, the pidfd and the announce at the current mapping and

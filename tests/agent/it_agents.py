@@ -1326,6 +1326,25 @@ SCENARIOS = ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "d
              "control")
 
 
+def run_scenario(name, fn, *args):
+    """Runs fn(Harness(name), *args): its own exit code (0 pass, 77 skip), or 1
+    on a failed check or a malformed reply, with the logs of every process it
+    started; always cleans up.  Shared by the other it_*.py drivers."""
+    h = Harness(name)
+    try:
+        rc = fn(h, *args) or 0
+        if rc == 0:
+            log(f"PASS ({name})")
+        return rc
+    except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError, TypeError,
+            StopIteration) as e:
+        log(f"FAIL ({name}): {type(e).__name__}: {e}")
+        h.dump_logs()
+        return 1
+    finally:
+        h.cleanup()
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
         print(__doc__)
@@ -1334,22 +1353,11 @@ def main():
         if not os.access(exe, os.X_OK):
             print(f"missing {exe}")
             return 1
-    h = Harness(sys.argv[2])
-    rc = 1
-    try:
-        rc = {"cluster": scenario_cluster, "restart": scenario_restart, "badinput": scenario_badinput,
-              "netns": scenario_netns, "serf": scenario_serf, "serf_fleet": scenario_serf_fleet,
-              "defaults": scenario_defaults, "scale": scenario_scale,
-              "spoof": scenario_spoof, "control": scenario_control}[sys.argv[2]](h) or 0
-        if rc == 0:
-            log("PASS")
-    except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError) as e:
-        log(f"FAIL: {e}")
-        h.dump_logs()
-        rc = 1
-    finally:
-        h.cleanup()
-    return rc
+    return run_scenario(sys.argv[2], {
+        "cluster": scenario_cluster, "restart": scenario_restart, "badinput": scenario_badinput,
+        "netns": scenario_netns, "serf": scenario_serf, "serf_fleet": scenario_serf_fleet,
+        "defaults": scenario_defaults, "scale": scenario_scale,
+        "spoof": scenario_spoof, "control": scenario_control}[sys.argv[2]])
 
 
 if __name__ == "__main__":

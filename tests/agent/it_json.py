@@ -288,20 +288,8 @@ def main():
     if validator is None:
         log("SKIP: python3-jsonschema is missing (.ci/bootstrap test installs it)")
         return 77
-    h = Harness(sys.argv[2])
-    c = Contract(validator)
-    rc = 1
-    try:
-        rc = {"json": scenario_json, "authlog": scenario_authlog}[sys.argv[2]](h, c) or 0
-        if rc == 0:
-            log("PASS")
-    except (Fail, subprocess.TimeoutExpired, KeyError, IndexError, TypeError) as e:
-        log(f"FAIL: {type(e).__name__}: {e}")
-        h.dump_logs()
-        rc = 1
-    finally:
-        h.cleanup()
-    return rc
+    return it.run_scenario(sys.argv[2], {"json": scenario_json, "authlog": scenario_authlog}[sys.argv[2]],
+                           Contract(validator))
 
 
 if __name__ == "__main__":

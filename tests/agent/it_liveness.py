@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import it_agents as it  # noqa: E402  (shares the harness; BUILD comes from argv[1])
-from it_agents import Agent, Fail, Harness, LoopReader, check, log, wait_for  # noqa: E402
+from it_agents import Agent, LoopReader, check, log, wait_for  # noqa: E402
 
 NOBODY = 65534
 FAIL_STATIC_S = 2.0  # the library's default
@@ -126,19 +126,7 @@ def scenario(h):
 
 
 def main():
-    h = Harness("liveness")
-    rc = 1
-    try:
-        rc = scenario(h) or 0
-        if rc == 0:
-            log("PASS")
-    except (Fail, subprocess.TimeoutExpired, KeyError, IndexError) as e:
-        log(f"FAIL: {e}")
-        h.dump_logs()
-        rc = 1
-    finally:
-        h.cleanup()
-    return rc
+    return it.run_scenario("liveness", scenario)
 
 
 if __name__ == "__main__":

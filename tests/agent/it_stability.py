@@ -274,18 +274,7 @@ def main():
     for name, fn in (("stability", scenario_stability), ("drain", scenario_drain)):
         if which not in (name, "all"):
             continue
-        h = Harness(name)
-        try:
-            r = fn(h) or 0
-            log(f"{name}: PASS" if r == 0 else f"{name}: exit {r}")
-            rc = rc or r
-        except (Fail, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError, IndexError,
-                StopIteration) as e:
-            log(f"{name}: FAIL: {e}")
-            h.dump_logs()
-            rc = 1
-        finally:
-            h.cleanup()
+        rc = it.run_scenario(name, fn) or rc
     return rc
 
 
