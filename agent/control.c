@@ -388,14 +388,15 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
     for (int i = 0; i < DROP_N; i++)
         json_object_set_new(drops, netelect__drop_names[i], json_integer((json_int_t)a->st.drop[i]));
     json_t *peers = json_array();
-    struct node **sel = malloc((a->n_nodes ? a->n_nodes : 1) * sizeof *sel);
+    /* An array of node pointers: sizeof *sel is a pointer's size on purpose. */
+    struct node **sel = malloc((a->n_nodes ? a->n_nodes : 1) * sizeof *sel); // NOLINT(bugprone-sizeof-expression)
     if (!sel)
         DIE("out of memory listing %zu peers", a->n_nodes);
     size_t ns = 0;
     for (size_t i = 0; i < a->tab_cap; i++)
         if (a->tab[i] && a->tab[i]->id > after)
             sel[ns++] = a->tab[i];
-    qsort(sel, ns, sizeof *sel, cmp_node_id);
+    qsort(sel, ns, sizeof *sel, cmp_node_id); // NOLINT(bugprone-sizeof-expression)
     size_t shown = ns < limit ? ns : limit;
     for (size_t i = 0; i < shown; i++) {
         struct node *n = sel[i];

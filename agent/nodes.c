@@ -480,8 +480,8 @@ static int set_grow(struct chan *c, size_t want)
     free(c->set);
     c->set = ns;
     c->set_cap = cap;
-    for (size_t j = 0; j < c->n; j++)
-        c->set[set_slot(c, c->m[j].id)] = (uint32_t)(j + 1);
+    for (size_t j = 0; j < c->n; j++) /* n > 0 means m holds n members */
+        c->set[set_slot(c, c->m[j].id)] = (uint32_t)(j + 1); // NOLINT(clang-analyzer-core.NullDereference)
     return 0;
 }
 
@@ -541,7 +541,9 @@ int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsi
         c->m = np;
         c->cap = cap;
     }
-    c->m[c->n++] = (struct member){id, orig};
+    /* m is non-NULL here: n < cap, or it was just grown (the analyser
+     * does not know that cap > 0 implies m). */
+    c->m[c->n++] = (struct member){id, orig}; // NOLINT(clang-analyzer-core.NullDereference)
     c->set[set_slot(c, id)] = (uint32_t)c->n;
     netelect__mark_dirty(a, true);
     return 0;

@@ -158,6 +158,7 @@ void publish_waiters(benchmark::State &st)
     std::atomic<bool> stop{false};
     std::atomic<int> waiting{0};
     std::vector<std::thread> th;
+    th.reserve(static_cast<size_t>(nw));
     for (int i = 0; i < nw; i++)
         th.emplace_back([&] {
             uint64_t g = netelect_view_generation(v);
