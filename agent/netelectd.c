@@ -33,6 +33,9 @@
 
 #include "agent/agent.h"
 #include "agent/log.h"
+#if NETELECT_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 #if NETELECT_HAVE_SERF
 #include "agent/serf/serf.h"
 #endif
@@ -161,6 +164,34 @@ static void view_free(struct view_arrays *v)
 
 #define PUBLISH_LOG_NS UINT64_C(10000000000)
 
+/* systemd (Type=notify, agent/README.md "systemd unit"): READY=1 once the
+ * first full view is published, then STATUS= whenever its one-line summary
+ * changes.  Without NOTIFY_SOCKET, sd_notify() does nothing. */
+static void notify_published(const struct view_arrays *v, int r)
+{
+#if NETELECT_HAVE_SYSTEMD
+    static bool ready;
+    static char last[160];
+    char st[160];
+    size_t healthy = 0;
+    for (size_t i = 0; i < v->n_nodes; i++)
+        healthy += v->nodes[i].healthy != 0;
+    if (r < 0)
+        snprintf(st, sizeof st, "publishing fails: %s", strerror(-r));
+    else
+        snprintf(st, sizeof st, "publishing: %zu nodes (%zu healthy), %zu channels", v->n_nodes,
+                 healthy, v->n_chans);
+    if (!strcmp(st, last) && (ready || r < 0))
+        return;
+    snprintf(last, sizeof last, "%s", st);
+    sd_notifyf(0, "%sSTATUS=%s", !ready && r >= 0 ? "READY=1\n" : "", st);
+    ready = ready || r >= 0;
+#else
+    (void)v;
+    (void)r;
+#endif
+}
+
 static void publish(struct agent *a)
 {
     uint64_t now = netelect__now_ns();
@@ -203,6 +234,7 @@ static void publish(struct agent *a)
         a->dirty_hard = a->dirty_soft = false;
     }
     a->last_pub_ns = now;
+    notify_published(&v, r);
     view_free(&v);
 }
 
@@ -1100,6 +1132,14 @@ int main(int argc, char **argv)
           id_origin, shm_path, a->cfg.control_path, a->cfg.source, a->cfg.n_peers, a->n_chans, lb);
     netelect__log(inherit_level, "%s", inherit_msg);
 
+#if NETELECT_HAVE_SYSTEMD
+    uint64_t wd_usec = 0;
+    const bool watchdog = sd_watchdog_enabled(0, &wd_usec) > 0;
+    if (watchdog && wd_usec < 2 * a->cfg.heartbeat_ns / 1000)
+        LOG_W("WatchdogSec (%.3f s) is shorter than twice [segment] heartbeat (%.3f s), "
+              "which pings it: systemd may kill a healthy agent", wd_usec / 1e6,
+              a->cfg.heartbeat_ns / 1e9);
+#endif
     struct epoll_event evs[64];
     while (!a->quit) {
         int n = epoll_wait(a->ep, evs, 64, -1);
@@ -1129,6 +1169,11 @@ int main(int argc, char **argv)
                     a->st.heartbeat_err++;
                 else
                     a->st.heartbeats++;
+#if NETELECT_HAVE_SYSTEMD
+                /* WatchdogSec=: the loop is alive (a hung loop stops this) */
+                if (watchdog)
+                    sd_notify(0, "WATCHDOG=1");
+#endif
                 break;
             case EV_SIG: {
                 struct signalfd_siginfo si;
@@ -1160,6 +1205,9 @@ int main(int argc, char **argv)
         }
         maybe_publish(a);
     }
+#if NETELECT_HAVE_SYSTEMD
+    sd_notify(0, "STOPPING=1");
+#endif
 #if NETELECT_HAVE_SERF
     serf_stop(a);
 #endif
