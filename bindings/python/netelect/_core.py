@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """elect, rank and topk over caller arrays: argument marshalling and the results."""
 import array
+import ctypes
 import enum
 from typing import NamedTuple, Optional
 
@@ -47,20 +48,47 @@ class Result(NamedTuple):
 _OUTCOMES = (Outcome.NO_ELIGIBLE, Outcome.SELF_WINS, Outcome.PEER_WINS)
 
 
+_new = tuple.__new__
+
+
 def _result(r):
-    return Result(_OUTCOMES[r.outcome], r.winner)
+    return _new(Result, (_OUTCOMES[r.outcome], r.winner))  # NamedTuple's __new__ is slow
 
 
 # Each marshaller returns (address, keepalive, length).  The keepalive object
 # owns the memory at `address` and must outlive the call.
 
+_from_buffer = ctypes.c_char.from_buffer
+_addressof = ctypes.addressof
+if _np is not None:
+    _ndarray = _np.ndarray
+    _DT_U64 = _np.dtype(_np.uint64)
+    _DT_U8 = _np.dtype(_np.uint8)
+    _DT_BOOL = _np.dtype(_np.bool_)
+else:
+    _ndarray = _DT_U64 = _DT_U8 = _DT_BOOL = None
+
+
+def _np_addr(x):
+    """(address, keepalive) of a C-contiguous array's data.  A ctypes view of
+    a writable buffer is three times cheaper than x.ctypes.data (and holds a
+    buffer export, so the array cannot be resized under the call); read-only
+    or empty arrays take the slower way."""
+    try:
+        c = _from_buffer(x)
+        return _addressof(c), c
+    except (TypeError, ValueError, BufferError):
+        return x.ctypes.data, x
+
+
 def _u64(x, what):
     """A uint64 array's address: zero-copy for C-contiguous uint64 numpy arrays
     and array('Q'); anything else is converted (checked: no negative or
     over-range value, None in an RTT list means unknown)."""
-    if _np is not None and isinstance(x, _np.ndarray):
-        if x.dtype == _np.uint64 and x.flags.c_contiguous and x.ndim == 1:
-            return x.ctypes.data, x, x.shape[0]
+    if _np is not None and isinstance(x, _ndarray):
+        if (x.dtype is _DT_U64 or x.dtype == _DT_U64) and x.ndim == 1 and x.flags.c_contiguous:
+            addr, keep = _np_addr(x)
+            return addr, keep, x.shape[0]
         if x.ndim != 1:
             raise ValueError(f"{what}: a 1-d array is needed, got {x.ndim} dimensions")
         if x.dtype.kind == "i":
@@ -94,9 +122,12 @@ def _u8(x):
     """Health flags' address: zero-copy for C-contiguous uint8/int8/bool numpy
     arrays, array('B'/'b') and bytes-like objects of 1-byte items; anything
     else is converted by truth value."""
-    if _np is not None and isinstance(x, _np.ndarray):
-        if x.dtype.itemsize == 1 and x.dtype.kind in "uib" and x.flags.c_contiguous and x.ndim == 1:
-            return x.ctypes.data, x, x.shape[0]
+    if _np is not None and isinstance(x, _ndarray):
+        dt = x.dtype
+        if ((dt is _DT_U8 or dt is _DT_BOOL or (dt.itemsize == 1 and dt.kind in "uib"))
+                and x.ndim == 1 and x.flags.c_contiguous):
+            addr, keep = _np_addr(x)
+            return addr, keep, x.shape[0]
         if x.ndim != 1:
             raise ValueError(f"healthy: a 1-d array is needed, got {x.ndim} dimensions")
         x = _np.ascontiguousarray(x != 0, dtype=_np.uint8)

@@ -11,6 +11,11 @@ from ._core import Outcome, Result, _OUTCOMES
 from .errors import error
 
 _U64_MAX = (1 << 64) - 1
+_view_self = _lib.fast.netelect_view_self
+_view_elect = _lib.fast.netelect_view_elect
+_new = tuple.__new__
+_Result = _lib.Result_
+_byref = ctypes.byref
 
 
 class RttSource:
@@ -106,10 +111,6 @@ class View:
         if rc < 0:
             raise error(rc, f"open {name or 'netelect'}")
         self._h = h.value
-        self._res = _lib.Result_()
-        self._resp = ctypes.byref(self._res)
-        self._gen = _lib.c_u64()
-        self._genp = ctypes.byref(self._gen)
 
     open = classmethod(lambda cls, name=None, expect_uid=None, fail_static=None:
                        cls(name, expect_uid, fail_static))
@@ -153,13 +154,17 @@ class View:
     def elect(self, channel, self_id: Optional[int] = None) -> Result:
         """The leader of `channel` (netelect_view_elect).  Raises NoChannel,
         Stale, ... (NetelectError) as the C call documents."""
-        h = self._handle()
+        h = self._h
+        if not h:
+            raise ValueError("netelect: operation on a closed View")
         if self_id is None:
-            self_id = _lib.fast.netelect_view_self(h)
-        rc = _lib.fast.netelect_view_elect(h, _name(channel), self_id, self._resp)
+            self_id = _view_self(h)
+        res = _Result()  # per call: threads may elect on one View at once
+        rc = _view_elect(h, channel.encode() if type(channel) is str else _name(channel),
+                         self_id, _byref(res))
         if rc < 0:
             raise error(rc, f"elect {channel}")
-        return Result(_OUTCOMES[self._res.outcome], self._res.winner)
+        return _new(Result, (_OUTCOMES[res.outcome], res.winner))
 
     def elect_gen(self, channel, self_id: Optional[int] = None) -> Tuple[Result, int]:
         """elect() plus the generation the answer came from: it holds while

@@ -211,3 +211,24 @@ def test_agent_exit_ends_wait_with_agentgone():
             assert e.value.code == netelect.ESTALE
     finally:
         a.cleanup()
+
+
+def test_threads_elect_on_one_view(view):
+    """One View, several threads, each with its own self_id: every answer is
+    that thread's own (no result buffer is shared between calls)."""
+    errors = []
+
+    def run(me):
+        want = (Outcome.SELF_WINS, SELF) if me == SELF else (Outcome.PEER_WINS, SELF)
+        for _ in range(3000):
+            got = view.elect("default", self_id=me)
+            if got != want:
+                errors.append((me, got))
+                return
+
+    ts = [threading.Thread(target=run, args=(me,)) for me in (SELF, 0x1, 0x2, 0x3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
