@@ -148,7 +148,7 @@ struct netelect_shm_hdr {
     /* Line 5: liveness, written every heartbeat period, kept off line 4 so
      * that an idle agent's heartbeat does not invalidate the election line. */
     _Atomic uint64_t h_heartbeat_seq;     /* W: relaxed +1 per period; R: relaxed, progress only */
-    /* W: relaxed, CLOCK_MONOTONIC of each heartbeat (and of a clean exit);
+    /* W: relaxed, CLOCK_MONOTONIC of each heartbeat and publish;
      * R: relaxed, liveness: a reader in the writer's time namespace (see
      * h_timens) judges the writer by this time, not by when it itself
      * happened to attach. */

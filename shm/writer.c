@@ -1013,6 +1013,12 @@ static int publish(struct netelect_writer *w, const struct netelect_wnode *nodes
     crash_point(w, CRASH_AFTER_CURRENT);
     w->slot_word[s] = gen << 8 | s;
     w->gen = gen;
+    /* A publish is a sign of life as good as a heartbeat (readers judge
+     * the writer by this time): an agent busy starting up or publishing
+     * between two beats is not taken for dead.  h_heartbeat_seq, which
+     * readers in another time namespace watch, moves only on beats. */
+    atomic_store_explicit(&hdr_of(&w->seg)->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC),
+                          memory_order_relaxed);
     wake_waiters(&w->seg);
     return 0;
 }
