@@ -4,7 +4,8 @@
 The library is found, in order, through:
   1. NETELECT_LIB, a path to libnetelect.so (e.g. a build directory's);
   2. ctypes.util.find_library("netelect") (ldconfig's cache: an installed library);
-  3. the soname "libnetelect.so.0" (LD_LIBRARY_PATH, the loader's default paths).
+  3. `pkg-config --variable=libdir netelect` (an installed netelect.pc);
+  4. the soname "libnetelect.so.0" (LD_LIBRARY_PATH, the loader's default paths).
 
 Two handles of the same library are used: `fast` (ctypes.PyDLL) keeps the GIL
 for the calls that never block (elect, rank, topk, generation: releasing and
@@ -14,6 +15,7 @@ releases it for everything that may block or call back (open, wait, foreach).
 import ctypes
 import ctypes.util
 import os
+import subprocess
 
 c_u64 = ctypes.c_uint64
 c_u8p = ctypes.c_void_p  # arrays are passed as addresses (zero-copy)
@@ -54,11 +56,24 @@ CHAN_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p,
                            ctypes.POINTER(c_u64), ctypes.c_size_t)
 
 
+def _pkg_config_path():
+    """libdir/libnetelect.so.0 from `pkg-config netelect` (a library installed
+    under a prefix the loader does not search, e.g. /usr/local/lib/x86_64-linux-gnu
+    before ldconfig ran), or None."""
+    try:
+        r = subprocess.run(["pkg-config", "--variable=libdir", "netelect"],
+                           capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    p = os.path.join(r.stdout.strip(), "libnetelect.so.0")
+    return p if r.returncode == 0 and os.path.exists(p) else None
+
+
 def _path():
     p = os.environ.get("NETELECT_LIB")
     if p:
         return p
-    return ctypes.util.find_library("netelect") or "libnetelect.so.0"
+    return ctypes.util.find_library("netelect") or _pkg_config_path() or "libnetelect.so.0"
 
 
 def _load():
