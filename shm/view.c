@@ -81,6 +81,10 @@
 #define MAX_TRIES 8
 #define DEFAULT_FAIL_STATIC_NS UINT64_C(2000000000)
 #define MIN_STALE_NS UINT64_C(300000000)
+/* A writer whose lock is held (alive) but whose heartbeat stopped is hung
+ * after max(HANG_PERIODS periods, MIN_HANG_NS). */
+#define HANG_PERIODS 10u
+#define MIN_HANG_NS UINT64_C(1000000000)
 #define REATTACH_BACKOFF_NS UINT64_C(20000000)
 #define LIVENESS_EVERY 64u /* calls per thread between clock reads */
 /* Elections pin their slot in the registry from this many replicas on;
@@ -487,12 +491,14 @@ static uint64_t gone_by_progress(struct netelect_view *v, const struct map *m, u
 /* True iff nobody holds the writer's lock (the kernel dropped it with the
  * writer).  Only readers that may open the lock file (root, the agent
  * user) have m->lock_fd; for the others the heartbeat time decides. */
-static bool lock_free(const struct map *m)
+static int lock_state(const struct map *m) /* 1 held, 0 free, -1 cannot tell */
 {
     if (m->lock_fd < 0)
-        return false;
+        return -1;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    return fcntl(m->lock_fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK;
+    if (fcntl(m->lock_fd, F_OFD_GETLK, &fl) != 0)
+        return -1;
+    return fl.l_type != F_UNLCK;
 }
 
 /*
@@ -515,13 +521,29 @@ static bool liveness_check(struct netelect_view *v, const struct map *m, uint32_
     if (m->writer_clock && v->clock == mono_clock) { /* a test clock is not the writer's */
         const struct netelect_shm_hdr *h = hdr(m);
         const uint64_t hbt = atomic_load_explicit(&h->h_heartbeat_mono_ns, memory_order_relaxed);
+        const uint64_t period = m->L.heartbeat_period_ns;
         if (state == NETELECT_SHM_LIVE) {
             const uint64_t age = hbt >= now ? 0 : now - hbt;
-            since = age <= limit ? 0 : hbt + limit;
-            /* A late heartbeat and a free lock: dead since its last beat. */
-            if (!since && age > m->L.heartbeat_period_ns + m->L.heartbeat_period_ns / 2 &&
-                lock_free(m))
-                since = hbt ? hbt : 1;
+            /* On time: alive, and no system call (the common case). */
+            since = 0;
+            if (age > period + period / 2) {
+                /* Late.  Where we may see the writer's lock, it tells
+                 * for certain whether the process lives: free, dead since
+                 * its last beat; held, a live but slow (loaded, or
+                 * sanitised) agent gets HANG_PERIODS before it counts as
+                 * hung.  Elsewhere the heartbeat alone decides. */
+                const int lk = lock_state(m);
+                uint64_t lim = limit;
+                if (lk == 1) {
+                    lim = HANG_PERIODS * period > MIN_HANG_NS ? HANG_PERIODS * period : MIN_HANG_NS;
+                    if (lim < limit)
+                        lim = limit;
+                }
+                if (lk == 0)
+                    since = hbt ? hbt : 1;
+                else if (age > lim)
+                    since = hbt + lim;
+            }
         } else {
             const uint64_t g = atomic_load_explicit(&h->h_gone_mono_ns, memory_order_relaxed);
             since = g ? g : hbt ? hbt : 1;

@@ -76,10 +76,13 @@ struct netelect_view_status {
      */
     uint64_t heartbeat_mono_ns;
     /**
-     * 1 while the agent lives: its heartbeat, on its own CLOCK_MONOTONIC, is
-     * at most max(3 heartbeat periods, 300 ms) old and (where this process
-     * may read the lock file) it still holds its lock; 0 once it exited
-     * (state 2, at once), was killed, hangs, or cannot publish (state 4).
+     * 1 while the agent lives: its last heartbeat or publish, on its own
+     * CLOCK_MONOTONIC, is at most max(3 heartbeat periods, 300 ms) old.
+     * Where this process may read the agent's lock file (root, the agent
+     * user) the lock decides once a beat is late: free, the agent died
+     * with its last beat; held, a slow agent counts as hung only after
+     * max(10 periods, 1 s).  0 once it exited (state 2, at once), was
+     * killed, hangs, or cannot publish (state 4).
      * The same for every reader, whenever it attached.  Elections answer
      * from the last version for fail_static_ns after the agent was last
      * known alive, then return NETELECT_ESTALE.
