@@ -86,7 +86,13 @@ def _u64(x, what):
     and array('Q'); anything else is converted (checked: no negative or
     over-range value, None in an RTT list means unknown)."""
     if _np is not None and isinstance(x, _ndarray):
-        if (x.dtype is _DT_U64 or x.dtype == _DT_U64) and x.ndim == 1 and x.flags.c_contiguous:
+        if x.dtype is _DT_U64 and x.ndim == 1:
+            try:  # a writable buffer export only succeeds for C-contiguous data
+                c = _from_buffer(x)
+                return _addressof(c), c, len(x)
+            except (TypeError, ValueError, BufferError):
+                pass
+        if x.dtype == _DT_U64 and x.ndim == 1 and x.flags.c_contiguous:
             addr, keep = _np_addr(x)
             return addr, keep, x.shape[0]
         if x.ndim != 1:
@@ -124,6 +130,12 @@ def _u8(x):
     else is converted by truth value."""
     if _np is not None and isinstance(x, _ndarray):
         dt = x.dtype
+        if (dt is _DT_U8 or dt is _DT_BOOL) and x.ndim == 1:
+            try:
+                c = _from_buffer(x)
+                return _addressof(c), c, len(x)
+            except (TypeError, ValueError, BufferError):
+                pass
         if ((dt is _DT_U8 or dt is _DT_BOOL or (dt.itemsize == 1 and dt.kind in "uib"))
                 and x.ndim == 1 and x.flags.c_contiguous):
             addr, keep = _np_addr(x)
