@@ -77,9 +77,11 @@ with tempfile.TemporaryDirectory(prefix="netelect-notify-") as tmp:
         check(st2 is not None, "a new STATUS= when the summary changes (2 channels)")
         t0 = time.monotonic()
         n0 = sum("WATCHDOG" in m[2] for m in msgs)
-        recv_until(lambda f: False, 1.0)
+        recv_until(lambda f: False, 2.0)
         wd = sum(m[2].get("WATCHDOG") == "1" for m in msgs) - n0
-        check(5 <= wd <= 15, f"WATCHDOG=1 at the heartbeat: {wd} in {time.monotonic() - t0:.1f} s (want ~10)")
+        # ~20 at a 100 ms heartbeat; a loaded machine may coalesce a few
+        # timer expirations, so at least one per 500 ms, and none extra
+        check(4 <= wd <= 22, f"WATCHDOG=1 at the heartbeat: {wd} in {time.monotonic() - t0:.1f} s (want ~20)")
         check(sum("READY" in m[2] for m in msgs) == 1, "READY=1 sent once")
         p.terminate()
         stop = recv_until(lambda f: "STOPPING" in f, 5)
