@@ -150,7 +150,10 @@ def _u8(x):
     if isinstance(x, (bytes, bytearray)):
         a = array.array("B", x)  # a copy: bytes have no stable address through ctypes
     else:
-        a = array.array("B", [1 if v else 0 for v in x])
+        try:  # ints 0..255 and bools directly (non-zero is healthy, as in C)
+            a = array.array("B", x)
+        except (TypeError, OverflowError):  # anything else by its truth value
+            a = array.array("B", [1 if v else 0 for v in x])
     addr, n = a.buffer_info()
     return addr, a, n
 
