@@ -147,8 +147,10 @@ def test_wait_is_woken_by_a_control_socket_change(agent, view):
     waited = time.monotonic() - t0
     t.join()
     assert out["r"].returncode == 0, out["r"].stderr
-    assert g1 > g0 and g1 == view.generation
+    assert g1 > g0
+    # (an idle agent publishes nothing, so the first wake-up is the change)
     assert 0.15 < waited < 5, f"woke after {waited:.3f} s (the change came at 0.2 s)"
+    assert view.generation >= g1
     assert view.elect("py-extra") == (Outcome.SELF_WINS, SELF)
     assert sorted({c.name: c.members for c in view.channels()}["py-extra"]) == [SELF, 0x77]
 
