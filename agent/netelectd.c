@@ -1071,7 +1071,8 @@ int main(int argc, char **argv)
               r == -EBUSY   ? " (another netelectd is publishing it)"
               : r == -EPERM ? " (a file of another user is in the way and cannot be removed:"
                               " run as root, or use a directory only the agent's user can write,"
-                              " e.g. --shm /run/netelect/view)"
+                              " e.g. --shm /run/netelect/view; or [segment] group is set and the"
+                              " agent may not chown: it needs CAP_CHOWN)"
                             : "");
         agent_free(a);
         return 1;
