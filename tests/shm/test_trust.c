@@ -439,6 +439,7 @@ Test(trust, pinning_everything_stalls_little)
     pthread_join(th, NULL);
     netelect__writer_close(w, true);
     const double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    /* Uncapped: >= 80 ms by construction (40 sleeps of 2 ms). */
-    cr_assert_lt(ms, 40.0, "40 publishes took %.1f ms under a pinning reader", ms);
+    /* Uncapped: >= 80 ms by construction (40 waits of 2 ms); capped: one
+     * wait, and the rest is publishing (margin for a loaded machine). */
+    cr_assert_lt(ms, 70.0, "40 publishes took %.1f ms under a pinning reader", ms);
 }
