@@ -390,11 +390,17 @@ static int claim_verdict(const struct netelect_serf *s, const struct member *m)
 {
     if (s->self_id && m->node_id == s->self_id && !is_self_member(s, m))
         return NETELECT_SERF_REJECT_SELF_ID;
-    /* A holder that left keeps its id (and its coordinate polls) only until
-     * another member claims it: a host that leaves and rejoins under a new
-     * name is not locked out for Serf's 24 h tombstone time. */
+    /* A holder that left, or is leaving (a graceful leave is reported as
+     * leaving first, and a host may rejoin under a new name before Serf
+     * says left), keeps its id (and its coordinate polls) only until
+     * another member claims it: a host that leaves and rejoins is not
+     * locked out for Serf's 24 h tombstone time.  A failed holder keeps
+     * it against members elsewhere (docs/serf.md, "Trust"), but not
+     * against one at its own address: that host came back (Serf often
+     * reports a leave under load as a failure). */
     const struct member *o = id_owner(s, m->node_id);
-    if (o && o != m && o->status != NETELECT_SERF_LEFT)
+    if (o && o != m && o->status != NETELECT_SERF_LEFT && o->status != NETELECT_SERF_LEAVING &&
+        !(o->status == NETELECT_SERF_FAILED && memcmp(o->addr, m->addr, sizeof(o->addr)) == 0))
         return NETELECT_SERF_REJECT_DUP_ID;
     if (!m->owns && s->n_owned >= s->max_ids)
         return NETELECT_SERF_REJECT_CAP;
@@ -1136,8 +1142,9 @@ static int apply_member(struct netelect_serf *s, enum netelect_serf_event ev,
     report(s, ev, m, m->owns);
     if (refusal)
         report_refusal(s, m);
-    /* It left: a member waiting for its id may have it now. */
-    if (m->owns && m->status == NETELECT_SERF_LEFT)
+    /* It left, is leaving or failed: a member waiting for its id may have
+     * it now (claim_verdict decides). */
+    if (m->owns && m->status != NETELECT_SERF_ALIVE)
         promote(s, m->node_id);
     return 0;
 }
