@@ -1643,6 +1643,50 @@ Test(serf, a_left_holder_yields_its_id, .timeout = 10)
     free(r);
 }
 
+/* A failed holder keeps its id against members elsewhere, but yields it to
+ * one at its own address (its host came back under a new name); a leaving
+ * holder yields at once.  agent-serf_fleet met both under load. */
+Test(serf, a_failed_holder_yields_only_to_its_own_address, .timeout = 10)
+{
+    struct rec *r = calloc(1, sizeof(*r));
+    struct netelect_serf *s = up_session(r, NULL);
+    static const struct tmember t[] = {
+        {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
+        {"old", "7", "a", "alive", {127, 0, 0, 2}, 7946},
+        {"far", "7", "a", "alive", {127, 0, 0, 3}, 7946},
+        {"goer", "8", "a", "alive", {127, 0, 0, 4}, 7946},
+    };
+    struct mp m;
+    mp_init(&m);
+    pack_setup(&m, t, 4);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "far")->has_id, 0, "a duplicate of a live holder is refused");
+    struct tmember failed = {"old", "7", "a", "failed", {127, 0, 0, 2}, 7946};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-failed", &failed, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "far")->has_id, 0, "a failed holder keeps its id against another host");
+    struct tmember back = {"old2", "7", "a", "alive", {127, 0, 0, 2}, 7946};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-join", &back, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "old2")->has_id, 1, "the same host, back under a new name, has it");
+    cr_assert_eq(last_of(r, "old2")->id, 7);
+    /* A graceful leave is reported as leaving first: the id is free then. */
+    struct tmember leaving = {"goer", "8", "a", "leaving", {127, 0, 0, 4}, 7946};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-update", &leaving, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct tmember again = {"goer2", "8", "a", "alive", {127, 0, 0, 5}, 7946};
+    mp_header(&m, 2, NULL);
+    mp_event_body(&m, "member-join", &again, 1);
+    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(last_of(r, "goer2")->has_id, 1, "a leaving holder yields its id");
+    mp_free(&m);
+    netelect__serf_free(s);
+    free(r);
+}
+
 Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10)
 {
     struct rec *r = calloc(1, sizeof(*r));
