@@ -224,12 +224,19 @@ static struct netelect_shm_hdr *map_old(const char *path)
     return h;
 }
 
-/* Wakes every thread sleeping in netelect_view_wait() on this segment. */
-static void wake_all(struct netelect_shm_hdr *h)
+/* Wakes up to `most` threads sleeping in netelect_view_wait() on this segment. */
+static void wake_all(struct netelect_shm_hdr *h, int most)
 {
     atomic_fetch_add_explicit(&h->h_wake, 1, memory_order_relaxed);
-    syscall(SYS_futex, &h->h_wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    syscall(SYS_futex, &h->h_wake, FUTEX_WAKE, most, NULL, NULL, 0);
 }
+
+/* Any reader may wait, and FUTEX_WAKE costs the writer time per thread it
+ * wakes (about 4 us each here): a publish wakes at most this many, so
+ * parking thousands of waiting threads cannot stall publishing.  The rest
+ * see the change when their own liveness horizon wakes them (at most
+ * max(3 heartbeat periods, 300 ms) later); leaving LIVE wakes everyone. */
+#define WAKE_PER_PUBLISH 256
 
 /* After a publish: wakes the waiters, if any announced themselves (see
  * NETELECT_SHM_WAIT_LOCK), at the cost of one fcntl() otherwise. */
@@ -239,7 +246,7 @@ static void wake_waiters(struct segment *s)
                        .l_len = NETELECT_SHM_WAIT_SPAN + NETELECT_SHM_FD_SPAN};
     if (s->fd < 0 || (fcntl(s->fd, F_OFD_GETLK, &fl) == 0 && fl.l_type == F_UNLCK))
         return;
-    wake_all(hdr_of(s));
+    wake_all(hdr_of(s), WAKE_PER_PUBLISH);
     /* The kernel reports the first conflicting lock: a descriptor holder
      * may hide behind a thread waiter, so look at their range alone. */
     struct flock fd_fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET,
@@ -258,7 +265,7 @@ static void leave_live(struct netelect_shm_hdr *h, uint32_t from, uint32_t state
     atomic_compare_exchange_strong_explicit(&h->h_state, &from, state, memory_order_release,
                                             memory_order_relaxed);
     /* Waiters learn at once that this file is done with. */
-    wake_all(h);
+    wake_all(h, INT_MAX);
 }
 
 static void mark_old(struct netelect_shm_hdr *h, uint32_t state)

@@ -179,7 +179,10 @@ NETELECT_API uint64_t netelect_view_generation(struct netelect_view *v);
  * one fcntl() per publish, so publishing stays cheap when nobody waits).
  * A dead agent wakes nobody, so while the agent lives and is silent the
  * thread also wakes once per max(3 heartbeat periods, 300 ms) to see that
- * it still beats.  Across an agent restart or a move to a larger segment
+ * it still beats.  A publish wakes at most 256 waiting threads on a host
+ * (any reader may wait; waking costs the agent per thread): more than that
+ * see the change at that liveness wake-up instead.  Across an agent
+ * restart or a move to a larger segment
  * the handle follows the path and the new generation ends the wait.
  * A signal handler that runs in this thread ends the wait with -EINTR
  * (whatever SA_RESTART says); call again.  Threads may wait on one
