@@ -631,6 +631,12 @@ fail:
  * anyway: a stopped or stuck reader never stalls publication, and its
  * validation notices.
  */
+/* Charges `d` of waiting to the budget (never below zero). */
+static void spend_wait(struct netelect_writer *w, uint64_t d)
+{
+    w->wait_budget_ns -= d < w->wait_budget_ns ? d : w->wait_budget_ns;
+}
+
 static unsigned choose_slot(struct netelect_writer *w)
 {
     struct netelect_shm_hdr *h = hdr_of(&w->seg);
@@ -658,10 +664,8 @@ static unsigned choose_slot(struct netelect_writer *w)
                 (best == K || w->slot_word[s] < w->slot_word[best]))
                 best = s;
         if (best != K) {
-            if (waited) {
-                const uint64_t d = now_ns(CLOCK_MONOTONIC) - t0;
-                w->wait_budget_ns -= d < w->wait_budget_ns ? d : w->wait_budget_ns;
-            }
+            if (waited)
+                spend_wait(w, now_ns(CLOCK_MONOTONIC) - t0);
             if (best != oldest)
                 atomic_fetch_add_explicit(&h->h_pinned_waits, 1, memory_order_relaxed);
             return best;
@@ -680,7 +684,7 @@ static unsigned choose_slot(struct netelect_writer *w)
         }
         const uint64_t waited_ns = t - t0;
         if (waited_ns >= w->reader_deadline_ns || waited_ns >= w->wait_budget_ns) {
-            w->wait_budget_ns -= waited_ns < w->wait_budget_ns ? waited_ns : w->wait_budget_ns;
+            spend_wait(w, waited_ns);
             atomic_fetch_add_explicit(&h->h_forced_reuse, 1, memory_order_relaxed);
             return oldest;
         }
