@@ -36,6 +36,21 @@ cc -std=c17 -Wall -Werror $(pkg-config --cflags netelect) "$tmp/use.c" -o "$tmp/
 "$tmp/use-static"
 # Only the public API is exported.
 so=$(find "$tmp/root" -name 'libnetelect.so.*.*' | head -n1)
-bad=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^netelect_' | grep -v '^_' || true)
+nm -D --defined-only "$so" | awk '{print $3}' >"$tmp/dynsym"
+bad=$(grep -v '^netelect_' "$tmp/dynsym" | grep -v '^_' | grep -v '^NETELECT_[0-9.]*$' || true)
 [[ -z $bad ]] || { echo "unexpected exported symbols: $bad"; exit 1; }
+# ... and exactly it, each symbol with its version node (libnetelect.map): a
+# function declared NETELECT_API in include/ but left out of the version
+# script is hidden, one in the script but not in a header is exported by
+# mistake, and an unversioned one means the script was not applied.
+src=$(cd "$(dirname "$0")/../.." && pwd)
+grep -ohE 'NETELECT_API[^(;]*\bnetelect_[a-z0-9_]+ *\(' "$src"/include/netelect.h \
+    "$src"/include/netelect/*.h | grep -oE 'netelect_[a-z0-9_]+ *\($' | tr -d ' (' |
+    sort -u >"$tmp/api"
+[[ -s $tmp/api ]] || { echo "no NETELECT_API function found in $src/include"; exit 1; }
+grep '^netelect_' "$tmp/dynsym" | sed 's/@@*NETELECT_[0-9.]*$//' | sort >"$tmp/exported"
+diff -u --label 'include/ (NETELECT_API)' --label 'exported' "$tmp/api" "$tmp/exported" ||
+    { echo "the exported symbols differ from the public API: see libnetelect.map"; exit 1; }
+unversioned=$(grep '^netelect_' "$tmp/dynsym" | grep -v '@@NETELECT_[0-9.]*$' || true)
+[[ -z $unversioned ]] || { echo "symbols without a version node: $unversioned"; exit 1; }
 echo "install check ok"
