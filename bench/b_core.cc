@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
 // elect / rank / top-k: netelect's kernels (the scalar reference, each
-// per-ISA table forced with netelect__dsp_init, and the dispatched public
+// per-ISA table forced with netelect__kernels_init, and the dispatched public
 // entry points) side by side with the peers they are measured against.
 //
 // Row names are  <op>/<method>/<input>/<align>/<n>  with op one of elect,
@@ -47,7 +47,7 @@
 #include <hwy/targets.h>
 
 extern "C" {
-#include "core/dsp.h"
+#include "core/dispatch.h"
 }
 
 static_assert(sizeof(hwy::uint128_t) == sizeof(u128), "key layouts differ");
@@ -217,8 +217,8 @@ KernelSet discover_kernels()
     for (const auto &level : levels) {
         const unsigned flags = level.first;
         const char *const name = level.second;
-        struct netelect__dsp t;
-        netelect__dsp_init(&t, flags);
+        struct netelect__kernels t;
+        netelect__kernels_init(&t, flags);
         auto note = [&](const char *op, const void *p, const std::set<const void *> &seen,
                         const void *ref) {
             ctx << name << "." << op << "="

@@ -51,7 +51,7 @@
 #include <unistd.h>
 
 extern "C" {
-#include "core/dsp.h"
+#include "core/dispatch.h"
 #include "shm/writer.h"
 }
 

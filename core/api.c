@@ -4,27 +4,27 @@
 #include <string.h>
 
 #include "config.h"
-#include "core/dsp.h"
+#include "core/dispatch.h"
 
 NETELECT_API struct netelect_result netelect_elect(const uint64_t *ids, const uint64_t *rtt_ns,
                                                    const uint8_t *healthy, size_t n,
                                                    uint64_t self_id)
 {
-    return netelect__dsp_get()->elect(ids, rtt_ns, healthy, n, self_id);
+    return netelect__kernels_get()->elect(ids, rtt_ns, healthy, n, self_id);
 }
 
 NETELECT_API size_t netelect_rank(const uint64_t *ids, const uint64_t *rtt_ns,
                                   const uint8_t *healthy, size_t n, uint64_t self_id,
                                   uint64_t *out_ids)
 {
-    return netelect__dsp_get()->rank(ids, rtt_ns, healthy, n, self_id, out_ids);
+    return netelect__kernels_get()->rank(ids, rtt_ns, healthy, n, self_id, out_ids);
 }
 
 NETELECT_API size_t netelect_topk(const uint64_t *ids, const uint64_t *rtt_ns,
                                   const uint8_t *healthy, size_t n, uint64_t self_id, size_t k,
                                   uint64_t *out_ids)
 {
-    return netelect__dsp_get()->topk(ids, rtt_ns, healthy, n, self_id, k, out_ids);
+    return netelect__kernels_get()->topk(ids, rtt_ns, healthy, n, self_id, k, out_ids);
 }
 
 /*

@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "core/dsp.h"
+#include "core/dispatch.h"
 #include "core/x86/isa_levels.h"
 
 /* Where each feature sits: leaf 1 ECX, leaf 7 (sub-leaf 0) EBX/ECX/EDX. */

@@ -11,16 +11,16 @@
 #include <stdlib.h>
 
 #include "config.h"
-#include "core/dsp.h"
+#include "core/dispatch.h"
 
-void netelect__dsp_init(struct netelect__dsp *d, unsigned flags)
+void netelect__kernels_init(struct netelect__kernels *d, unsigned flags)
 {
     /* The references are the oracle; the portable kernels are what runs. */
     d->elect = netelect__elect_scalar;
     d->rank = netelect__rank_scalar;
     d->topk = netelect__topk_scalar;
 #if NETELECT_HAVE_X86_SIMD
-    netelect__dsp_init_x86(d, flags);
+    netelect__kernels_init_x86(d, flags);
 #else
     (void)flags;
 #endif
@@ -28,9 +28,9 @@ void netelect__dsp_init(struct netelect__dsp *d, unsigned flags)
 
 enum { LEVELS = 3 }; /* scalar, avx2, avx512 */
 
-static struct netelect__dsp tables[LEVELS];
+static struct netelect__kernels tables[LEVELS];
 static unsigned detected;
-static _Atomic(const struct netelect__dsp *) current;
+static _Atomic(const struct netelect__kernels *) current;
 static _Atomic unsigned current_flags;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -54,14 +54,14 @@ static void init_once(void)
     /* Levels without compiled kernels are not levels at all. */
     detected = NETELECT_HAVE_X86_SIMD ? netelect__cpu_detect() : 0;
     for (int l = 0; l < LEVELS; l++)
-        netelect__dsp_init(&tables[l], detected & level_flags(l));
+        netelect__kernels_init(&tables[l], detected & level_flags(l));
     int mask = netelect__cpu_flags_for(getenv("NETELECT_ISA"));
     select_flags(mask < 0 ? ~0u : (unsigned)mask);
 }
 
-const struct netelect__dsp *netelect__dsp_get(void)
+const struct netelect__kernels *netelect__kernels_get(void)
 {
-    const struct netelect__dsp *d = atomic_load_explicit(&current, memory_order_acquire);
+    const struct netelect__kernels *d = atomic_load_explicit(&current, memory_order_acquire);
     if (__builtin_expect(d != NULL, 1))
         return d;
     pthread_once(&once, init_once);
@@ -70,7 +70,7 @@ const struct netelect__dsp *netelect__dsp_get(void)
 
 NETELECT_API const char *netelect_isa(void)
 {
-    netelect__dsp_get();
+    netelect__kernels_get();
     return netelect__cpu_name(atomic_load_explicit(&current_flags, memory_order_relaxed));
 }
 

@@ -5,7 +5,7 @@
  * never fail.  Keys are compared as (hi, lo) pairs rather than through
  * unsigned __int128 so the code is the rule, word for word.
  */
-#include "core/dsp.h"
+#include "core/dispatch.h"
 
 struct key {
     uint64_t hi; /* rtt, 0 for self */

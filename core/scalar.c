@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dsp.h"
+#include "core/dispatch.h"
 #include "core/kernel.h"
 
 #ifdef __AVX__

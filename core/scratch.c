@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "core/dsp.h"
+#include "core/dispatch.h"
 
 /* Enough for 1M-entry ranks' 64 MiB would be excessive to pin per thread. */
 #define NETELECT__SCRATCH_KEEP ((size_t)8 << 20)

@@ -13,7 +13,7 @@
  */
 #include <immintrin.h>
 
-#include "core/dsp.h"
+#include "core/dispatch.h"
 #include "core/kernel.h"
 #include "core/x86/isa_levels.h"
 

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The x86 rung of netelect__dsp_init: each level overwrites the entries it
+ * The x86 rung of netelect__kernels_init: each level overwrites the entries it
  * implements and returns as soon as the CPU lacks the next one, so a table
  * never holds a kernel the flags do not allow (dav1d's ladder).  rank is a
  * radix sort whose passes are scatters, which gain nothing from wider
  * vectors, so every level keeps the portable one.
  */
-#include "core/dsp.h"
+#include "core/dispatch.h"
 
-void netelect__dsp_init_x86(struct netelect__dsp *d, unsigned flags)
+void netelect__kernels_init_x86(struct netelect__kernels *d, unsigned flags)
 {
     if (!(flags & NETELECT_CPU_AVX2))
         return;

@@ -49,7 +49,7 @@
 #endif
 
 #include "config.h"
-#include "core/dsp.h"
+#include "core/dispatch.h"
 
 #define UNK NETELECT_RTT_UNKNOWN
 
@@ -606,7 +606,7 @@ static double bench_one(enum fn f, kfn kernel, struct tcase *copies, size_t ncop
     }
 }
 
-static int bench(const struct netelect__dsp *tabs, const char *const *names, int ntabs)
+static int bench(const struct netelect__kernels *tabs, const char *const *names, int ntabs)
 {
     static const size_t sizes[] = {3, 16, 256, 10000};
     printf("ns/call (thread CPU time), median of 11 batches of >= 2 ms; inputs rotated, "
@@ -973,13 +973,13 @@ int main(int argc, char **argv)
 
     static const unsigned levels[] = {0, NETELECT_CPU_AVX2,
                                       NETELECT_CPU_AVX2 | NETELECT_CPU_AVX512};
-    struct netelect__dsp tabs[3];
+    struct netelect__kernels tabs[3];
     const char *names[3];
     int ntabs = 0;
     for (int l = 0; l < 3; l++) {
         if ((levels[l] & detected & mask) != levels[l])
             continue;
-        netelect__dsp_init(&tabs[ntabs], levels[l]);
+        netelect__kernels_init(&tabs[ntabs], levels[l]);
         names[ntabs++] = netelect__cpu_name(levels[l]);
     }
     if (do_bench)

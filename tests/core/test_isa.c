@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "core/dsp.h"
+#include "core/dispatch.h"
 #include "core/x86/isa_levels.h"
 
 struct dump {

@@ -50,7 +50,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/dsp.h"
+#include "core/dispatch.h"
 #include "netelect.h"
 #include "shm/path.h"
 #include "shm/writer.h"

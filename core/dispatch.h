@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Kernel tables and runtime dispatch (dav1d model).
+ * The kernel table (struct netelect__kernels: which elect, rank and top-k
+ * functions run) and how it is chosen for the CPU, dav1d's model; the
+ * inline building blocks every kernel shares, and the contract every kernel
+ * keeps, are core/kernel.h.
  *
  * Every operation has a scalar reference (ref.c), which is the oracle for
  * the differential tests and is never trimmed away, and optional per-ISA
  * kernels that live in their own translation units with their own target
- * flags.  netelect__dsp_init() fills a table with the portable kernels first and
- * then walks an early-return ladder over the effective CPU flags, so a
- * table built for flags F only ever holds kernels the CPU can run.
+ * flags.  netelect__kernels_init() fills a table with the portable kernels
+ * first and then walks an early-return ladder over the effective CPU flags,
+ * so a table built for flags F only ever holds kernels the CPU can run.
  */
-#ifndef CORE_DSP_H
-#define CORE_DSP_H
+#ifndef CORE_DISPATCH_H
+#define CORE_DISPATCH_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +30,7 @@ typedef size_t (*netelect__topk_fn)(const uint64_t *ids, const uint64_t *rtt,
                                     const uint8_t *healthy, size_t n, uint64_t self_id, size_t k,
                                     uint64_t *out_ids);
 
-struct netelect__dsp {
+struct netelect__kernels {
     netelect__elect_fn elect;
     netelect__rank_fn rank;
     netelect__topk_fn topk;
@@ -51,12 +54,12 @@ int netelect__cpu_flags_for(const char *name);
 const char *netelect__cpu_name(unsigned flags);
 
 /* Fills `d` for exactly the levels in `flags` (portable kernels first). */
-void netelect__dsp_init(struct netelect__dsp *d, unsigned flags);
+void netelect__kernels_init(struct netelect__kernels *d, unsigned flags);
 /* Per-ISA ladders; each only overwrites the entries it implements. */
-void netelect__dsp_init_x86(struct netelect__dsp *d, unsigned flags);
+void netelect__kernels_init_x86(struct netelect__kernels *d, unsigned flags);
 
 /* The table in use (detected & NETELECT_ISA), never NULL. */
-const struct netelect__dsp *netelect__dsp_get(void);
+const struct netelect__kernels *netelect__kernels_get(void);
 
 /* Scalar references: obviously correct, no allocation. */
 struct netelect_result netelect__elect_ref(const uint64_t *ids, const uint64_t *rtt,
@@ -102,4 +105,4 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
 void *netelect__scratch_get(size_t bytes);
 void netelect__scratch_put(void *p);
 
-#endif /* CORE_DSP_H */
+#endif /* CORE_DISPATCH_H */
