@@ -19,6 +19,7 @@
 #define SHM_LAYOUT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -213,13 +214,13 @@ _Static_assert(sizeof(struct netelect_shm_hdr) <= NETELECT_SHM_PAGE, "header fit
 /*
  * A slot header.  h_current names a slot; the slot's contents are valid
  * for a reader iff s_seq was even before and unchanged after the reader's
- * payload reads (the latch).  W: s_seq odd (relaxed) + release fence, then
- * every payload field with relaxed atomic stores, then s_seq even (release),
- * then h_current (release).  R: acquire load of s_seq, relaxed loads of the
- * payload, acquire fence, relaxed re-load of s_seq (Boehm, HPL-2012-68).
+ * payload reads (the latch).  W: netelect__write_seqcount_begin, payload
+ * with relaxed atomic stores, netelect__write_seqcount_end, then h_current
+ * (release).  R: netelect__read_seqcount_begin, relaxed payload loads,
+ * netelect__read_seqcount_retry.  The ordering argument is at those steps.
  */
 struct netelect_shm_slot {
-    _Atomic uint64_t s_seq;  /* W: see above; R: acquire before, relaxed after the fence */
+    _Atomic uint64_t s_seq;  /* W/R: only through the seqcount steps below */
     uint64_t s_generation;   /* W/R: payload (relaxed); must equal h_current >> 8 */
     uint64_t s_publish_ns;   /* payload: W's CLOCK_MONOTONIC at publish */
     uint32_t s_n_nodes;      /* payload: <= max_nodes, R clamps/rejects */
@@ -370,6 +371,74 @@ static inline void netelect__store_release32(_Atomic uint32_t *p, uint32_t v)
 #define netelect__fence_acquire() atomic_thread_fence(memory_order_acquire)
 #define netelect__fence_release() atomic_thread_fence(memory_order_release)
 #endif
+
+/*
+ * ---- the slot latch, as named steps (Linux include/linux/seqlock.h:
+ * write_seqcount_begin/end, read_seqcount_begin/retry).
+ *
+ * The whole ordering argument of a slot lives here.  The writer brackets
+ * every store to a slot's payload with begin/end; the reader brackets every
+ * payload load with begin/retry, and keeps what it read only if retry says
+ * the slot did not move.  Why that is enough (C11, Boehm HPL-2012-68):
+ *
+ *   W: seq = q+1 (relaxed)          R: q0 = seq (acquire)        [begin]
+ *      release fence  ------.          payload loads (relaxed)
+ *      payload stores        \         acquire fence  -----.     [retry]
+ *      seq = q+2 (release)    `----->  seq == q0 ? (relaxed) <-'
+ *
+ *   - If any payload load of R saw a store W made after its begin, the
+ *     writer's release fence (after seq = q+1) and the reader's acquire
+ *     fence (before the re-load) synchronise, so R's re-load sees q+1 or
+ *     later: retry reports the lap.
+ *   - If R's begin saw q+2 (acquire, pairing with end's release), every
+ *     payload store before end is visible to R's loads.
+ *   - h_current is stored (release) only after end, and R loads it
+ *     (acquire) before begin, so a slot named by h_current was sealed.
+ *
+ * Begin returns odd for a slot being written (or left odd by a writer that
+ * died mid-write): the reader treats that as a lap at once.  Unlike Linux,
+ * the reader never spins on an odd count: the writer may be dead.
+ */
+
+/* W: opens slot `seq` for writing; returns the even count q to pass to
+ * end.  A predecessor killed mid-write left the count odd: rounded up, so
+ * the count only ever grows and a reader that saw it can never see it
+ * again. */
+static inline uint64_t netelect__write_seqcount_begin(_Atomic uint64_t *seq)
+{
+    uint64_t q = atomic_load_explicit(seq, memory_order_relaxed);
+    q += q & 1;
+    atomic_store_explicit(seq, q + 1, memory_order_relaxed);
+    /* Release fence: the odd count is ordered before every payload store
+     * that follows (pairs with the acquire fence in read_seqcount_retry). */
+    netelect__fence_release();
+    return q;
+}
+
+/* W: seals the slot opened by write_seqcount_begin (`q` is what it
+ * returned).  Release: a reader whose begin sees q+2 sees the payload. */
+static inline void netelect__write_seqcount_end(_Atomic uint64_t *seq, uint64_t q)
+{
+    atomic_store_explicit(seq, q + 2, memory_order_release);
+}
+
+/* R: the count before the payload reads; odd means "being written, retry".
+ * Acquire: pairs with write_seqcount_end's release. */
+static inline uint64_t netelect__read_seqcount_begin(const _Atomic uint64_t *seq)
+{
+    return atomic_load_explicit(seq, memory_order_acquire);
+}
+
+/* R: true if the payload read since read_seqcount_begin returned `q0` may
+ * be torn (the slot was reopened meanwhile): discard it and retry. */
+static inline bool netelect__read_seqcount_retry(const _Atomic uint64_t *seq, uint64_t q0)
+{
+    /* Acquire fence: every payload load above is ordered before the
+     * re-load, so if the count is unchanged none of them saw a store of a
+     * later write (pairs with write_seqcount_begin's release fence). */
+    netelect__fence_acquire();
+    return atomic_load_explicit(seq, memory_order_relaxed) != q0;
+}
 
 /* ---- hashing shared by writer and reader */
 

@@ -1163,11 +1163,7 @@ static inline bool seq_unchanged(const struct netelect_shm_slot *sl, uint64_t q0
     (void)sl, (void)q0;
     return true;
 #else
-    /* Acquire fence: every payload load above is ordered before the
-     * re-load of seq, so if seq is unchanged none of them saw a store of a
-     * later write (pairs with the writer's release fence after seq odd). */
-    netelect__fence_acquire();
-    return atomic_load_explicit(&sl->s_seq, memory_order_relaxed) == q0;
+    return !netelect__read_seqcount_retry(&sl->s_seq, q0);
 #endif
 }
 
@@ -1221,7 +1217,7 @@ static inline __attribute__((always_inline)) int read_once(struct netelect_view 
         if (!op->lazy_announce)
             op_announce(op, cur);
         const struct netelect_shm_slot *sl = slot_at(m, s);
-        const uint64_t q0 = netelect__load_acquire64(&sl->s_seq);
+        const uint64_t q0 = netelect__read_seqcount_begin(&sl->s_seq);
 #ifndef NETELECT_NO_VALIDATE
         if ((q0 & 1) || NETELECT_LOAD_RELAXED(&sl->s_generation) != cur >> 8) {
             /* Being rewritten, or reused after we read h_current. */

@@ -737,13 +737,8 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
     uint64_t *names = region(sg, s, NETELECT_RG_NAMES);
     int rc = 0;
 
-    uint64_t q = atomic_load_explicit(&sl->s_seq, memory_order_relaxed);
-    q += q & 1; /* a writer that died mid-write left it odd */
-    atomic_store_explicit(&sl->s_seq, q + 1, memory_order_relaxed);
-    /* Release fence: the odd seq is ordered before every payload store
-     * below, so a reader whose payload loads see any of them also sees the
-     * seq change at its re-check (pairs with the reader's acquire fence). */
-    netelect__fence_release();
+    /* Every payload store below is inside begin/end (layout.h). */
+    const uint64_t q = netelect__write_seqcount_begin(&sl->s_seq);
     crash_point(w, CRASH_AFTER_SEQ_ODD);
 
     const uint32_t nmask = tab_mask_for(n_nodes), cmask = tab_mask_for(n_chans);
@@ -856,9 +851,8 @@ seal:
         if (w->midx)
             w->midx_ver = w->ids_ver;
     }
-    /* Release: seals the payload above; a reader that sees q+2 at its first
-     * (acquire) load sees the whole version. */
-    atomic_store_explicit(&sl->s_seq, q + 2, memory_order_release);
+    /* Seals the payload above; the slot may be named by h_current now. */
+    netelect__write_seqcount_end(&sl->s_seq, q);
     crash_point(w, CRASH_AFTER_SEQ_EVEN);
     return rc;
 }
