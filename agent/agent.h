@@ -68,6 +68,11 @@ struct chan {
      * and removing a member are O(1) however big a Serf channel grows. */
     uint32_t *set;
     size_t set_cap;
+    /* Its leader as this node elected it at the last publish (0: none
+     * eligible; leader_valid: published at least once), and how many
+     * publishes changed it: for the metrics (agent/metrics.c). */
+    uint64_t leader, leader_changes;
+    bool leader_valid;
 };
 
 struct stats {
@@ -153,6 +158,8 @@ struct agent {
     int serf_fd, serf_tfd;
     uint32_t serf_events;
     bool serf_up;
+
+    struct netelect_metrics *metrics; /* agent/metrics.c */
 };
 
 uint64_t netelect__now_ns(void);
@@ -235,7 +242,8 @@ void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
 void netelect__control_timer(struct agent *a);
 
 /* epoll tags: the low bits of data.u64 say what fired */
-enum { EV_UDP = 1, EV_CTL, EV_SIG, EV_PROBE, EV_HB, EV_PUB, EV_SERF, EV_SERF_T, EV_CLIENT, EV_CTL_T };
+enum { EV_UDP = 1, EV_CTL, EV_SIG, EV_PROBE, EV_HB, EV_PUB, EV_SERF, EV_SERF_T, EV_CLIENT, EV_CTL_T,
+       EV_METRICS };
 #define EV_TAG(t, p) ((uint64_t)(uintptr_t)(p) | (uint64_t)(t) << 56)
 
 #endif /* AGENT_AGENT_H */

@@ -22,6 +22,7 @@
 #include <netelect.h>
 
 #include "agent/config.h"
+#include "agent/metrics.h"
 #include "agent/util.h"
 
 enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NONE = 3, EX_STALE = 4 };
@@ -34,6 +35,7 @@ static struct {
     uint64_t count;
     const char *exec;
     bool help;
+    bool prometheus; /* stats --format=prometheus */
 } o = {.control = NETELECT_DEFAULT_CONTROL};
 
 /*
@@ -75,7 +77,9 @@ static const char *const verb_help[][2] = {
     {"set-rtt", "netelect set-rtt ID RTT\n  Overrides ID's RTT (source operator). RTT: ns, or with a unit: 250us, 1.5ms, 2s."},
     {"set-health", "netelect set-health ID up|down\n  Overrides ID's health."},
     {"clear", "netelect clear ID\n  Drops ID's RTT and health overrides."},
-    {"stats", "netelect stats\n  The agent's counters: packets, drops by reason, publishes, control requests, peers."},
+    {"stats", "netelect stats [--format=text|prometheus]\n  The agent's counters: packets, drops by reason, publishes, control requests, peers.\n"
+              "  --format=prometheus: the Prometheus text format (for node_exporter's textfile\n"
+              "  collector); an agent that cannot be asked gives netelect_up 0 and exit 1."},
     {"drain", "netelect drain [CHANNEL]\n  This node stops being a candidate in CHANNEL (every channel without one):\n"
               "  it is published as unhealthy there, so every reader elects another replica.\n"
               "  Lasts until `netelect undrain` or a restart of netelectd (a reload keeps it)."},
@@ -103,7 +107,7 @@ static void usage(FILE *f)
 "  channel add NAME ID... | channel remove NAME [ID...]\n"
 "  set-rtt ID RTT | set-health ID up|down | clear ID\n"
 "  drain [CHANNEL] | undrain [CHANNEL]   stop / resume being a candidate\n"
-"  stats | reload | raw JSON\n"
+"  stats [--format=prometheus] | reload | raw JSON\n"
 "\n"
 "Options (anywhere on the line, before or after the verb; `--` ends them):\n"
 "  --shm NAME       segment name or path (default: $NETELECT_SHM, else netelect,\n"
@@ -116,6 +120,7 @@ static void usage(FILE *f)
 "                   exit status), for scripts: the contract is docs/json.md\n"
 "  --self ID        elect as node ID instead of the agent's own node\n"
 "  --count N        watch: stop after N lines\n"
+"  --format FMT     stats: text (default) or prometheus (the Prometheus text format)\n"
 "  --exec CMD       watch: run CMD (sh -c) on each change, one at a time, with\n"
 "                   NETELECT_CHANNEL, _EVENT (leader, no-eligible, gone, error),\n"
 "                   _OUTCOME, _LEADER and _GENERATION in its environment\n"
@@ -961,8 +966,13 @@ static int cmd_stats(void)
 {
     json_t *rep = NULL;
     int rc = control(json_pack("{s:s}", "cmd", "stats"), &rep);
-    if (rc)
+    if (rc) {
+        /* A textfile collector's file then says the agent is down, not
+         * nothing (the reason is on stderr, the exit status is 1). */
+        if (o.prometheus)
+            fputs(NETELECT_METRICS_DOWN, stdout);
         return rc;
+    }
     if (!json_is_true(json_object_get(rep, "ok")))
         return refused(rep, "stats");
     /* The agent pages its peer list (a reply stays below its 1 MiB output
@@ -1000,6 +1010,19 @@ static int cmd_stats(void)
     if (o.json) {
         print_agent_reply(rep);
         return EX_OK;
+    }
+    if (o.prometheus) {
+        char *text;
+        size_t len;
+        rc = netelect__metrics_render(rep, &text, &len);
+        json_decref(rep);
+        if (rc < 0) {
+            fputs(NETELECT_METRICS_DOWN, stdout);
+            return fail(rc, EX_ERR, "stats: %s", strerror(-rc));
+        }
+        fwrite(text, 1, len, stdout);
+        free(text);
+        return fflush(stdout) ? fail(-errno, EX_ERR, "stats: %s", strerror(errno)) : EX_OK;
     }
     const char *key;
     json_t *val;
@@ -1164,6 +1187,7 @@ static const struct option long_opts[] = {
     {"expect-uid", required_argument, NULL, 'u'},
     {"exec", required_argument, NULL, 'e'},
     {"count", required_argument, NULL, 'n'},
+    {"format", required_argument, NULL, 'f'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -1229,6 +1253,11 @@ int main(int argc, char **argv)
             if (netelect__parse_u64(optarg, &o.count) < 0 || !o.count)
                 return die_usage("--count wants a positive integer, not '%s'", optarg);
             break;
+        case 'f':
+            if (strcmp(optarg, "text") && strcmp(optarg, "prometheus"))
+                return die_usage("--format wants text or prometheus, not '%s'", optarg);
+            o.prometheus = !strcmp(optarg, "prometheus");
+            break;
         case ':':
             return die_usage("option %s wants a value", argv[optind - 1]);
         default:
@@ -1256,6 +1285,10 @@ int main(int argc, char **argv)
     if (o.help)
         return verb_usage(verb);
     g_verb = verb;
+    if (o.prometheus && strcmp(verb, "stats"))
+        return die_usage("--format=prometheus is for stats only");
+    if (o.prometheus && o.json)
+        return die_usage("--format=prometheus and --json exclude each other");
     char b[24];
     uint64_t id;
 #define NEED(k, what) do { if (np != (k)) return die_usage("%s wants %s", verb, what); } while (0)

@@ -486,11 +486,22 @@ static int handler(void *user, const char *section, const char *name, const char
         return set_dur(p, &c->serf_status_poll_ns, v, "serf status_poll (or off)", 10000000,
                        60000000000ull);
     }
+    if (IS("metrics", "listen")) {
+        /* Off unless set: an empty value turns it off again. */
+        if (!*v) {
+            c->metrics_listen[0] = 0;
+            return 1;
+        }
+        if (netelect__parse_addr(v, &c->metrics_addr, &c->metrics_len, 0) < 0)
+            return FAIL("metrics listen: '%s' is not a numeric address:port (IPv6 as [addr]:port)",
+                        v);
+        return set_str(p, c->metrics_listen, sizeof c->metrics_listen, v, "metrics listen");
+    }
 #undef IS
     if (strcmp(s, "agent") && strcmp(s, "probe") && strcmp(s, "segment") && strcmp(s, "serf") &&
-        strcmp(s, "limits"))
+        strcmp(s, "limits") && strcmp(s, "metrics"))
         return FAIL("unknown section [%s] (known: agent, probe, segment, peers, channels, serf, "
-                    "limits)", s);
+                    "limits, metrics)", s);
     return FAIL("unknown key '%s' in [%s]", k, s);
 }
 

@@ -98,6 +98,11 @@ struct netelect_cfg {
     char serf_rpc_uid[64];
     uint32_t serf_max_nodes;        /* members holding a node id at once */
     uint32_t serf_max_chans;        /* Serf creates no channel past this many */
+
+    /* [metrics] listen: the HTTP endpoint's address ("": off) */
+    char metrics_listen[80];
+    struct sockaddr_storage metrics_addr;
+    socklen_t metrics_len;
 };
 
 /* Fills in the built-in defaults (also the embedded default configuration:

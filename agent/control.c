@@ -27,6 +27,7 @@
 #include "agent/agent.h"
 #include "agent/control_proto.h"
 #include "agent/log.h"
+#include "agent/metrics.h"
 
 /*
  * Connection limits (agent/README.md, "Control socket"): at most MAX_CLIENTS
@@ -448,7 +449,13 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
     json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
     json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->st.pub_delay_max_ns));
     drain_state(a, r);
+    netelect__metrics_stats(a, r);
     return r;
+}
+
+json_t *netelect__control_stats(struct agent *a)
+{
+    return stats_reply(a, 0, SIZE_MAX);
 }
 
 /*

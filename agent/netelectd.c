@@ -33,6 +33,7 @@
 
 #include "agent/agent.h"
 #include "agent/log.h"
+#include "agent/metrics.h"
 #if NETELECT_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -225,12 +226,14 @@ static void publish(struct agent *a)
             fails_unlogged = 0;
         }
         a->st.publishes++;
+        uint64_t d = UINT64_MAX;
         if (a->dirty_hard && a->dirty_since_ns) {
-            uint64_t d = netelect__now_ns() - a->dirty_since_ns;
+            d = netelect__now_ns() - a->dirty_since_ns;
             a->st.pub_delay_last_ns = d;
             if (d > a->st.pub_delay_max_ns)
                 a->st.pub_delay_max_ns = d;
         }
+        netelect__metrics_published(a, netelect__now_ns() - now, d);
         a->dirty_hard = a->dirty_soft = false;
     }
     a->last_pub_ns = now;
@@ -690,6 +693,8 @@ int netelect__reload(struct agent *a, char *err, size_t errlen)
     else if (c.serf_enabled != a->cfg.serf_enabled ||
              strcmp(c.serf_rpc_addr, a->cfg.serf_rpc_addr))
         what = "[serf] enabled or rpc_addr";
+    else if (strcmp(c.metrics_listen, a->cfg.metrics_listen))
+        what = "[metrics] listen";
     if (what) {
         snprintf(err, errlen, "%s: %s cannot change on reload; restart netelectd", a->cfg_path,
                  what);
@@ -1103,8 +1108,18 @@ int main(int argc, char **argv)
         agent_free(a);
         return 1;
     }
+    if (netelect__metrics_open(a) < 0) {
+        netelect__metrics_close(a);
+        netelect__control_close(a);
+        netelect__writer_close(a->w, true);
+        if (a->udp >= 0)
+            close(a->udp);
+        agent_free(a);
+        return 1;
+    }
 #if NETELECT_HAVE_SERF
     if (a->cfg.serf_enabled && serf_start(a) < 0) {
+        netelect__metrics_close(a);
         netelect__control_close(a);
         netelect__writer_close(a->w, true);
         if (a->udp >= 0)
@@ -1159,6 +1174,7 @@ int main(int argc, char **argv)
             case EV_CTL: netelect__control_accept(a); break;
             case EV_CLIENT: netelect__control_event(a, ptr, evs[i].events); break;
             case EV_CTL_T: drain_fd(a->ctl_tfd); netelect__control_timer(a); break;
+            case EV_METRICS: netelect__metrics_event(a); break;
             case EV_PROBE: drain_fd(a->probe_tfd); probes = true; break;
             case EV_PUB: drain_fd(a->pub_tfd); a->pub_armed = false; break;
             case EV_HB:
@@ -1212,6 +1228,7 @@ int main(int argc, char **argv)
 #if NETELECT_HAVE_SERF
     serf_stop(a);
 #endif
+    netelect__metrics_close(a);
     netelect__control_close(a);
     netelect__writer_close(a->w, true);
     if (a->udp >= 0)

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Prometheus text exposition (format 0.0.4) of a stats reply: see
+ * agent/metrics.h.  Names follow the Prometheus conventions: a netelect_
+ * prefix, base units (seconds), counters ending in _total, one HELP and
+ * one TYPE line per family with all of its samples together.  Node ids are
+ * labels ("0x..." as everywhere else), never values: a float64 sample
+ * cannot hold a 64-bit id exactly.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/metrics.h"
+
+struct sb {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct sb *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap <= b->len + (size_t)n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* A label value, escaped as the format wants (backslash, double quote, newline). */
+static void put_label(struct sb *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            put(b, "\\\\");
+        else if (*s == '"')
+            put(b, "\\\"");
+        else if (*s == '\n')
+            put(b, "\\n");
+        else
+            put(b, "%c", *s);
+    }
+}
+
+static void family(struct sb *b, const char *name, const char *type, const char *help)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A count, or -1 when absent or not a non-negative integer. */
+static long long count(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v) : -1;
+}
+
+static void scalar(struct sb *b, json_t *st, const char *key, const char *name, const char *type,
+                   const char *help)
+{
+    long long v = count(st, key);
+    if (v < 0)
+        return;
+    family(b, name, type, help);
+    put(b, "%s %lld\n", name, v);
+}
+
+static void boolean(struct sb *b, json_t *st, const char *key, const char *name, const char *help)
+{
+    json_t *v = json_object_get(st, key);
+    if (!json_is_boolean(v))
+        return;
+    family(b, name, "gauge", help);
+    put(b, "%s %d\n", name, json_is_true(v));
+}
+
+/* A duration in seconds (ns in the reply): exact to the nanosecond. */
+static void put_seconds(struct sb *b, long long ns)
+{
+    put(b, "%lld.%09lld", ns / 1000000000, ns % 1000000000);
+}
+
+/* {"le_ns": [bounds], "counts": [per bucket, then above the last], "sum_ns": S} */
+static void histogram(struct sb *b, json_t *st, const char *key, const char *name,
+                      const char *help)
+{
+    json_t *h = json_object_get(st, key);
+    json_t *le = json_object_get(h, "le_ns"), *cn = json_object_get(h, "counts");
+    long long sum = count(h, "sum_ns");
+    size_t n = json_array_size(le);
+    if (!json_is_array(le) || !json_is_array(cn) || json_array_size(cn) != n + 1 || sum < 0)
+        return;
+    family(b, name, "histogram", help);
+    long long cum = 0;
+    for (size_t i = 0; i <= n; i++) {
+        json_t *c = json_array_get(cn, i);
+        cum += json_is_integer(c) && json_integer_value(c) > 0 ? (long long)json_integer_value(c) : 0;
+        if (i < n) {
+            json_t *l = json_array_get(le, i);
+            put(b, "%s_bucket{le=\"", name);
+            put_seconds(b, json_is_integer(l) ? (long long)json_integer_value(l) : 0);
+            put(b, "\"} %lld\n", cum);
+        } else {
+            put(b, "%s_bucket{le=\"+Inf\"} %lld\n", name, cum);
+        }
+    }
+    put(b, "%s_sum ", name);
+    put_seconds(b, sum);
+    put(b, "\n%s_count %lld\n", name, cum);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
+/* Per element of the array st[arr]: one sample labelled with its id_key
+ * (as label `label`), the value of field `key` (counts; booleans as 0/1;
+ * durations in ns as seconds when ns).  Elements without it are skipped. */
+static void per(struct sb *b, json_t *st, const char *arr, const char *id_key, const char *label,
+                const char *key, bool ns, const char *name, const char *type, const char *help)
+{
+    json_t *a = json_object_get(st, arr), *e;
+    size_t i;
+    bool head = false;
+    json_array_foreach(a, i, e) {
+        json_t *v = json_object_get(e, key);
+        if (!json_is_integer(v) && !json_is_boolean(v))
+            continue;
+        if (json_is_integer(v) && json_integer_value(v) < 0)
+            continue;
+        if (!head)
+            family(b, name, type, help);
+        head = true;
+        put(b, "%s{%s=\"", name, label);
+        put_label(b, str(e, id_key));
+        put(b, "\"} ");
+        if (json_is_boolean(v))
+            put(b, "%d\n", json_is_true(v));
+        else if (ns)
+            put_seconds(b, (long long)json_integer_value(v)), put(b, "\n");
+        else
+            put(b, "%lld\n", (long long)json_integer_value(v));
+    }
+}
+
+int netelect__metrics_render(json_t *st, char **out, size_t *len)
+{
+    struct sb b = {0};
+    family(&b, "netelect_up", "gauge", "Whether the agent answered the scrape (1) or not (0).");
+    put(&b, "netelect_up 1\n");
+    family(&b, "netelect_build_info", "gauge",
+           "The agent's version and node id (labels); always 1.");
+    put(&b, "netelect_build_info{version=\"");
+    put_label(&b, str(st, "version"));
+    put(&b, "\",node_id=\"");
+    put_label(&b, str(st, "self"));
+    put(&b, "\"} 1\n");
+    long long start = count(st, "start_time_ns");
+    if (start >= 0) {
+        family(&b, "netelect_start_time_seconds", "gauge",
+               "When the agent started, in seconds since the Unix epoch.");
+        put(&b, "netelect_start_time_seconds ");
+        put_seconds(&b, start);
+        put(&b, "\n");
+    }
+    scalar(&b, st, "generation", "netelect_generation", "gauge",
+           "The generation of the view last published in the segment.");
+    scalar(&b, st, "nodes", "netelect_nodes", "gauge", "Nodes in the agent's table (self excluded).");
+    scalar(&b, st, "channels", "netelect_channels", "gauge", "Channels in the agent's table.");
+    scalar(&b, st, "publishes", "netelect_publishes_total", "counter",
+           "Views published into the segment.");
+    scalar(&b, st, "publish_errors", "netelect_publish_errors_total", "counter",
+           "Publishes that failed (retried at the next heartbeat).");
+    histogram(&b, st, "publish_duration", "netelect_publish_duration_seconds",
+              "Time to build and write one view into the segment.");
+    histogram(&b, st, "publish_delay", "netelect_publish_delay_seconds",
+              "From the first change marked for publishing to the publish that carried it "
+              "(bounded by [segment] publish_min_interval).");
+    scalar(&b, st, "heartbeats", "netelect_heartbeats_total", "counter",
+           "Heartbeats written into the segment.");
+    scalar(&b, st, "rx", "netelect_packets_received_total", "counter",
+           "UDP probe packets received.");
+    scalar(&b, st, "rx_ok", "netelect_packets_accepted_total", "counter",
+           "UDP probe packets that passed every check.");
+    {
+        long long ping = count(st, "tx_ping"), pong = count(st, "tx_pong");
+        if (ping >= 0 && pong >= 0) {
+            family(&b, "netelect_packets_sent_total", "counter", "UDP probe packets sent, by type.");
+            put(&b, "netelect_packets_sent_total{type=\"ping\"} %lld\n", ping);
+            put(&b, "netelect_packets_sent_total{type=\"pong\"} %lld\n", pong);
+        }
+    }
+    scalar(&b, st, "tx_err", "netelect_send_errors_total", "counter", "UDP sends that failed.");
+    json_t *drops = json_object_get(st, "drops");
+    if (json_is_object(drops)) {
+        const char *k;
+        json_t *v;
+        family(&b, "netelect_packets_dropped_total", "counter",
+               "UDP probe packets dropped, by reason.");
+        json_object_foreach(drops, k, v) {
+            put(&b, "netelect_packets_dropped_total{reason=\"");
+            put_label(&b, k);
+            put(&b, "\"} %lld\n", json_is_integer(v) ? (long long)json_integer_value(v) : 0);
+        }
+        long long mac = count(drops, "bad_mac");
+        if (mac >= 0) {
+            family(&b, "netelect_auth_failures_total", "counter",
+                   "Probe packets that failed authentication (a wrong key_file, or forged).");
+            put(&b, "netelect_auth_failures_total %lld\n", mac);
+        }
+        long long rl = count(drops, "rate_limited"), rlp = count(drops, "rate_limited_peer");
+        if (rl >= 0 && rlp >= 0) {
+            family(&b, "netelect_rate_limited_drops_total", "counter",
+                   "Probe packets dropped by the rate limits (unknown sources and peers).");
+            put(&b, "netelect_rate_limited_drops_total %lld\n", rl + rlp);
+        }
+    }
+    scalar(&b, st, "ctl_requests", "netelect_control_requests_total", "counter",
+           "Requests received on the control socket.");
+    scalar(&b, st, "ctl_errors", "netelect_control_errors_total", "counter",
+           "Control requests answered with an error.");
+    scalar(&b, st, "ctl_denied", "netelect_control_denied_total", "counter",
+           "Control requests refused for lack of privilege.");
+    scalar(&b, st, "ctl_connections", "netelect_control_connections_total", "counter",
+           "Control connections accepted.");
+    scalar(&b, st, "ctl_refused", "netelect_control_refused_total", "counter",
+           "Control connections refused by the connection limits.");
+    scalar(&b, st, "ctl_timeouts", "netelect_control_timeouts_total", "counter",
+           "Control connections closed by the request or idle timeouts.");
+    scalar(&b, st, "reloads", "netelect_reloads_total", "counter", "Configuration reloads asked for.");
+    scalar(&b, st, "reload_failures", "netelect_reload_failures_total", "counter",
+           "Configuration reloads refused (the running configuration was kept).");
+    scalar(&b, st, "health_changes", "netelect_health_changes_total", "counter",
+           "Probed peers that turned healthy or unhealthy.");
+    scalar(&b, st, "peer_restarts", "netelect_peer_restarts_total", "counter",
+           "Peers seen coming back with a new incarnation.");
+    boolean(&b, st, "drain_all", "netelect_drained",
+            "Whether this node is drained from every channel.");
+    boolean(&b, st, "serf_enabled", "netelect_serf_enabled", "Whether [serf] enabled is set.");
+    boolean(&b, st, "serf_connected", "netelect_serf_connected",
+            "Whether the Serf RPC stream is up (0 when Serf is not enabled).");
+    scalar(&b, st, "serf_members", "netelect_serf_members", "gauge",
+           "Nodes the Serf source currently knows.");
+    scalar(&b, st, "http_requests", "netelect_metrics_requests_total", "counter",
+           "Requests to the metrics endpoint.");
+    scalar(&b, st, "http_errors", "netelect_metrics_errors_total", "counter",
+           "Requests to the metrics endpoint answered with an error (bad method or path).");
+
+    per(&b, st, "leaders", "channel", "channel", "members", false, "netelect_channel_members",
+        "gauge", "Members of each channel.");
+    {
+        json_t *a = json_object_get(st, "leaders"), *e;
+        size_t i;
+        if (json_is_array(a)) {
+            family(&b, "netelect_channel_leader", "gauge",
+                   "Each channel's leader as this node elects it (label leader, \"none\" when no "
+                   "member is eligible); always 1.");
+            json_array_foreach(a, i, e) {
+                json_t *l = json_object_get(e, "leader");
+                put(&b, "netelect_channel_leader{channel=\"");
+                put_label(&b, str(e, "channel"));
+                put(&b, "\",leader=\"");
+                put_label(&b, json_is_string(l) ? json_string_value(l) : "none");
+                put(&b, "\"} 1\n");
+            }
+        }
+    }
+    per(&b, st, "leaders", "channel", "channel", "self", false, "netelect_channel_leader_is_self",
+        "gauge", "Whether this node leads the channel.");
+    per(&b, st, "leaders", "channel", "channel", "leader_changes", false,
+        "netelect_channel_leader_changes_total", "counter",
+        "Publishes that changed the channel's leader (no eligible member counts as a leader).");
+
+    per(&b, st, "peers", "id", "peer", "healthy", false, "netelect_peer_healthy", "gauge",
+        "Whether the peer is healthy as published (1) or not (0).");
+    per(&b, st, "peers", "id", "peer", "rtt_estimate_ns", true, "netelect_peer_rtt_seconds",
+        "gauge", "The peer's smoothed RTT estimate (absent while never measured).");
+    per(&b, st, "peers", "id", "peer", "rtt_ns", true, "netelect_peer_published_rtt_seconds",
+        "gauge", "The peer's RTT as published (held by RTT hysteresis; overrides included).");
+    per(&b, st, "peers", "id", "peer", "sent", false, "netelect_peer_probes_sent_total", "counter",
+        "Probes (PINGs) sent to the peer.");
+    per(&b, st, "peers", "id", "peer", "missed", false, "netelect_peer_probes_lost_total",
+        "counter", "Probes to the peer that timed out without a reply.");
+    per(&b, st, "peers", "id", "peer", "samples", false, "netelect_peer_rtt_samples_total",
+        "counter", "RTT samples taken from the peer's replies.");
+    per(&b, st, "peers", "id", "peer", "flaps", false, "netelect_peer_flaps_total", "counter",
+        "Health changes of the peer.");
+    per(&b, st, "peers", "id", "peer", "miss_run", false, "netelect_peer_probes_lost_in_a_row",
+        "gauge", "Probes to the peer lost in a row (0 after any reply).");
+    if (b.oom) {
+        free(b.p);
+        return -ENOMEM;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
