@@ -89,7 +89,10 @@ def raw_http(port, data, timeout=5):
         s.sendall(data)
         buf = b""
         while b"\r\n\r\n" not in buf:
-            chunk = s.recv(4096)
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:  # refused by a limit: closed with a reset
+                break
             if not chunk:
                 break
             buf += chunk
