@@ -491,7 +491,7 @@ static json_t *drain_cmd(struct agent *a, const struct client *c, const struct n
     if (r < 0)
         return err_reply(r, "out of memory");
     if (r > 0)
-        LOG_N("%s: node %#llx %s %s%s%s (uid %u)%s", on ? "drain" : "undrain",
+        LOGA_N(0, NULL, name, "%s: node %#llx %s %s%s%s (uid %u)%s", on ? "drain" : "undrain",
               (unsigned long long)a->self,
               on ? "is no longer a candidate in" : "is a candidate again in",
               name ? "channel '" : "every channel", name ? name : "", name ? "'" : "",
@@ -555,7 +555,8 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         }
         n->orig |= ORIG_CTL;
         netelect__node_set_addr(a, n, &q.addr, q.addrlen);
-        LOG_I("control: peer %#llx at %s added (uid %u)", (unsigned long long)q.id,
+        LOGA_I(q.id, (const struct sockaddr *)&q.addr, NULL, "control: peer %#llx at %s added (uid %u)",
+               (unsigned long long)q.id,
               netelect__fmt_addr((struct sockaddr *)&q.addr, err, sizeof err), (unsigned)c->cred.uid);
         rep = json_pack("{s:b}", "ok", 1);
         break;
@@ -568,7 +569,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         /* Both origins go: the operator asked for it (a reload brings a
          * configured peer back). */
         netelect__node_forget_orig(a, n, ORIG_CFG | ORIG_CTL);
-        LOG_I("control: peer %#llx removed (uid %u)", (unsigned long long)q.id, (unsigned)c->cred.uid);
+        LOGA_I(q.id, NULL, NULL, "control: peer %#llx removed (uid %u)", (unsigned long long)q.id, (unsigned)c->cred.uid);
         rep = json_pack("{s:b}", "ok", 1);
         break;
     case NETELECT_CTL_CHANNEL_ADD: {
@@ -589,7 +590,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
             if (netelect__chan_add_member(a, ch, q.members[i] ? q.members[i] : a->self,
                                           ORIG_CTL) < 0)
                 DIE("out of memory adding a channel member");
-        LOG_I("control: channel %s: %zu member(s) added (uid %u)", q.name, q.n_members,
+        LOGA_I(0, NULL, q.name, "control: channel %s: %zu member(s) added (uid %u)", q.name, q.n_members,
               (unsigned)c->cred.uid);
         rep = json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
         break;
@@ -602,13 +603,13 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         }
         if (!q.has_members) {
             netelect__chan_remove(a, ch);
-            LOG_I("control: channel %s removed (uid %u)", q.name, (unsigned)c->cred.uid);
+            LOGA_I(0, NULL, q.name, "control: channel %s removed (uid %u)", q.name, (unsigned)c->cred.uid);
             rep = json_pack("{s:b}", "ok", 1);
             break;
         }
         for (size_t i = 0; i < q.n_members; i++)
             netelect__chan_remove_member(a, ch, q.members[i] ? q.members[i] : a->self);
-        LOG_I("control: channel %s: member(s) removed (uid %u)", q.name, (unsigned)c->cred.uid);
+        LOGA_I(0, NULL, q.name, "control: channel %s: member(s) removed (uid %u)", q.name, (unsigned)c->cred.uid);
         rep = json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
         break;
     }
@@ -621,7 +622,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         n->rtt_ovr = true;
         n->rtt_ovr_ns = q.rtt_ns;
         netelect__node_changed(a, n);
-        LOG_I("control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q.id,
+        LOGA_I(q.id, NULL, NULL, "control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q.id,
               (unsigned long long)q.rtt_ns, (unsigned)c->cred.uid);
         rep = json_pack("{s:b}", "ok", 1);
         break;
@@ -634,7 +635,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         n->health_ovr = true;
         n->health_ovr_val = (uint8_t)q.healthy;
         netelect__node_changed(a, n);
-        LOG_I("control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q.id,
+        LOGA_I(q.id, NULL, NULL, "control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q.id,
               q.healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
         rep = json_pack("{s:b}", "ok", 1);
         break;
@@ -649,7 +650,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         /* a node that existed only to carry overrides has no reason to stay */
         if (n->orig == ORIG_CTL && !n->probed)
             netelect__node_forget_orig(a, n, ORIG_CTL);
-        LOG_I("control: overrides of %#llx cleared (uid %u)", (unsigned long long)q.id,
+        LOGA_I(q.id, NULL, NULL, "control: overrides of %#llx cleared (uid %u)", (unsigned long long)q.id,
               (unsigned)c->cred.uid);
         rep = json_pack("{s:b}", "ok", 1);
         break;

@@ -304,11 +304,12 @@ static void health_changed(struct agent *a, struct node *n)
 {
     a->st.health_changes++;
     char ab[80];
+    const struct sockaddr *sa = (const struct sockaddr *)&n->addr;
     if (n->pr.healthy)
-        LOG_N("peer %#llx (%s) is healthy: rtt %.3f ms", (unsigned long long)n->id,
+        LOGA_N(n->id, sa, NULL, "peer %#llx (%s) is healthy: rtt %.3f ms", (unsigned long long)n->id,
               netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab), n->pr.srtt_ns / 1e6);
     else
-        LOG_N("peer %#llx (%s) is unhealthy: %u probes missed in a row",
+        LOGA_N(n->id, sa, NULL, "peer %#llx (%s) is unhealthy: %u probes missed in a row",
               (unsigned long long)n->id,
               netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab), n->pr.miss_run);
 }
@@ -396,7 +397,8 @@ static void auth_failed(const struct sockaddr_storage *from, uint64_t now)
         return;
     }
     char ab[80];
-    LOG_W("a probe packet from %s failed authentication: a peer with another key_file, or a "
+    LOGA_W(0, (const struct sockaddr *)from, NULL,
+           "a probe packet from %s failed authentication: a peer with another key_file, or a "
           "forged packet (further failures: one line per %.0f s with their count)",
           netelect__fmt_addr((const struct sockaddr *)from, ab, sizeof ab), (double)AUTH_LOG_NS / 1e9);
     auth_log.since_ns = now ? now : 1;
@@ -461,7 +463,8 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
     if (r == 1) {
         if (n->peer_inc) {
             a->st.peer_restarts++;
-            LOG_I("peer %#llx restarted (incarnation %" PRIu64 " -> %" PRIu64 ")",
+            LOGA_I(n->id, (const struct sockaddr *)&n->addr, NULL,
+                   "peer %#llx restarted (incarnation %" PRIu64 " -> %" PRIu64 ")",
                   (unsigned long long)n->id, n->peer_inc, p.sender_inc);
         }
         n->peer_inc = p.sender_inc;
