@@ -385,6 +385,8 @@ static int cmp_node_id(const void *x, const void *y)
 static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
 {
     char b[64];
+    if (!after) /* the first page also lists every channel's leader */
+        limit = netelect__metrics_first_page(a, limit);
     json_t *drops = json_object();
     for (int i = 0; i < DROP_N; i++)
         json_object_set_new(drops, netelect__drop_names[i], json_integer((json_int_t)a->st.drop[i]));
@@ -449,7 +451,8 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
     json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
     json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->st.pub_delay_max_ns));
     drain_state(a, r);
-    netelect__metrics_stats(a, r);
+    if (!after)
+        netelect__metrics_stats(a, r);
     return r;
 }
 

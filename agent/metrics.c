@@ -138,6 +138,23 @@ void netelect__metrics_published(struct agent *a, uint64_t duration_ns, uint64_t
     }
 }
 
+/* Worst-case JSON sizes: a peer (an IPv6 address and every counter at its
+ * widest) and a leader entry (a 63-byte channel name); the budget leaves the
+ * rest of the 1 MiB reply to the counters, drops and histograms. */
+#define PEER_JSON_MAX 400
+#define LEADER_JSON_MAX 200
+#define FIRST_PAGE_BUDGET 900000
+
+size_t netelect__metrics_first_page(const struct agent *a, size_t limit)
+{
+    if (limit == SIZE_MAX)
+        return limit;
+    const size_t lead = a->n_chans * LEADER_JSON_MAX;
+    const size_t fit = lead + PEER_JSON_MAX < FIRST_PAGE_BUDGET
+                           ? (FIRST_PAGE_BUDGET - lead) / PEER_JSON_MAX : 1;
+    return fit < limit ? fit : limit;
+}
+
 static uint64_t realtime_ns(void)
 {
     struct timespec ts;

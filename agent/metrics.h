@@ -56,8 +56,13 @@ void netelect__metrics_event(struct agent *a);
  * written), the detection-to-segment delay (UINT64_MAX: nothing marked),
  * and each channel's leader as this node now sees it. */
 void netelect__metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns);
-/* Adds the fields above to a stats reply. */
+/* Adds the fields above to a stats reply (its first page only: they are
+ * global, and a later page carries peers alone). */
 void netelect__metrics_stats(const struct agent *a, json_t *r);
+/* How many peers the first stats page may list beside every channel's
+ * leader, within the control socket's 1 MiB reply (limit: the request's;
+ * SIZE_MAX, unpaged, stays so). */
+size_t netelect__metrics_first_page(const struct agent *a, size_t limit);
 /* control.c: the whole stats reply (every peer, no paging). */
 json_t *netelect__control_stats(struct agent *a);
 #endif
