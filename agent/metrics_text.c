@@ -52,18 +52,40 @@ __attribute__((format(printf, 2, 3))) static void put(struct sb *b, const char *
     }
 }
 
-/* A label value, escaped as the format wants (backslash, double quote, newline). */
+static void put_raw(struct sb *b, const char *s, size_t n)
+{
+    if (b->oom || !n)
+        return;
+    if (b->len + n >= b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap <= b->len + n)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+/* A label value, escaped as the format wants (backslash, double quote,
+ * newline); the runs between are copied whole (a scrape of thousands of
+ * peers and channels is rendered in the agent's loop). */
 static void put_label(struct sb *b, const char *s)
 {
-    for (; *s; s++) {
-        if (*s == '\\')
-            put(b, "\\\\");
-        else if (*s == '"')
-            put(b, "\\\"");
-        else if (*s == '\n')
-            put(b, "\\n");
-        else
-            put(b, "%c", *s);
+    for (;;) {
+        size_t n = strcspn(s, "\\\"\n");
+        put_raw(b, s, n);
+        s += n;
+        if (!*s)
+            return;
+        put_raw(b, *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n", 2);
+        s++;
     }
 }
 
