@@ -72,8 +72,12 @@ def parse(text):
 
 
 def scrape(port):
+    return scrape_at(f"127.0.0.1:{port}")
+
+
+def scrape_at(hostport):
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://{hostport}/metrics", timeout=10) as r:
             ctype = r.headers.get("Content-Type", "")
             if not ctype.startswith("text/plain; version=0.0.4"):
                 raise Fail(f"GET /metrics: Content-Type {ctype!r}")
@@ -238,7 +242,37 @@ def scenario(h):
     r = a.cli("stats", "--format=yaml", rc=2)
     check("--format" in r.stderr, "a bad --format is a usage error")
     a.cli("status", "--format=prometheus", rc=2)
+    big(h)
     return 0
+
+
+def big(h):
+    """2000 peers at IPv6 addresses and 4096 channels of 63-byte names: the
+    stats reply's first page also lists every leader and must stay under the
+    control socket's 1 MiB; the CLI and the endpoint still give it all."""
+    port, mport = h.free_udp_port(), free_tcp_port()
+    first = 0xabcdef0000000000
+    # the longest addresses and names make the biggest reply (nothing answers
+    # at these addresses: the peers stay unhealthy)
+    peers = [(first + i, f"[fd00:1234:5678:9abc:def0:1234:5678:{i:x}]:{20000 + i}")
+             for i in range(2000)]
+    chans = [("c%05d" % i + "x" * 57, ["self", first + i % 2000]) for i in range(4096)]
+    d = Agent(h, 9, 0x309, port, peers, chans, listen_host="[::1]",
+              extra=f"[limits]\nchannels = 5000\n[metrics]\nlisten = [::1]:{mport}")
+    d.start()
+    r = d.cli("stats", "--format=prometheus")
+    s, _ = parse(r.stdout)
+    n_peers = sum(1 for name, _ in s if name == "netelect_peer_probes_sent_total")
+    n_lead = sum(1 for name, _ in s if name == "netelect_channel_leader")
+    check(n_peers == 2000 and n_lead == 4096,
+          f"stats --format=prometheus at 2000 peers and 4096 channels: {n_peers} peers, "
+          f"{n_lead} leaders ({len(r.stdout)} bytes)")
+    t = time.monotonic()
+    text = scrape_at(f"[::1]:{mport}")
+    log(f"SCRAPE {len(text)} bytes (2000 peers, 4096 channels) in "
+        f"{1000 * (time.monotonic() - t):.0f} ms")
+    check(parse(text)[0].keys() >= {k for k in s if k[0].startswith("netelect_peer_")},
+          "the IPv6 endpoint lists every peer series the CLI does")
 
 
 def main():
