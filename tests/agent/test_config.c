@@ -510,3 +510,27 @@ Test(config, key_file_owner, .timeout = 10)
     cr_assert_eq(netelect__key_load(path, key, err, sizeof err), 0, "%s", err);
     unlink(path);
 }
+
+Test(config, metrics_listen, .timeout = 10)
+{
+    struct netelect_cfg c;
+    char err[NETELECT_CFG_ERR_LEN];
+    cr_assert_eq(load("[agent]\n", &c, err), 0, "%s", err);
+    cr_assert_str_empty(c.metrics_listen, "off by default");
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[metrics]\nlisten = 127.0.0.1:9707\n", &c, err), 0, "%s", err);
+    cr_assert_str_eq(c.metrics_listen, "127.0.0.1:9707");
+    cr_assert_eq(c.metrics_addr.ss_family, AF_INET);
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[metrics]\nlisten = [::1]:9707\n", &c, err), 0, "%s", err);
+    cr_assert_eq(c.metrics_addr.ss_family, AF_INET6);
+    netelect__cfg_free(&c);
+    cr_assert_eq(load("[metrics]\nlisten = 127.0.0.1:9707\nlisten =\n", &c, err), 0, "%s", err);
+    cr_assert_str_empty(c.metrics_listen, "an empty value turns it off again");
+    netelect__cfg_free(&c);
+    cr_assert_lt(load("[metrics]\nlisten = localhost:9707\n", &c, err), 0);
+    cr_assert(strstr(err, ":2: metrics listen"), "%s", err);
+    cr_assert_lt(load("[metrics]\nlisten = 127.0.0.1:0\n", &c, err), 0, "port 0 is refused");
+    cr_assert_lt(load("[metrics]\nport = 9707\n", &c, err), 0);
+    cr_assert(strstr(err, "unknown key 'port' in [metrics]"), "%s", err);
+}
