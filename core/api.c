@@ -5,11 +5,27 @@
 
 #include "config.h"
 #include "core/dispatch.h"
+#include "core/kernel.h"
+
+/*
+ * Below this n the public elect runs the scalar loop itself: every table's
+ * elect takes that same loop below its own vector threshold (avx512 24,
+ * avx2 32), so only the table load and the indirect call are saved.
+ */
+enum { PUBLIC_SMALL_N = 24 };
 
 NETELECT_API struct netelect_result netelect_elect(const uint64_t *ids, const uint64_t *rtt_ns,
                                                    const uint8_t *healthy, size_t n,
                                                    uint64_t self_id)
 {
+    /*
+     * A failover check usually asks about a handful of replicas, and there
+     * the table load and the indirect call cost as much as the election.
+     * Inlined here, the loop costs less than that (n = 3: 82 instructions
+     * per call in callgrind instead of 110, 3.8 ns instead of 5.8).
+     */
+    if (n < PUBLIC_SMALL_N)
+        return netelect__elect_small(ids, rtt_ns, healthy, n, self_id);
     return netelect__kernels_get()->elect(ids, rtt_ns, healthy, n, self_id);
 }
 

@@ -1019,6 +1019,36 @@ int main(int argc, char **argv)
             fails += fl;
         }
     }
+    /*
+     * The public entry points at every level: they answer small n
+     * themselves before the table (core/api.c), so the tables above do not
+     * cover what they run there.  Sizes and modes only: large n is the
+     * table's kernel, tested above.
+     */
+    for (int t = 0; t < ntabs && !fails; t++) {
+        if (netelect_set_isa(names[t]) < 0) {
+            printf("checksimd: netelect_set_isa(%s) failed\n", names[t]);
+            fails++;
+            break;
+        }
+        kfn pub[F_COUNT];
+        pub[F_ELECT].elect = netelect_elect;
+        pub[F_RANK].rank = netelect_rank;
+        pub[F_TOPK].topk = netelect_topk;
+        for (int f = 0; f < F_COUNT; f++) {
+            if (only && strcmp(only, fn_name[f]))
+                continue;
+            char kname[32];
+            snprintf(kname, sizeof kname, "%s_public_%s", fn_name[f], names[t]);
+            const unsigned long long before = cases_run;
+            const double t0 = now_ns();
+            int fl = test_sizes((enum fn)f, pub[f], kname);
+            fl += test_modes((enum fn)f, pub[f], kname);
+            printf("  %-14s %s (%llu cases, %.2f s)\n", kname, fl ? "FAILED" : "ok",
+                   cases_run - before, (now_ns() - t0) / 1e9);
+            fails += fl;
+        }
+    }
     printf("checksimd: %s\n", fails ? "FAILED" : "all kernels match the reference");
 
     if (race_ms > 0 && !fails) {
