@@ -47,12 +47,14 @@ impl Error {
     pub const ECORRUPT: i32 = sys::NETELECT_ECORRUPT;
 
     /// Wraps a C return value (negative).
+    #[inline]
     pub fn from_code(code: i32) -> Error {
         debug_assert!(code < 0, "not an error code: {code}");
         Error { code }
     }
 
     /// The C return value: `-errno` or a `NETELECT_E*` code.
+    #[inline]
     pub fn code(&self) -> i32 {
         self.code
     }
@@ -62,6 +64,7 @@ impl Error {
         (self.code > -4096).then(|| -self.code)
     }
 
+    #[inline]
     pub fn kind(&self) -> ErrorKind {
         match self.code {
             sys::NETELECT_ENOCHAN => ErrorKind::NoChannel,
@@ -89,6 +92,7 @@ impl Error {
 }
 
 /// Turns a C return value into a `Result`.
+#[inline]
 pub(crate) fn check(rc: i32) -> Result<(), Error> {
     if rc < 0 {
         Err(Error::from_code(rc))

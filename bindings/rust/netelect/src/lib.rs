@@ -51,6 +51,7 @@ pub enum Outcome {
 impl Outcome {
     /// The peer that won; `None` on `SelfWins` (the caller knows its own id)
     /// and on `NoEligibleReplica`, as the seed's `winner()`.
+    #[inline]
     pub fn winner(self) -> Option<NodeId> {
         match self {
             Outcome::PeerWins(id) => Some(id),
@@ -59,11 +60,13 @@ impl Outcome {
     }
 
     /// True iff the caller won.
+    #[inline]
     pub fn is_self(self) -> bool {
         matches!(self, Outcome::SelfWins)
     }
 
     /// The leader's id whoever it is (`self_id` on `SelfWins`).
+    #[inline]
     pub fn leader(self, self_id: NodeId) -> Option<NodeId> {
         match self {
             Outcome::SelfWins => Some(self_id),
@@ -130,6 +133,7 @@ fn einval() -> Error {
 
 impl<'a> Columns<'a> {
     /// Fails with `InvalidInput` unless the three slices have one length.
+    #[inline]
     pub fn new(ids: &'a [u64], rtt_ns: &'a [u64], healthy: &'a [bool]) -> Result<Self, Error> {
         // SAFETY: bool has the size and alignment of u8 and only the values 0 and 1.
         let h = unsafe { std::slice::from_raw_parts(healthy.as_ptr() as *const u8, healthy.len()) };
@@ -137,6 +141,7 @@ impl<'a> Columns<'a> {
     }
 
     /// As [`Columns::new`] with C-style health flags (non-zero: healthy).
+    #[inline]
     pub fn from_u8(ids: &'a [u64], rtt_ns: &'a [u64], healthy: &'a [u8]) -> Result<Self, Error> {
         if ids.len() != rtt_ns.len() || ids.len() != healthy.len() {
             return Err(einval());
@@ -144,10 +149,12 @@ impl<'a> Columns<'a> {
         Ok(Columns { ids, rtt_ns, healthy })
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -180,6 +187,7 @@ impl<'a> Columns<'a> {
 
     /// The failover order into `out`, which needs room for `len()` ids
     /// (`InvalidInput` otherwise); returns the number of candidates.
+    #[inline]
     pub fn rank_into(&self, self_id: NodeId, out: &mut [NodeId]) -> Result<usize, Error> {
         if out.len() < self.len() {
             return Err(einval());
@@ -212,6 +220,7 @@ impl<'a> Columns<'a> {
     }
 
     /// The first `out.len()` ids of the failover order into `out`; returns how many.
+    #[inline]
     pub fn topk_into(&self, self_id: NodeId, out: &mut [NodeId]) -> usize {
         // SAFETY: out has room for k = out.len() ids.
         unsafe { self.topk_raw(self_id, out.len(), out.as_mut_ptr()) }
@@ -260,10 +269,12 @@ impl ReplicaSet {
         self.healthy.clear();
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.ids.len()
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
@@ -329,8 +340,19 @@ thread_local! {
 fn with_columns<T>(replicas: &[Replica], f: impl FnOnce(Columns<'_>) -> T) -> T {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
-        s.clear();
-        s.extend(replicas.iter().copied());
+        let s = &mut *s;
+        // Same-length resizes write nothing; one fused pass fills the columns.
+        let n = replicas.len();
+        s.ids.resize(n, 0);
+        s.rtt_ns.resize(n, 0);
+        s.healthy.resize(n, 0);
+        for ((r, id), (rtt, h)) in
+            replicas.iter().zip(s.ids.iter_mut()).zip(s.rtt_ns.iter_mut().zip(s.healthy.iter_mut()))
+        {
+            *id = r.id;
+            *rtt = r.rtt_ns;
+            *h = r.healthy as u8;
+        }
         f(s.columns())
     })
 }
@@ -339,6 +361,7 @@ fn with_columns<T>(replicas: &[Replica], f: impl FnOnce(Columns<'_>) -> T) -> T 
 /// library takes parallel arrays, so the slice is first copied into
 /// per-thread columns (about 1 ns per replica; [`Columns`] and
 /// [`ReplicaSet`] avoid the copy).
+#[inline]
 pub fn elect(replicas: &[Replica], self_id: NodeId) -> Outcome {
     with_columns(replicas, |c| c.elect(self_id))
 }
