@@ -144,6 +144,13 @@ fn elect_rank_status_nodes_and_channels() {
     // As 0x78 the view's RTTs (the agent's) put SELF at 0 too: the lower id wins.
     assert_eq!(v.elect("c3", 0x78).unwrap(), Outcome::PeerWins(SELF));
     assert_eq!(v.rank("c3", 0x77).unwrap(), vec![SELF, 0x77, 0x78]);
+    // Names of one length in turn: the per-thread name buffer must follow.
+    a.ok(&["channel", "add", "c2", "0x77"]);
+    for _ in 0..3 {
+        assert_eq!(v.elect("c3", SELF).unwrap(), Outcome::SelfWins);
+        assert_eq!(v.elect("c2", SELF).unwrap(), Outcome::PeerWins(0x77));
+        assert_eq!(v.elect(&String::from("c3"), SELF).unwrap(), Outcome::SelfWins);
+    }
     let mut out = [0u64; 3];
     assert_eq!(v.rank_into("c3", SELF, &mut out).unwrap(), 3);
     assert_eq!(out, [SELF, 0x78, 0x77]);
@@ -161,7 +168,7 @@ fn elect_rank_status_nodes_and_channels() {
 
     let s = v.status().unwrap();
     assert!(s.writer_alive && s.state == State::Live && s.self_id == SELF && !s.stale);
-    assert!(s.generation == v.generation() && s.n_chans >= 2 && s.n_nodes == 3 + 19);
+    assert!(s.generation == v.generation() && s.n_chans >= 3 && s.n_nodes == 3 + 19);
     assert!(s.agent_pid as u32 == a.child.id() && s.abi_major >= 1 && s.max_nodes >= s.n_nodes);
     let mut nodes: Vec<u64> = v.nodes().unwrap().map(|n| n.id).collect();
     nodes.sort_unstable();
