@@ -297,7 +297,7 @@ static int exit_for(int err)
  * the fail-static window) is printed, but the exit status says so. */
 static int gone_code(struct netelect_view *v, int code)
 {
-    struct netelect_view_status s;
+    struct netelect_view_status s = {.size = sizeof s};
     if (netelect_view_status(v, &s) < 0 || s.writer_alive)
         return code;
     fprintf(stderr, "netelect: the agent is gone: this answer is from its last view\n");
@@ -306,7 +306,8 @@ static int gone_code(struct netelect_view *v, int code)
 
 static int open_view(struct netelect_view **v)
 {
-    struct netelect_view_opts vo = {.expect_uid = o.expect_uid, .expect_uid_set = o.has_uid};
+    struct netelect_view_opts vo = {.size = sizeof vo, .expect_uid = o.expect_uid,
+                                   .expect_uid_set = o.has_uid};
     int r = netelect_view_open_opts(o.shm, &vo, v);
     if (r < 0)
         return fail(r, EX_ERR, "cannot attach to segment %s: %s%s", o.shm ? o.shm : "netelect",
@@ -328,7 +329,7 @@ static void close_view(struct netelect_view *v)
 
 static bool agent_alive(struct netelect_view *v)
 {
-    struct netelect_view_status s;
+    struct netelect_view_status s = {.size = sizeof s};
     return netelect_view_status(v, &s) < 0 || s.writer_alive;
 }
 
@@ -340,19 +341,19 @@ static int cmd_status(void)
     int r = open_view(&v);
     if (r)
         return r;
-    struct netelect_view_status s;
+    struct netelect_view_status s = {.size = sizeof s};
     r = netelect_view_status(v, &s);
     if (r < 0) {
         r = fail(r, exit_for(r), "status: %s", netelect_strerror(r));
         close_view(v);
         return r;
     }
-    const char *state = s.state == 2   ? "abandoned"
-                        : s.state == 4 ? "stalled"
-                        : s.state == 3 ? "moved"
-                        : !s.writer_alive ? "gone"
-                        : s.state == 1    ? "alive"
-                                          : "initialising";
+    const char *state = s.state == NETELECT_AGENT_ABANDONED ? "abandoned"
+                        : s.state == NETELECT_AGENT_STALLED ? "stalled"
+                        : s.state == NETELECT_AGENT_MOVED   ? "moved"
+                        : !s.writer_alive                   ? "gone"
+                        : s.state == NETELECT_AGENT_LIVE    ? "alive"
+                                                            : "initialising";
     char inc[33], b[24];
     for (int i = 0; i < 16; i++)
         snprintf(inc + 2 * i, 3, "%02x", s.incarnation[i]);
@@ -763,7 +764,7 @@ static int cmd_watch(const char *ch)
         struct netelect_result res = {0};
         uint64_t g = netelect_view_generation(v);
         r = netelect_view_elect_gen(v, ch, self, &res, &g);
-        struct netelect_view_status st;
+        struct netelect_view_status st = {.size = sizeof st};
         const bool alive = netelect_view_status(v, &st) < 0 || st.writer_alive;
         if (r != last_r || alive != last_alive ||
             (r == 0 && (res.outcome != last.outcome || res.winner != last.winner))) {

@@ -779,8 +779,8 @@ static int inherit_node(void *ctx, const struct netelect_node_info *o)
 static void inherit_old_view(struct agent *a, char *msg, size_t msglen, int *level)
 {
     *level = NETELECT_LOG_INFO;
-    struct netelect_view_opts vo = {.fail_static_ns = UINT64_MAX, .expect_uid = (uint32_t)geteuid(),
-                                    .expect_uid_set = 1};
+    struct netelect_view_opts vo = {.size = sizeof vo, .fail_static_ns = UINT64_MAX,
+                                    .expect_uid = (uint32_t)geteuid(), .expect_uid_set = 1};
     struct netelect_view *v;
     int r = netelect_view_open_opts(a->cfg.shm_name, &vo, &v);
     if (r < 0) {
@@ -789,7 +789,7 @@ static void inherit_old_view(struct agent *a, char *msg, size_t msglen, int *lev
         return;
     }
     struct inherit c = {.a = a, .now = netelect__now_ns()};
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     r = netelect_view_status(v, &st);
     if (r == 0 && st.self_id != a->self) {
         snprintf(msg, msglen, "inherited 0 nodes: the previous view of '%s' is node %#llx's, not ours",
@@ -822,7 +822,8 @@ static void inherit_old_view(struct agent *a, char *msg, size_t msglen, int *lev
              "inherited %zu nodes (%zu healthy) from the previous view of '%s': generation %llu, "
              "agent pid %d %s, heartbeat %s (health kept only within %.0f ms)",
              c.nodes, c.healthy, a->cfg.shm_name, (unsigned long long)st.generation,
-             (int)st.agent_pid, st.state == 2 ? "exited cleanly" : "died", ab, budget / 1e6);
+             (int)st.agent_pid, st.state == NETELECT_AGENT_ABANDONED ? "exited cleanly" : "died", ab,
+             budget / 1e6);
 }
 
 /* ---- Serf --------------------------------------------------------------------------- */

@@ -162,6 +162,9 @@ struct netelect_view {
     struct netelect__shm_paths p;
 };
 
+/* netelect_view_status() with our own struct, for the library's own use. */
+static int view_status(struct netelect_view *v, struct netelect_view_status *out);
+
 /* Per-thread state: one channel-lookup cache and the registry records.  The
  * initial-exec model makes each access a %fs-relative load (this sits on
  * the 15 ns election path); the block is small enough for glibc's static
@@ -684,7 +687,7 @@ static int notify_arm(struct netelect_view *v, struct notify *nt)
         struct netelect_view_status st;
         if (same_ns && pid > 0) {
             int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-            if (pfd >= 0 && netelect_view_status(v, &st) == 0 && st.writer_alive &&
+            if (pfd >= 0 && view_status(v, &st) == 0 && st.writer_alive &&
                 st.agent_pid == pid) {
                 struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 2};
                 if (epoll_ctl(nt->ep, EPOLL_CTL_ADD, pfd, &ev) == 0)
@@ -743,7 +746,7 @@ int netelect_view_fd_rearm(struct netelect_view *v)
      * look at the path now, not after the reattach back-off, so that the
      * watch and the announce move to the file that has the name. */
     struct netelect_view_status st;
-    if (netelect_view_status(v, &st) != 0 || st.state != NETELECT_SHM_LIVE || !st.writer_alive)
+    if (view_status(v, &st) != 0 || st.state != NETELECT_SHM_LIVE || !st.writer_alive)
         reattach(v);
     pthread_mutex_lock(&v->nt_lock);
     const int rc = v->nt ? notify_arm(v, v->nt) : -EBADF;
@@ -753,6 +756,30 @@ int netelect_view_fd_rearm(struct netelect_view *v)
 
 /* ---- open / close */
 
+/* The smallest `size` of a growing struct: the size field and reserved0. */
+#define SIZED_MIN 8u
+
+/*
+ * The caller's options, whatever header it was built against (view.h,
+ * "Growing structs"): the fields both know, and a refusal of any option
+ * past ours that is set, which this library would otherwise ignore.
+ */
+static int copy_opts(struct netelect_view_opts *dst, const struct netelect_view_opts *src)
+{
+    if (src->size < SIZED_MIN || src->reserved0)
+        return -EINVAL;
+    const unsigned char *b = (const unsigned char *)src;
+    for (size_t i = sizeof *dst; i < src->size; i++)
+        if (b[i])
+            return -E2BIG;
+    memset(dst, 0, sizeof *dst);
+    memcpy(dst, src, src->size < sizeof *dst ? src->size : sizeof *dst);
+    dst->size = sizeof *dst;
+    return 0;
+}
+
+/* Sized opts since NETELECT_0.2; the NETELECT_0 entry point: view_compat.c. */
+__asm__(".symver netelect_view_open_opts, netelect_view_open_opts@@NETELECT_0.2, remove");
 int netelect_view_open_opts(const char *name, const struct netelect_view_opts *opts,
                             struct netelect_view **out)
 {
@@ -767,8 +794,10 @@ int netelect_view_open_opts(const char *name, const struct netelect_view_opts *o
         free(v);
         return rc;
     }
-    if (opts)
-        v->opts = *opts;
+    if (opts && (rc = copy_opts(&v->opts, opts))) {
+        free(v);
+        return rc;
+    }
     netelect__trust_init(&v->trust, v->opts.expect_uid_set, (uid_t)v->opts.expect_uid);
     if (!v->opts.fail_static_ns)
         v->opts.fail_static_ns = DEFAULT_FAIL_STATIC_NS;
@@ -1447,7 +1476,7 @@ uint64_t netelect_view_generation(struct netelect_view *v)
          * an ordinary read do liveness and reattach, and report the
          * generation it lands on. */
         struct netelect_view_status st;
-        if (netelect_view_status(v, &st) == 0)
+        if (view_status(v, &st) == 0)
             return st.generation;
     }
     return cur >> 8;
@@ -1477,7 +1506,7 @@ int netelect_view_wait(struct netelect_view *v, uint64_t last_generation, uint64
         /* An ordinary read: liveness, reattach to a restarted agent, and
          * the generation it lands on. */
         struct netelect_view_status st;
-        rc = netelect_view_status(v, &st);
+        rc = view_status(v, &st);
         if (rc < 0 && rc != NETELECT_ESTALE)
             break;
         if (st.generation != last_generation) {
@@ -1608,10 +1637,8 @@ static int status_fn(struct op *op, const struct map *m, const struct netelect_s
     return 0;
 }
 
-int netelect_view_status(struct netelect_view *v, struct netelect_view_status *out)
+static int view_status(struct netelect_view *v, struct netelect_view_status *out)
 {
-    if (!v || !out)
-        return -EINVAL;
     /* Short reads: no registry pin (see ANNOUNCE_MIN_MEMBERS). */
     struct status_op o = {.op.fn = status_fn, .op.lazy_announce = true, .st = out};
     int rc = run(v, &o.op, status_fn);
@@ -1623,6 +1650,34 @@ int netelect_view_status(struct netelect_view *v, struct netelect_view_status *o
     out->stale = (uint32_t)atomic_load_explicit(&v->stale, memory_order_relaxed);
     out->retries = atomic_load_explicit(&v->retries, memory_order_relaxed);
     out->reattaches = atomic_load_explicit(&v->reattaches, memory_order_relaxed);
+    return rc;
+}
+
+_Static_assert((int)NETELECT_AGENT_INIT == NETELECT_SHM_INIT &&
+                   (int)NETELECT_AGENT_LIVE == NETELECT_SHM_LIVE &&
+                   (int)NETELECT_AGENT_ABANDONED == NETELECT_SHM_ABANDONED &&
+                   (int)NETELECT_AGENT_MOVED == NETELECT_SHM_SUPERSEDED &&
+                   (int)NETELECT_AGENT_STALLED == NETELECT_SHM_STALLED,
+               "status.state is h_state as the segment stores it");
+
+/*
+ * The caller's struct may be older (smaller) or newer (larger) than ours
+ * (view.h, "Growing structs"): only out->size bytes are the caller's.
+ */
+__asm__(".symver netelect_view_status, netelect_view_status@@NETELECT_0.2, remove");
+int netelect_view_status(struct netelect_view *v, struct netelect_view_status *out)
+{
+    if (!v || !out)
+        return -EINVAL;
+    const uint32_t size = out->size;
+    if (size < SIZED_MIN)
+        return -EINVAL;
+    struct netelect_view_status st = {0};
+    const int rc = view_status(v, &st);
+    st.size = size < sizeof st ? size : (uint32_t)sizeof st;
+    memcpy(out, &st, st.size);
+    if (size > sizeof st)
+        memset((unsigned char *)out + sizeof st, 0, size - sizeof st);
     return rc;
 }
 

@@ -13,6 +13,20 @@
  * agent restarts or moves the view to a larger segment, the handle follows
  * by itself (threads keep electing meanwhile).  A forked child must open
  * its own handle.  Protocol and guarantees: shm/README.md.
+ *
+ * Growing structs.  struct netelect_view_status and struct netelect_view_opts
+ * start with `size`, which the caller sets to sizeof the struct as its header
+ * declares it (`{.size = sizeof(struct netelect_view_status)}`).  Fields are
+ * only ever appended, and the library reads and writes only the first
+ * min(size, its own sizeof) bytes, so a program built against an older
+ * header runs against a newer library and the reverse:
+ *  - netelect_view_status() fills the bytes both know, zeroes the caller's
+ *    bytes past its own struct, and stores in `size` how many bytes it
+ *    filled (fields at or past that offset are unknown to this library);
+ *  - netelect_view_open_opts() takes the fields both know; a field past its
+ *    own struct that is not zero (an option this library does not have)
+ *    is refused with -E2BIG, never silently ignored.
+ * A size below 8 (in particular 0: `size` never set) is -EINVAL.
  */
 #ifndef NETELECT_VIEW_H
 #define NETELECT_VIEW_H
@@ -47,8 +61,22 @@ struct netelect_node_info {
     uint8_t source;         /**< enum netelect_rtt_source */
 };
 
-/** The segment's identity and the agent's liveness, as the reader sees them. */
+/** The agent's state as its segment records it (netelect_view_status.state). */
+enum netelect_agent_state {
+    NETELECT_AGENT_INIT = 0,      /**< the segment is still being built */
+    NETELECT_AGENT_LIVE = 1,      /**< an agent owns the view and publishes it */
+    NETELECT_AGENT_ABANDONED = 2, /**< the agent exited cleanly; the data is frozen */
+    NETELECT_AGENT_MOVED = 3,     /**< the agent moved to a larger segment under the same name */
+    NETELECT_AGENT_STALLED = 4,   /**< the agent lives but cannot publish; the data is frozen */
+};
+
+/**
+ * The segment's identity and the agent's liveness, as the reader sees them.
+ * Set `size` before the call (see "Growing structs" above).
+ */
 struct netelect_view_status {
+    uint32_t size;            /**< in: sizeof the caller's struct; out: bytes filled */
+    uint32_t reserved0;       /**< written as 0 */
     uint64_t generation;      /**< generation of the current version */
     uint64_t self_id;         /**< the agent's own node id */
     uint64_t publish_ns;      /**< agent CLOCK_MONOTONIC of the current version */
@@ -57,10 +85,10 @@ struct netelect_view_status {
     uint64_t forced_reuse;    /**< slots the agent reused under a stuck reader */
     uint32_t n_nodes, n_chans;
     int32_t agent_pid;        /**< diagnostics only */
-    uint32_t state;           /**< 1 live, 2 abandoned (agent exited cleanly), 3 moved, 4 stalled (publishes failing) */
+    uint32_t state;           /**< enum netelect_agent_state */
     uint8_t incarnation[16];  /**< random per agent start */
     uint16_t abi_major, abi_minor;
-    /* Appended fields (this handle's own counters and the segment's shape). */
+    /* This handle's own counters and the segment's shape. */
     uint32_t slot_count;      /**< K, versions the agent keeps */
     uint32_t max_nodes, max_chans, max_members; /**< capacities of this segment */
     uint32_t registered;      /**< 1 if this process is in the reader registry */
@@ -81,8 +109,9 @@ struct netelect_view_status {
      * Where this process may read the agent's lock file (root, the agent
      * user) the lock decides once a beat is late: free, the agent died
      * with its last beat; held, a slow agent counts as hung only after
-     * max(10 periods, 1 s).  0 once it exited (state 2, at once), was
-     * killed, hangs, or cannot publish (state 4).
+     * max(10 periods, 1 s).  0 once it exited (NETELECT_AGENT_ABANDONED,
+     * at once), was killed, hangs, or cannot publish
+     * (NETELECT_AGENT_STALLED).
      * The same for every reader, whenever it attached.  Elections answer
      * from the last version for fail_static_ns after the agent was last
      * known alive, then return NETELECT_ESTALE.
@@ -96,6 +125,7 @@ struct netelect_view_status {
      * handle first saw the agent gone.
      */
     uint32_t clock_shared;
+    /* New fields go here, at the end (see "Growing structs" above). */
 };
 
 /**
@@ -107,8 +137,13 @@ struct netelect_view_status {
  */
 NETELECT_API int netelect_view_open(const char *name, struct netelect_view **out);
 
-/** Options for netelect_view_open_opts(); zero-initialise, then set fields. */
+/**
+ * Options for netelect_view_open_opts(): zero-initialise, set `size`, then
+ * the fields wanted (`{.size = sizeof(struct netelect_view_opts), ...}`).
+ */
 struct netelect_view_opts {
+    uint32_t size;      /**< sizeof the caller's struct (see "Growing structs") */
+    uint32_t reserved0; /**< must be 0 */
     /**
      * How long elections keep answering from the last version once the
      * agent is gone (see netelect_view_status.writer_alive: counted from
@@ -129,8 +164,13 @@ struct netelect_view_opts {
      */
     uint32_t expect_uid;
     uint32_t expect_uid_set;
+    /* New fields go here, at the end (see "Growing structs" above). */
 };
-/** netelect_view_open() with options; `opts` may be NULL. Same returns. */
+/**
+ * netelect_view_open() with options; `opts` may be NULL.  Same returns, and
+ * -EINVAL for opts->size below 8 or a non-zero reserved0, -E2BIG for an
+ * option past this library's struct that is set.
+ */
 NETELECT_API int netelect_view_open_opts(const char *name, const struct netelect_view_opts *opts,
                                          struct netelect_view **out);
 /** Detaches.  No other thread may use `v` during or after the call. */
@@ -226,7 +266,10 @@ NETELECT_API int netelect_view_fd_rearm(struct netelect_view *v);
 /** The agent's node id (usable as self_id). */
 NETELECT_API uint64_t netelect_view_self(struct netelect_view *v);
 
-/** @return 0 or an error as netelect_view_open(). */
+/**
+ * Fills the first out->size bytes of `out` (see "Growing structs" above).
+ * @return 0, -EINVAL out->size below 8, or an error as netelect_view_open().
+ */
 NETELECT_API int netelect_view_status(struct netelect_view *v, struct netelect_view_status *out);
 /** One node by id. @return 0, -ENOENT unknown node, -EINVAL, or a read error. */
 NETELECT_API int netelect_view_node(struct netelect_view *v, uint64_t id, struct netelect_node_info *out);

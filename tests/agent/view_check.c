@@ -123,8 +123,8 @@ static int do_follow(struct netelect_view *v, int want, double timeout_s, const 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {
-        struct netelect_view_status st;
-        if (netelect_view_status(v, &st) == 0 && st.state == 1) {
+        struct netelect_view_status st = {.size = sizeof st};
+        if (netelect_view_status(v, &st) == 0 && st.state == NETELECT_AGENT_LIVE) {
             int known = 0;
             for (int i = 0; i < nseen; i++)
                 known |= !memcmp(seen[i], st.incarnation, 16);
@@ -196,7 +196,7 @@ static int do_loop(struct netelect_view *v, const char *chan, uint64_t self)
         }
         if (r == 0 && gen != last_gen) {
             last_gen = gen;
-            struct netelect_view_status st;
+            struct netelect_view_status st = {.size = sizeof st};
             if (netelect_view_status(v, &st) == 0 && memcmp(st.incarnation, inc, 16)) {
                 memcpy(inc, st.incarnation, 16);
                 n_inc++;

@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct netelect_result r;
         uint64_t ids[8];
         size_t cnt;
-        struct netelect_view_status st;
+        struct netelect_view_status st = {.size = sizeof st};
         struct netelect_node_info ni;
         int k = 0;
         (void)netelect_view_elect(v, "alpha", 2, &r);

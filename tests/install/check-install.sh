@@ -48,9 +48,16 @@ grep -ohE 'NETELECT_API[^(;]*\bnetelect_[a-z0-9_]+ *\(' "$src"/include/netelect.
     "$src"/include/netelect/*.h | grep -oE 'netelect_[a-z0-9_]+ *\($' | tr -d ' (' |
     sort -u >"$tmp/api"
 [[ -s $tmp/api ]] || { echo "no NETELECT_API function found in $src/include"; exit 1; }
-grep '^netelect_' "$tmp/dynsym" | sed 's/@@*NETELECT_[0-9.]*$//' | sort >"$tmp/exported"
+# The default versions (name@@NODE) are what a program links against now;
+# a compatibility version (name@NODE, for programs linked earlier) needs a
+# default of the same name beside it.
+grep '^netelect_' "$tmp/dynsym" | grep '@@NETELECT_[0-9.]*$' | sed 's/@@NETELECT_[0-9.]*$//' |
+    sort >"$tmp/exported"
 diff -u --label 'include/ (NETELECT_API)' --label 'exported' "$tmp/api" "$tmp/exported" ||
     { echo "the exported symbols differ from the public API: see libnetelect.map"; exit 1; }
-unversioned=$(grep '^netelect_' "$tmp/dynsym" | grep -v '@@NETELECT_[0-9.]*$' || true)
+compat=$(grep '^netelect_' "$tmp/dynsym" | grep -v '@@' | grep '@NETELECT_[0-9.]*$' |
+         sed 's/@NETELECT_[0-9.]*$//' | sort -u | comm -23 - "$tmp/api")
+[[ -z $compat ]] || { echo "compatibility symbols without a default version: $compat"; exit 1; }
+unversioned=$(grep '^netelect_' "$tmp/dynsym" | grep -v '@@\?NETELECT_[0-9.]*$' || true)
 [[ -z $unversioned ]] || { echo "symbols without a version node: $unversioned"; exit 1; }
 echo "install check ok"

@@ -487,11 +487,10 @@ int main(int argc, char **argv)
     close(fd);
 
     struct netelect_view *v = NULL;
-    struct netelect_view_opts o = {.fail_static_ns = UINT64_MAX, .expect_uid = (uint32_t)geteuid(),
-                                   .expect_uid_set = 1};
+    struct netelect_view_opts o = {.size = sizeof o, .fail_static_ns = UINT64_MAX,
+                                   .expect_uid = (uint32_t)geteuid(), .expect_uid_set = 1};
     rc = netelect_view_open_opts(name, &o, &v);
-    struct netelect_view_status vs;
-    memset(&vs, 0, sizeof vs);
+    struct netelect_view_status vs = {.size = sizeof vs};
     if (rc == 0)
         rc = netelect_view_status(v, &vs);
     if (rc || vs.registered) {
@@ -525,7 +524,7 @@ int main(int argc, char **argv)
         pthread_join(rth[i], NULL);
     atomic_store(&sh.stop, true);
     pthread_join(wth, NULL);
-    memset(&vs, 0, sizeof vs);
+    vs = (struct netelect_view_status){.size = sizeof vs};
     netelect_view_status(v, &vs);
     netelect_view_close(v);
     netelect__writer_close(w, true);

@@ -98,7 +98,7 @@ static int exercise(struct netelect_view *v)
     int ok = 0, cnt = 0;
     struct netelect_result r;
     struct netelect_node_info ni;
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     uint64_t ids[64];
     size_t n;
     ok += netelect_view_elect(v, "alpha", 0, &r) == 0;

@@ -124,7 +124,7 @@ Test(trust, forged_view_refused_and_replaced)
     int rc = netelect_view_open(name, &v);
     cr_assert_eq(rc, -EPERM, "a root reader attached to uid %d's view: %s", EVIL_UID,
                  netelect_strerror(rc));
-    struct netelect_view_opts o = {.expect_uid = EVIL_UID, .expect_uid_set = 1};
+    struct netelect_view_opts o = {.size = sizeof o, .expect_uid = EVIL_UID, .expect_uid_set = 1};
     cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0, "unless told that uid is the agent");
     netelect_view_close(v);
 
@@ -306,7 +306,7 @@ Test(trust, failing_publishes_go_stale)
     struct netelect_writer *w = NULL;
     cr_assert_eq(netelect__writer_open(&cfg, &w), 0);
     cr_assert_eq(netelect__writer_publish(w, one, 1, c1, 1), 0);
-    struct netelect_view_opts o = {.fail_static_ns = 1};
+    struct netelect_view_opts o = {.size = sizeof o, .fail_static_ns = 1};
     struct netelect_view *v = NULL;
     cr_assert_eq(netelect_view_open_opts(seg, &o, &v), 0);
     struct netelect_result r;
@@ -333,7 +333,7 @@ Test(trust, failing_publishes_go_stale)
     rc = netelect_view_elect(v, "c", 1, &r);
     netelect__writer_heartbeat(w);
     const int rc2 = netelect_view_elect(v, "c", 1, &r);
-    struct netelect_view_status s;
+    struct netelect_view_status s = {.size = sizeof s};
     netelect_view_status(v, &s);
     const uint32_t state = s.state;
 
@@ -344,7 +344,7 @@ Test(trust, failing_publishes_go_stale)
     netelect__writer_close(w, true);
     umount2(dir, MNT_DETACH);
     rmdir(dir);
-    cr_assert_eq(state, NETELECT_SHM_STALLED);
+    cr_assert_eq(state, NETELECT_AGENT_STALLED);
     cr_assert_eq(rc, NETELECT_ESTALE, "a frozen view was served as live: %s", netelect_strerror(rc));
     cr_assert_eq(rc2, NETELECT_ESTALE, "a heartbeat made a stalled view live again");
     cr_assert_eq(good, 0);

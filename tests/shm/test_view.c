@@ -309,13 +309,13 @@ Test(shm, generation_and_status)
     cr_assert_neq(netelect_view_generation(v), gen, "cached answer invalidated");
     netelect__writer_heartbeat(w);
 
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_eq(st.generation, netelect_view_generation(v));
     cr_assert_eq(st.self_id, 100);
     cr_assert_eq(st.n_nodes, 6);
     cr_assert_eq(st.n_chans, 5);
-    cr_assert_eq(st.state, 1);
+    cr_assert_eq(st.state, NETELECT_AGENT_LIVE);
     cr_assert_eq(st.agent_pid, getpid());
     cr_assert_eq(st.abi_major, 1);
     cr_assert_eq(st.slot_count, 3);
@@ -350,7 +350,7 @@ Test(shm, restart_reattach)
     cr_assert_eq(r.winner, 1);
     cr_assert_gt(netelect_view_generation(v), g);
     cr_assert_eq(netelect_view_self(v), 2);
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_eq(st.reattaches, 1);
     netelect_view_close(v);
@@ -368,7 +368,7 @@ Test(shm, abandoned_fail_static_then_stale_then_back)
 {
     struct netelect_writer *w = wopen(1, 0);
     publish_base(w);
-    struct netelect_view_opts o = {.fail_static_ns = 1000000000};
+    struct netelect_view_opts o = {.size = sizeof o, .fail_static_ns = 1000000000};
     struct netelect_view *v;
     cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0);
     fake_now = 1000000000;
@@ -378,9 +378,9 @@ Test(shm, abandoned_fail_static_then_stale_then_back)
     struct netelect_result r;
     cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0, "fail-static right after the exit");
     cr_assert_eq(r.winner, 2);
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
-    cr_assert_eq(st.state, 2);
+    cr_assert_eq(st.state, NETELECT_AGENT_ABANDONED);
     fake_now += 900000000;
     cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0, "still inside fail-static");
     fake_now += 200000000;
@@ -402,13 +402,13 @@ Test(shm, heartbeat_staleness_on_reader_clock)
 {
     struct netelect_writer *w = wopen(1, 0); /* period 100 ms: limit 300 ms */
     publish_base(w);
-    struct netelect_view_opts o = {.fail_static_ns = 500000000};
+    struct netelect_view_opts o = {.size = sizeof o, .fail_static_ns = 500000000};
     struct netelect_view *v;
     cr_assert_eq(netelect_view_open_opts(name, &o, &v), 0);
     fake_now = 5000000000;
     netelect__view_set_clock(v, fake_clock, NULL);
     struct netelect_result r;
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     /* Publishes alone do not prove liveness; the heartbeat does. */
     fake_now += 700000000;
@@ -435,7 +435,7 @@ Test(shm, capacity_growth)
     cr_assert_eq(netelect__writer_open(&cfg, &w), 0);
     publish_base(w); /* 6 nodes, 5 channels: must grow */
     struct netelect_view *v = vopen();
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_geq(st.max_nodes, 6);
     cr_assert_eq(st.n_chans, 5);
@@ -581,7 +581,7 @@ Test(shm, registry_pins_then_forced_reuse)
     /* Not current (2), not pinned (0): slot 1. */
     cr_assert_eq(read_current() & 0xff, 1);
     struct netelect_view *v = vopen();
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_geq(st.pinned_waits, 1);
     cr_assert_eq(st.forced_reuse, 0);
@@ -609,7 +609,7 @@ Test(shm, registry_forced_reuse_k2)
     publish_base(w); /* slot 0 pinned by a live (stopped) reader */
     cr_assert_eq(read_current() & 0xff, 0);
     struct netelect_view *v = vopen();
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_eq(st.forced_reuse, 1);
     kill(pid, SIGKILL);
@@ -774,7 +774,7 @@ Test(shm, works_without_registry)
     cr_assert_eq(write(fd, "not a registry", 14), 14);
     close(fd);
     struct netelect_view *v = vopen();
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_eq(st.registered, 0);
     struct netelect_result r;
@@ -816,7 +816,7 @@ Test(shm, initial_snapshot_first_version)
     cr_assert_eq(netelect_view_node(v, 1, &ni), 0);
     cr_assert(ni.rtt_ns == 500 && ni.rtt_raw_ns == 510 && ni.rtt_err_ns == 5 &&
               ni.last_heard_ns == 11 && ni.healthy && ni.source == NETELECT_SRC_PROBE);
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_eq(st.generation, g, "the snapshot is the first version, not a later publish");
     cr_assert_eq(st.n_nodes, 6);
@@ -872,7 +872,7 @@ Test(shm, initial_snapshot_replaces_old_incarnation)
     cr_assert_eq(netelect_view_elect(v, "a", 0, &r), 0, "no -ENOENT on the new incarnation");
     cr_assert_eq(r.winner, 2);
     cr_assert_gt(netelect_view_generation(v), g);
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_eq(st.reattaches, 1);
     cr_assert_neq(st.heartbeat_mono_ns, 0);
@@ -908,7 +908,7 @@ Test(shm, initial_snapshot_grows_capacities)
     int rc = netelect__writer_open(&cfg, &w);
     cr_assert_eq(rc, 0, "writer_open: %s", netelect_strerror(rc));
     struct netelect_view *v = vopen();
-    struct netelect_view_status st;
+    struct netelect_view_status st = {.size = sizeof st};
     cr_assert_eq(netelect_view_status(v, &st), 0);
     cr_assert_geq(st.max_nodes, N);
     cr_assert_geq(st.max_chans, C);

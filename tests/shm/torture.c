@@ -256,7 +256,7 @@ static int role_reader(const char *name, int threads, double seconds)
     int rc;
     const uint64_t give_up = now_ns() + 5000000000u;
     /* Fail-static long enough to ride out the driver's chaos. */
-    struct netelect_view_opts o = {.fail_static_ns = UINT64_C(30000000000)};
+    struct netelect_view_opts o = {.size = sizeof o, .fail_static_ns = UINT64_C(30000000000)};
     while ((rc = netelect_view_open_opts(name, &o, &v)) != 0 && now_ns() < give_up)
         sleep_ms(5);
     if (rc) {
@@ -275,8 +275,7 @@ static int role_reader(const char *name, int threads, double seconds)
     }
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
-    struct netelect_view_status vs;
-    memset(&vs, 0, sizeof vs);
+    struct netelect_view_status vs = {.size = sizeof vs};
     netelect_view_status(v, &vs);
     printf("reads=%" PRIu64 " torn=%" PRIu64 " fast=%" PRIu64 " fast_torn=%" PRIu64
            " eagain=%" PRIu64 " stale=%" PRIu64 " corrupt=%" PRIu64 " other=%" PRIu64

@@ -13,7 +13,7 @@ from ._lib import PATH as library_path
 from ._lib import lib as _clib
 from .errors import (AgentGone, Corrupt, NetelectError, NoChannel, NoSegment, NotTrusted, Stale,
                      Timeout, TryAgain, VersionMismatch, strerror)
-from .view import Channel, NodeInfo, RttSource, View, ViewStatus
+from .view import AgentState, Channel, NodeInfo, RttSource, View, ViewStatus
 
 ENOCHAN, ESTALE, EVERSION, ECORRUPT = -4100, -4099, -4097, -4098
 
@@ -37,7 +37,7 @@ def set_isa(name):
 
 __version__ = "0.1.0"
 __all__ = ["elect", "rank", "topk", "Outcome", "Result", "RTT_UNKNOWN", "RTT_MAX_MEASURED",
-           "View", "ViewStatus", "NodeInfo", "Channel", "RttSource", "NetelectError",
+           "View", "ViewStatus", "AgentState", "NodeInfo", "Channel", "RttSource", "NetelectError",
            "NoChannel", "Stale", "VersionMismatch", "Corrupt", "NoSegment", "NotTrusted",
            "AgentGone", "Timeout", "TryAgain", "strerror", "version", "isa", "set_isa",
            "library_path"]

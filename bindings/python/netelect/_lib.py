@@ -32,7 +32,10 @@ class NodeInfo_(ctypes.Structure):
 
 
 class Status_(ctypes.Structure):
-    _fields_ = [("generation", c_u64), ("self_id", c_u64), ("publish_ns", c_u64),
+    """struct netelect_view_status; `size` is set to sizeof before each call
+    (view.h, "Growing structs"), new fields are appended."""
+    _fields_ = [("size", ctypes.c_uint32), ("reserved0", ctypes.c_uint32),
+                ("generation", c_u64), ("self_id", c_u64), ("publish_ns", c_u64),
                 ("heartbeat_seq", c_u64), ("heartbeat_age_ns", c_u64), ("forced_reuse", c_u64),
                 ("n_nodes", ctypes.c_uint32), ("n_chans", ctypes.c_uint32),
                 ("agent_pid", ctypes.c_int32), ("state", ctypes.c_uint32),
@@ -47,7 +50,9 @@ class Status_(ctypes.Structure):
 
 
 class ViewOpts_(ctypes.Structure):
-    _fields_ = [("fail_static_ns", c_u64), ("expect_uid", ctypes.c_uint32),
+    """struct netelect_view_opts, `size` set as for Status_."""
+    _fields_ = [("size", ctypes.c_uint32), ("reserved0", ctypes.c_uint32),
+                ("fail_static_ns", c_u64), ("expect_uid", ctypes.c_uint32),
                 ("expect_uid_set", ctypes.c_uint32)]
 
 

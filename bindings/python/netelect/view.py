@@ -2,6 +2,7 @@
 """View: the replica view netelectd publishes in shared memory (netelect/view.h)."""
 import ctypes
 import dataclasses
+import enum
 import errno
 import time
 from typing import Optional, Tuple
@@ -39,6 +40,15 @@ class Channel:
     members: Tuple[int, ...]
 
 
+class AgentState(enum.IntEnum):
+    """enum netelect_agent_state: the agent's state as its segment records it."""
+    INIT = 0       # the segment is still being built
+    LIVE = 1       # an agent owns the view and publishes it
+    ABANDONED = 2  # the agent exited cleanly; the data is frozen
+    MOVED = 3      # the agent moved to a larger segment under the same name
+    STALLED = 4    # the agent lives but cannot publish; the data is frozen
+
+
 @dataclasses.dataclass(frozen=True)
 class ViewStatus:
     """netelect_view_status(), field for field (see include/netelect/view.h)."""
@@ -51,7 +61,7 @@ class ViewStatus:
     n_nodes: int
     n_chans: int
     agent_pid: int
-    state: int            # 1 live, 2 abandoned, 3 moved, 4 stalled
+    state: "AgentState"
     incarnation: bytes
     abi_major: int
     abi_minor: int
@@ -99,7 +109,7 @@ class View:
     def __init__(self, name: Optional[str] = None, expect_uid: Optional[int] = None,
                  fail_static: Optional[float] = None):
         self._h = None
-        opts = _lib.ViewOpts_()
+        opts = _lib.ViewOpts_(size=ctypes.sizeof(_lib.ViewOpts_))
         if expect_uid is not None:
             opts.expect_uid, opts.expect_uid_set = expect_uid, 1
         if fail_static is not None:
@@ -236,12 +246,16 @@ class View:
         return self.fd()
 
     def status(self) -> ViewStatus:
-        s = _lib.Status_()
+        s = _lib.Status_(size=ctypes.sizeof(_lib.Status_))
         rc = _lib.lib.netelect_view_status(self._handle(), ctypes.byref(s))
         if rc < 0:
             raise error(rc, "status")
         vals = {f.name: getattr(s, f.name) for f in dataclasses.fields(ViewStatus)}
         vals["incarnation"] = bytes(s.incarnation)
+        try:
+            vals["state"] = AgentState(s.state)
+        except ValueError:  # a state this package does not know yet
+            pass
         for b in ("registered", "stale", "writer_alive", "clock_shared"):
             vals[b] = bool(vals[b])
         return ViewStatus(**vals)
@@ -309,4 +323,4 @@ class View:
         return f"<netelect.View {'closed' if self.closed else hex(self._h)}>"
 
 
-__all__ = ["View", "ViewStatus", "NodeInfo", "Channel", "RttSource", "Outcome"]
+__all__ = ["View", "ViewStatus", "AgentState", "NodeInfo", "Channel", "RttSource", "Outcome"]

@@ -24,10 +24,11 @@ def test_a_missing_library_is_a_clear_importerror():
 def test_loaded_library_and_struct_layouts():
     assert netelect.version() == "0.1.0" and netelect.isa() in ("scalar", "avx2", "avx512")
     # sizeof/offsetof of include/netelect/view.h on x86_64 and aarch64 (LP64)
-    assert ctypes.sizeof(_lib.Status_) == 160
-    assert _lib.Status_.writer_alive.offset == 152
+    assert ctypes.sizeof(_lib.Status_) == 168
+    assert _lib.Status_.generation.offset == 8
+    assert _lib.Status_.writer_alive.offset == 160
     assert ctypes.sizeof(_lib.NodeInfo_) == 48
-    assert ctypes.sizeof(_lib.ViewOpts_) == 16
+    assert ctypes.sizeof(_lib.ViewOpts_) == 24
     assert ctypes.sizeof(_lib.Result_) == 16
 
 

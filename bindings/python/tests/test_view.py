@@ -110,7 +110,7 @@ def test_elect_rank_and_identity(view):
 def test_status_nodes_and_channels(view):
     s = view.status()
     assert isinstance(s, netelect.ViewStatus)
-    assert s.writer_alive is True and s.state == 1 and s.self_id == SELF
+    assert s.writer_alive is True and s.state == netelect.AgentState.LIVE and s.self_id == SELF
     assert s.generation == view.generation and s.n_chans >= 1 and len(s.incarnation) == 16
     assert s.agent_pid > 0 and s.abi_major >= 1 and s.max_nodes >= s.n_nodes
     nodes = list(view.nodes())

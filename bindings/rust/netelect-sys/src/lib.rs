@@ -51,6 +51,14 @@ pub const NETELECT_SRC_PROBE: netelect_rtt_source = 1;
 pub const NETELECT_SRC_SERF: netelect_rtt_source = 2;
 pub const NETELECT_SRC_OPERATOR: netelect_rtt_source = 3;
 
+/// `enum netelect_agent_state` (`netelect_view_status.state`).
+pub type netelect_agent_state = c_uint;
+pub const NETELECT_AGENT_INIT: netelect_agent_state = 0;
+pub const NETELECT_AGENT_LIVE: netelect_agent_state = 1;
+pub const NETELECT_AGENT_ABANDONED: netelect_agent_state = 2;
+pub const NETELECT_AGENT_MOVED: netelect_agent_state = 3;
+pub const NETELECT_AGENT_STALLED: netelect_agent_state = 4;
+
 /// Opaque handle (`struct netelect_view`).
 #[repr(C)]
 pub struct netelect_view {
@@ -78,6 +86,10 @@ pub struct netelect_node_info {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct netelect_view_status {
+    /// Set to `size_of::<netelect_view_status>()` before the call (view.h,
+    /// "Growing structs").
+    pub size: u32,
+    pub reserved0: u32,
     pub generation: u64,
     pub self_id: u64,
     pub publish_ns: u64,
@@ -109,6 +121,9 @@ pub struct netelect_view_status {
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct netelect_view_opts {
+    /// Set to `size_of::<netelect_view_opts>()` (view.h, "Growing structs").
+    pub size: u32,
+    pub reserved0: u32,
     pub fail_static_ns: u64,
     pub expect_uid: u32,
     pub expect_uid_set: u32,

@@ -288,14 +288,15 @@ fn layout_rows() -> Vec<(String, i128)> {
     strukt!(netelect_result { outcome, winner });
     strukt!(netelect_node_info { id, rtt_ns, rtt_raw_ns, rtt_err_ns, last_heard_ns, healthy, source });
     strukt!(netelect_view_status {
-        generation, self_id, publish_ns, heartbeat_seq, heartbeat_age_ns, forced_reuse, n_nodes,
+        size, reserved0, generation, self_id, publish_ns, heartbeat_seq, heartbeat_age_ns, forced_reuse, n_nodes,
         n_chans, agent_pid, state, incarnation, abi_major, abi_minor, slot_count, max_nodes,
         max_chans, max_members, registered, stale, heartbeat_period_ns, retries, reattaches,
         pinned_waits, heartbeat_mono_ns, writer_alive, clock_shared,
     });
-    strukt!(netelect_view_opts { fail_static_ns, expect_uid, expect_uid_set });
+    strukt!(netelect_view_opts { size, reserved0, fail_static_ns, expect_uid, expect_uid_set });
     rows.push(("sizeof(enum netelect_outcome)".into(), size_of::<netelect_outcome>() as i128));
     rows.push(("sizeof(enum netelect_rtt_source)".into(), size_of::<netelect_rtt_source>() as i128));
+    rows.push(("sizeof(enum netelect_agent_state)".into(), size_of::<netelect_agent_state>() as i128));
     macro_rules! consts {
         ($($k:ident),* $(,)?) => { $( rows.push((stringify!($k).into(), $k as i128)); )* };
     }
@@ -304,7 +305,8 @@ fn layout_rows() -> Vec<(String, i128)> {
         NETELECT_VERSION_NUMBER, NETELECT_RTT_UNKNOWN, NETELECT_RTT_MAX_MEASURED,
         NETELECT_EVERSION, NETELECT_ECORRUPT, NETELECT_ESTALE, NETELECT_ENOCHAN,
         NETELECT_NO_ELIGIBLE, NETELECT_SELF_WINS, NETELECT_PEER_WINS, NETELECT_SRC_NONE,
-        NETELECT_SRC_PROBE, NETELECT_SRC_SERF, NETELECT_SRC_OPERATOR,
+        NETELECT_SRC_PROBE, NETELECT_SRC_SERF, NETELECT_SRC_OPERATOR, NETELECT_AGENT_INIT,
+        NETELECT_AGENT_LIVE, NETELECT_AGENT_ABANDONED, NETELECT_AGENT_MOVED, NETELECT_AGENT_STALLED,
     );
     rows
 }

@@ -204,10 +204,10 @@ impl From<&sys::netelect_view_status> for Status {
             n_chans: s.n_chans,
             agent_pid: s.agent_pid,
             state: match s.state {
-                1 => State::Live,
-                2 => State::Abandoned,
-                3 => State::Moved,
-                4 => State::Stalled,
+                sys::NETELECT_AGENT_LIVE => State::Live,
+                sys::NETELECT_AGENT_ABANDONED => State::Abandoned,
+                sys::NETELECT_AGENT_MOVED => State::Moved,
+                sys::NETELECT_AGENT_STALLED => State::Stalled,
                 x => State::Other(x),
             },
             incarnation: s.incarnation,
@@ -268,6 +268,8 @@ impl View {
     pub fn open_with(name: Option<&str>, opts: &ViewOptions) -> Result<View, Error> {
         let name = name.map(|n| CString::new(n).map_err(|_| einval())).transpose()?;
         let o = sys::netelect_view_opts {
+            size: std::mem::size_of::<sys::netelect_view_opts>() as u32,
+            reserved0: 0,
             fail_static_ns: match opts.fail_static {
                 None => 0,
                 Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1),
@@ -391,7 +393,10 @@ impl View {
 
     /// The segment's identity and the agent's liveness.
     pub fn status(&self) -> Result<Status, Error> {
-        let mut s = sys::netelect_view_status::default();
+        let mut s = sys::netelect_view_status {
+            size: std::mem::size_of::<sys::netelect_view_status>() as u32,
+            ..Default::default()
+        };
         // SAFETY: a live handle, a valid out pointer.
         check(unsafe { sys::netelect_view_status(self.as_ptr(), &mut s) })?;
         Ok(Status::from(&s))
