@@ -4,12 +4,16 @@
  * saves across context switches.  Both are needed: a CPU with AVX-512 under
  * a kernel that does not enable ZMM state would fault on the first kernel.
  *
- * What each level needs is defined once, in core/x86/isa_levels.h; this
- * file only reads the words and decodes them (netelect__x86_levels is pure
- * so that tests/core/test_isa.c can run it on recorded CPUID dumps).
+ * What each level needs is defined once, in core/x86/isa_levels.h and
+ * core/arm/isa_levels.h; this file only reads the words and decodes them
+ * (netelect__x86_levels and netelect__arm_levels are pure, and built on
+ * every architecture, so that tests/core/test_isa.c and test_isa_arm.c run
+ * them on recorded CPUID dumps and AT_HWCAP words).
  */
 #include <string.h>
 
+#include "config.h"
+#include "core/arm/isa_levels.h"
 #include "core/dispatch.h"
 #include "core/x86/isa_levels.h"
 
@@ -91,6 +95,36 @@ unsigned netelect__x86_levels(const struct netelect__x86_cpuid *c)
     return flags;
 }
 
+/* What this file, built with the library's own flags, may execute. */
+const uint64_t netelect__arm_compiled_baseline = NETELECT_ARM_COMPILED;
+
+uint64_t netelect__arm_features(uint64_t hwcap)
+{
+    return hwcap & NETELECT_ARM_KNOWN; /* the bits are AT_HWCAP's own */
+}
+
+unsigned netelect__arm_levels(uint64_t hwcap)
+{
+    const uint64_t f = netelect__arm_features(hwcap);
+    return (f & NETELECT_ARM_NEEDS_NEON) == NETELECT_ARM_NEEDS_NEON ? NETELECT_CPU_NEON : 0;
+}
+
+/* Every level this build has kernels for, lowest first; each level's flags
+ * include every level below it (a ladder, as detection grants them). */
+const unsigned netelect__cpu_levels[] = {
+    0,
+#if NETELECT_HAVE_X86_SIMD
+    NETELECT_CPU_AVX2,
+    NETELECT_CPU_AVX2 | NETELECT_CPU_AVX512,
+#endif
+#if NETELECT_HAVE_ARM_SIMD
+    NETELECT_CPU_NEON,
+#endif
+};
+#define NLEVELS (sizeof netelect__cpu_levels / sizeof netelect__cpu_levels[0])
+const int netelect__cpu_nlevels = (int)NLEVELS;
+_Static_assert(NLEVELS <= NETELECT__CPU_MAX_LEVELS, "raise NETELECT__CPU_MAX_LEVELS in core/dispatch.h");
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 
@@ -116,6 +150,25 @@ unsigned netelect__cpu_detect(void)
         c.xcr0 = xgetbv0();
     return netelect__x86_levels(&c);
 }
+#elif defined(__aarch64__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+
+/* The feature bits are the kernel's own (core/arm/isa_levels.h). */
+_Static_assert(NETELECT_ARM_FP == HWCAP_FP && NETELECT_ARM_ASIMD == HWCAP_ASIMD &&
+                   NETELECT_ARM_AES == HWCAP_AES && NETELECT_ARM_PMULL == HWCAP_PMULL &&
+                   NETELECT_ARM_SHA2 == HWCAP_SHA2 && NETELECT_ARM_CRC32 == HWCAP_CRC32 &&
+                   NETELECT_ARM_ATOMICS == HWCAP_ATOMICS && NETELECT_ARM_FPHP == HWCAP_FPHP &&
+                   NETELECT_ARM_ASIMDHP == HWCAP_ASIMDHP &&
+                   NETELECT_ARM_ASIMDRDM == HWCAP_ASIMDRDM &&
+                   NETELECT_ARM_ASIMDDP == HWCAP_ASIMDDP && NETELECT_ARM_SVE == HWCAP_SVE,
+               "core/arm/isa_levels.h disagrees with <asm/hwcap.h>");
+
+unsigned netelect__cpu_detect(void)
+{
+    /* The kernel's word: what the CPU has and the kernel lets user space run. */
+    return netelect__arm_levels((uint64_t)getauxval(AT_HWCAP));
+}
 #else
 unsigned netelect__cpu_detect(void)
 {
@@ -133,6 +186,8 @@ int netelect__cpu_flags_for(const char *name)
         return NETELECT_CPU_AVX2;
     if (!strcmp(name, "avx512"))
         return NETELECT_CPU_AVX2 | NETELECT_CPU_AVX512;
+    if (!strcmp(name, "neon"))
+        return NETELECT_CPU_NEON;
     return -1;
 }
 
@@ -142,5 +197,7 @@ const char *netelect__cpu_name(unsigned flags)
         return "avx512";
     if (flags & NETELECT_CPU_AVX2)
         return "avx2";
+    if (flags & NETELECT_CPU_NEON)
+        return "neon";
     return "scalar";
 }

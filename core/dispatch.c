@@ -21,40 +21,36 @@ void netelect__kernels_init(struct netelect__kernels *d, unsigned flags)
     d->topk = netelect__topk_scalar;
 #if NETELECT_HAVE_X86_SIMD
     netelect__kernels_init_x86(d, flags);
+#elif NETELECT_HAVE_ARM_SIMD
+    netelect__kernels_init_arm(d, flags);
 #else
     (void)flags;
 #endif
 }
 
-enum { LEVELS = 3 }; /* scalar, avx2, avx512 */
-
-static struct netelect__kernels tables[LEVELS];
+static struct netelect__kernels tables[NETELECT__CPU_MAX_LEVELS];
 static unsigned detected;
 static _Atomic(const struct netelect__kernels *) current;
 static _Atomic unsigned current_flags;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static unsigned level_flags(int level)
-{
-    return level == 2 ? NETELECT_CPU_AVX2 | NETELECT_CPU_AVX512
-           : level == 1 ? NETELECT_CPU_AVX2
-                        : 0;
-}
-
 static void select_flags(unsigned mask)
 {
     const unsigned eff = detected & mask;
-    const int level = (eff & NETELECT_CPU_AVX512) ? 2 : (eff & NETELECT_CPU_AVX2) ? 1 : 0;
-    atomic_store_explicit(&current_flags, level_flags(level), memory_order_relaxed);
+    int level = 0; /* the highest level whose every flag is in eff */
+    for (int l = 1; l < netelect__cpu_nlevels; l++)
+        if ((netelect__cpu_levels[l] & eff) == netelect__cpu_levels[l])
+            level = l;
+    atomic_store_explicit(&current_flags, netelect__cpu_levels[level], memory_order_relaxed);
     atomic_store_explicit(&current, &tables[level], memory_order_release);
 }
 
 static void init_once(void)
 {
     /* Levels without compiled kernels are not levels at all. */
-    detected = NETELECT_HAVE_X86_SIMD ? netelect__cpu_detect() : 0;
-    for (int l = 0; l < LEVELS; l++)
-        netelect__kernels_init(&tables[l], detected & level_flags(l));
+    detected = NETELECT_HAVE_X86_SIMD || NETELECT_HAVE_ARM_SIMD ? netelect__cpu_detect() : 0;
+    for (int l = 0; l < netelect__cpu_nlevels; l++)
+        netelect__kernels_init(&tables[l], detected & netelect__cpu_levels[l]);
     int mask = netelect__cpu_flags_for(getenv("NETELECT_ISA"));
     select_flags(mask < 0 ? ~0u : (unsigned)mask);
 }

@@ -37,18 +37,26 @@ struct netelect__kernels {
 };
 
 /*
- * CPU feature levels, one bit each; a level implies every lower one.  What
- * each needs (CPUID features and OS state) is defined in one place,
- * core/x86/isa_levels.h, which detection and the build both follow.
+ * CPU feature levels, one bit each; a level implies every lower one of its
+ * architecture.  What each needs (CPUID features and OS state, or AT_HWCAP
+ * bits) is defined in one place per architecture, core/x86/isa_levels.h and
+ * core/arm/isa_levels.h, which detection and the build both follow.
  */
 enum {
     NETELECT_CPU_AVX2 = 1u << 0,   /* NETELECT_X86_NEEDS_AVX2 */
     NETELECT_CPU_AVX512 = 1u << 1, /* NETELECT_X86_NEEDS_AVX512 */
+    NETELECT_CPU_NEON = 1u << 2,   /* NETELECT_ARM_NEEDS_NEON (AArch64) */
 };
+
+/* This build's levels, lowest (scalar, 0) first, each with the flags of
+ * every level below it: what dispatch and checksimd walk. */
+enum { NETELECT__CPU_MAX_LEVELS = 3 };
+extern const unsigned netelect__cpu_levels[];
+extern const int netelect__cpu_nlevels;
 
 /* What the CPU and OS support, detected once. */
 unsigned netelect__cpu_detect(void);
-/* Flags for a level name ("scalar", "avx2", "avx512"): -1 if unknown. */
+/* Flags for a level name ("scalar", "avx2", "avx512", "neon"): -1 if unknown. */
 int netelect__cpu_flags_for(const char *name);
 /* Name of the highest level present in `flags`. */
 const char *netelect__cpu_name(unsigned flags);
@@ -57,6 +65,7 @@ const char *netelect__cpu_name(unsigned flags);
 void netelect__kernels_init(struct netelect__kernels *d, unsigned flags);
 /* Per-ISA ladders; each only overwrites the entries it implements. */
 void netelect__kernels_init_x86(struct netelect__kernels *d, unsigned flags);
+void netelect__kernels_init_arm(struct netelect__kernels *d, unsigned flags);
 
 /* The table in use (detected & NETELECT_ISA), never NULL. */
 const struct netelect__kernels *netelect__kernels_get(void);
@@ -80,6 +89,13 @@ size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uin
                              size_t n, uint64_t self_id, uint64_t *out_ids);
 size_t netelect__topk_scalar(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+/* The radix rank after its pass 1, given that pass's findings (a
+ * struct netelect__rank_scan, core/kernel.h): how a SIMD rank that only
+ * vectorizes the scan shares the passes with the portable one. */
+struct netelect__rank_scan;
+size_t netelect__rank_scanned(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                              size_t n, uint64_t self_id, uint64_t *out_ids,
+                              const struct netelect__rank_scan *sc);
 /* Top-k by a full `rank` into a private buffer; for k beyond the buffer. */
 size_t netelect__topk_sorted(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, size_t k, uint64_t *out_ids,
@@ -94,6 +110,12 @@ struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_
                                               uint64_t self_id);
 size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+struct netelect_result netelect__elect_neon(const uint64_t *ids, const uint64_t *rtt,
+                                            const uint8_t *healthy, size_t n, uint64_t self_id);
+size_t netelect__rank_neon(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                           size_t n, uint64_t self_id, uint64_t *out_ids);
+size_t netelect__topk_neon(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                           size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
 
 /*
  * The calling thread's cached scratch buffer, at least `bytes` long and

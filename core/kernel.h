@@ -191,6 +191,18 @@ static inline size_t netelect__topbuf_finish(struct netelect__topbuf *t, const u
     return t->len;
 }
 
+/*
+ * What rank's pass 1 learns about the candidates (core/scalar.c): their
+ * count m (it only sizes scratch: "inputs that change" above), how many
+ * have a measured RTT, the range of those RTTs (self at 0), and the OR and
+ * AND of their ids (the bits in which ids differ).  A SIMD unit may compute
+ * it and hand it to netelect__rank_scanned (core/dispatch.h) for the passes.
+ */
+struct netelect__rank_scan {
+    size_t m, measured;
+    uint64_t mn, mx, id_or, id_and;
+};
+
 /* Largest k served by the insertion buffer; larger k sort instead. */
 #define NETELECT__TOPK_BUF_MAX 32
 

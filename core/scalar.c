@@ -180,16 +180,10 @@ static size_t rank_small(const uint64_t *ids, const uint64_t *rtt, const uint8_t
     return m;
 }
 
-/* What pass 1 learns about the candidates. */
-struct scan {
-    size_t m, measured;
-    uint64_t mn, mx, id_or, id_and;
-};
-
 /* Pass 1, branch-free: health and "unknown" are data (~15% of entries),
  * and mispredicting them would cost more than the pass itself. */
 static void scan_input(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
-                       uint64_t self_id, struct scan *sc)
+                       uint64_t self_id, struct netelect__rank_scan *sc)
 {
     size_t m = 0, measured = 0;
     uint64_t mn = UINT64_MAX, mx = 0, id_or = 0, id_and = UINT64_MAX;
@@ -289,8 +283,8 @@ build_keys(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, siz
  * whole id, looked up through the index.
  */
 static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                          size_t n, uint64_t self_id, uint64_t *out_ids, const struct scan *sc,
-                          int rbits, uint64_t unknown)
+                          size_t n, uint64_t self_id, uint64_t *out_ids,
+                          const struct netelect__rank_scan *sc, int rbits, uint64_t unknown)
 {
     const size_t cap = sc->m; /* pass 1's count: sizes, never indexes */
     const int ib = top_bit(n - 1), wmax = digit_bits(cap);
@@ -400,8 +394,8 @@ static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_
 
 /* The general case: 16-byte (rtt, id) records; see the file comment. */
 static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                           size_t n, uint64_t self_id, uint64_t *out_ids, const struct scan *sc,
-                           int rbits, uint64_t unknown)
+                           size_t n, uint64_t self_id, uint64_t *out_ids,
+                           const struct netelect__rank_scan *sc, int rbits, uint64_t unknown)
 {
     const size_t cap = sc->m; /* pass 1's count: sizes, never indexes */
     const int wmax = digit_bits(cap);
@@ -484,25 +478,32 @@ static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8
     return m;
 }
 
+size_t netelect__rank_scanned(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                              size_t n, uint64_t self_id, uint64_t *out_ids,
+                              const struct netelect__rank_scan *sc)
+{
+    if (n <= SMALL_RANK || sc->m <= SMALL_RANK)
+        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
+    if (sc->m > UINT32_MAX) /* the digit counters are 32-bit */
+        return netelect__rank_ref(ids, rtt, healthy, n, self_id, out_ids);
+
+    /* Unknown sorts one past the largest rebased measurement. */
+    const uint64_t unknown = sc->measured ? sc->mx - sc->mn + 1 : 0;
+    const uint64_t range = sc->measured < sc->m ? unknown : sc->mx - sc->mn;
+    const int rbits = top_bit(range);
+    if (rbits + top_bit(n - 1) <= 64)
+        return rank_packed(ids, rtt, healthy, n, self_id, out_ids, sc, rbits, unknown);
+    return rank_records(ids, rtt, healthy, n, self_id, out_ids, sc, rbits, unknown);
+}
+
 size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, uint64_t *out_ids)
 {
     if (n <= SMALL_RANK)
         return rank_small(ids, rtt, healthy, n, self_id, out_ids);
-    struct scan sc;
+    struct netelect__rank_scan sc;
     scan_input(ids, rtt, healthy, n, self_id, &sc);
-    if (sc.m <= SMALL_RANK)
-        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
-    if (sc.m > UINT32_MAX) /* the digit counters are 32-bit */
-        return netelect__rank_ref(ids, rtt, healthy, n, self_id, out_ids);
-
-    /* Unknown sorts one past the largest rebased measurement. */
-    const uint64_t unknown = sc.measured ? sc.mx - sc.mn + 1 : 0;
-    const uint64_t range = sc.measured < sc.m ? unknown : sc.mx - sc.mn;
-    const int rbits = top_bit(range);
-    if (rbits + top_bit(n - 1) <= 64)
-        return rank_packed(ids, rtt, healthy, n, self_id, out_ids, &sc, rbits, unknown);
-    return rank_records(ids, rtt, healthy, n, self_id, out_ids, &sc, rbits, unknown);
+    return netelect__rank_scanned(ids, rtt, healthy, n, self_id, out_ids, &sc);
 }
 
 struct netelect_result netelect__elect_scalar(const uint64_t *ids, const uint64_t *rtt,
