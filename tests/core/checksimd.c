@@ -23,7 +23,7 @@
  * (rank) or <= min(k, n) (top-k), and return only ids the input held.
  * Inputs end at a guard page, so an over-read faults.
  *
- *   checksimd [--seed N] [--isa scalar|avx2|avx512] [--function elect|rank|topk]
+ *   checksimd [--seed N] [--isa scalar|avx2|avx512|neon] [--function elect|rank|topk]
  *             [--bench] [--no-huge] [--race MS]
  * NETELECT_TEST_SEED sets the seed too.  Exit status: 0 pass, 1 failure.
  */
@@ -898,7 +898,7 @@ static int test_race(enum fn f, kfn kernel, const char *kname, double budget_ns)
 static int usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--seed N] [--isa scalar|avx2|avx512] [--function elect|rank|topk] "
+            "usage: %s [--seed N] [--isa scalar|avx2|avx512|neon] [--function elect|rank|topk] "
             "[--bench] [--no-huge] [--race MS]\n",
             argv0);
     return 2;
@@ -951,7 +951,8 @@ int main(int argc, char **argv)
     printf("checksimd: seed %" PRIu64 " (set with --seed or NETELECT_TEST_SEED)\n", run_seed);
 
     /* As dispatch does: levels without compiled kernels are not levels. */
-    const unsigned detected = NETELECT_HAVE_X86_SIMD ? netelect__cpu_detect() : 0;
+    const unsigned detected =
+        NETELECT_HAVE_X86_SIMD || NETELECT_HAVE_ARM_SIMD ? netelect__cpu_detect() : 0;
     int limit = isa ? netelect__cpu_flags_for(isa) : -1;
     if (isa && limit < 0)
         return usage(argv[0]);
@@ -971,12 +972,12 @@ int main(int argc, char **argv)
     if (!out_a || !out_b)
         return 1;
 
-    static const unsigned levels[] = {0, NETELECT_CPU_AVX2,
-                                      NETELECT_CPU_AVX2 | NETELECT_CPU_AVX512};
-    struct netelect__kernels tabs[3];
-    const char *names[3];
+    /* This build's levels (core/cpu.c), lowest first. */
+    const unsigned *levels = netelect__cpu_levels;
+    struct netelect__kernels tabs[NETELECT__CPU_MAX_LEVELS];
+    const char *names[NETELECT__CPU_MAX_LEVELS];
     int ntabs = 0;
-    for (int l = 0; l < 3; l++) {
+    for (int l = 0; l < netelect__cpu_nlevels; l++) {
         if ((levels[l] & detected & mask) != levels[l])
             continue;
         netelect__kernels_init(&tabs[ntabs], levels[l]);
@@ -985,7 +986,7 @@ int main(int argc, char **argv)
     if (do_bench)
         return bench(tabs, names, ntabs);
 
-    void (*tested[3 * F_COUNT])(void);
+    void (*tested[NETELECT__CPU_MAX_LEVELS * F_COUNT])(void);
     int ntested = 0, fails = 0;
     for (int t = 0; t < ntabs; t++) {
         kfn ptr[F_COUNT], refp[F_COUNT];
@@ -1053,7 +1054,7 @@ int main(int argc, char **argv)
 
     if (race_ms > 0 && !fails) {
         /* The same kernels, on input another thread rewrites meanwhile. */
-        void (*raced[3 * F_COUNT])(void);
+        void (*raced[NETELECT__CPU_MAX_LEVELS * F_COUNT])(void);
         int nraced = 0, rfails = 0;
         for (int t = 0; t < ntabs; t++) /* distinct kernels share the budget */
             for (int f = 0; f < F_COUNT; f++) {
