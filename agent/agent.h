@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * netelectd's state, shared by its translation units (netelectd.c: main,
- * event loop, UDP and publishing; nodes.c: node table, probe heap,
- * channels; control.c: the control socket).
+ * netelectd's state, shared by its translation units (netelectd.c: main and
+ * the event loop; nodes.c: node table, probe heap, channels; control.c: the
+ * control socket; udp.c, publish.c, reload.c, serf_glue.c: see their
+ * headers).  Dependencies go one way: netelectd.c calls the others, control.c
+ * calls reload.c and nodes.c, and nothing calls netelectd.c.
  *
  * The agent is single-threaded: one epoll loop owns every structure below,
  * so the node table is a plain hash table (no rculfhash/call_rcu needed;
@@ -93,7 +95,6 @@ enum drop_reason {
     DROP_NOT_FOR_US, DROP_UNKNOWN_SENDER, DROP_REPLAY, DROP_STALE_INC, DROP_STALE_PONG,
     DROP_UNSOLICITED, DROP_RATE_PEER, DROP_N
 };
-extern const char *const netelect__drop_names[DROP_N];
 
 struct client;
 
@@ -162,9 +163,9 @@ struct agent {
     struct netelect_metrics *metrics; /* agent/metrics.c */
 };
 
-uint64_t netelect__now_ns(void);
-
 /* nodes.c */
+/* Frees the node and channel tables, the drain list and the address sets. */
+void agent_tables_free(struct agent *a);
 /* A family-independent key for an address: IPv4 as v4-mapped IPv6 (what a
  * dual-stack socket reports), then the port. */
 void netelect__addr_key(const struct sockaddr_storage *ss, socklen_t len,
@@ -229,9 +230,6 @@ int netelect__chan_get_limited(struct agent *a, const char *name, struct chan **
  * the origin): 0, -ENOSPC with err, or -ENOMEM. */
 int netelect__chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
                                       char *err, size_t errlen);
-
-/* netelectd.c */
-int netelect__reload(struct agent *a, char *err, size_t errlen);
 
 /* control.c */
 int netelect__control_open(struct agent *a);

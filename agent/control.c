@@ -25,9 +25,12 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/clock.h"
 #include "agent/control_proto.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
+#include "agent/reload.h"
+#include "agent/udp.h"
 
 /*
  * Connection limits (agent/README.md, "Control socket"): at most MAX_CLIENTS
@@ -270,7 +273,7 @@ void netelect__control_accept(struct agent *a)
         }
         c->cred = cred;
         c->fd = fd;
-        c->active_ns = netelect__now_ns();
+        c->active_ns = agent_now_ns();
         c->privileged = c->cred.uid == 0 || c->cred.uid == geteuid() ||
                         (a->ctl_gid != (gid_t)-1 &&
                          (c->cred.gid == a->ctl_gid || in_group(c->cred.pid, a->ctl_gid)));
@@ -287,7 +290,7 @@ void netelect__control_accept(struct agent *a)
 
 void netelect__control_timer(struct agent *a)
 {
-    uint64_t now = netelect__now_ns();
+    uint64_t now = agent_now_ns();
     for (struct client *c = a->clients, *next; c; c = next) {
         next = c->next;
         if (client_deadline(a, c) > now)
@@ -389,7 +392,7 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
         limit = netelect__metrics_first_page(a, limit);
     json_t *drops = json_object();
     for (int i = 0; i < DROP_N; i++)
-        json_object_set_new(drops, netelect__drop_names[i], json_integer((json_int_t)a->st.drop[i]));
+        json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->st.drop[i]));
     json_t *peers = json_array();
     /* An array of node pointers: sizeof *sel is a pointer's size on purpose. */
     struct node **sel = malloc((a->n_nodes ? a->n_nodes : 1) * sizeof *sel); // NOLINT(bugprone-sizeof-expression)
@@ -413,7 +416,7 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
                               "samples", (json_int_t)n->pr.samples, "sent", (json_int_t)n->pr.sent,
                               "missed", (json_int_t)n->pr.missed, "flaps", (json_int_t)n->pr.flaps,
                               "miss_run", (json_int_t)n->pr.miss_run,
-                              "flap_penalty", netelect__probe_penalty(&n->pr, &a->pp, netelect__now_ns()),
+                              "flap_penalty", netelect__probe_penalty(&n->pr, &a->pp, agent_now_ns()),
                               "rtt_override", n->rtt_ovr, "health_override", n->health_ovr,
                               "serf", n->serf_known);
         /* Unknown RTTs are null (docs/json.md: one form per concept). */
@@ -446,7 +449,7 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
         json_object_set_new(r, "peers_next", json_string(id_str(next, b)));
     json_object_set_new(r, "ctl_refused", json_integer((json_int_t)a->st.ctl_refused));
     json_object_set_new(r, "ctl_timeouts", json_integer((json_int_t)a->st.ctl_timeouts));
-    json_object_set_new(r, "uptime_ns", json_integer((json_int_t)(netelect__now_ns() - a->start_ns)));
+    json_object_set_new(r, "uptime_ns", json_integer((json_int_t)(agent_now_ns() - a->start_ns)));
     json_object_set_new(r, "serf_connected", json_boolean(a->serf_up));
     json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
     json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->st.pub_delay_max_ns));
@@ -658,7 +661,7 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         rep = json_pack("{s:b}", "ok", 1);
         break;
     case NETELECT_CTL_RELOAD:
-        r = netelect__reload(a, err, sizeof err);
+        r = agent_reload(a, err, sizeof err);
         rep = r < 0 ? err_reply(r, err) : json_pack("{s:b}", "ok", 1);
         break;
     case NETELECT_CTL_DRAIN:
@@ -689,7 +692,7 @@ static void update_events(struct agent *a, struct client *c)
 
 void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
 {
-    uint64_t now = netelect__now_ns();
+    uint64_t now = agent_now_ns();
     if (events & EPOLLIN) {
         for (;;) {
             if (c->in_cap - c->in_len < 4096) {

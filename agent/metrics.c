@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/clock.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
 
@@ -167,7 +168,7 @@ void netelect__metrics_stats(const struct agent *a, json_t *r)
     const struct netelect_metrics *m = a->metrics;
     char b[24];
     json_object_set_new(r, "version", json_string(NETELECT_VERSION_STRING));
-    uint64_t start = m ? m->start_unix_ns : realtime_ns() - (netelect__now_ns() - a->start_ns);
+    uint64_t start = m ? m->start_unix_ns : realtime_ns() - (agent_now_ns() - a->start_ns);
     json_object_set_new(r, "start_time_ns", json_integer((json_int_t)start));
     json_object_set_new(r, "ctl_connections", json_integer((json_int_t)a->st.ctl_clients));
     json_object_set_new(r, "serf_enabled", json_boolean(a->cfg.serf_enabled));
@@ -293,7 +294,7 @@ int netelect__metrics_open(struct agent *a)
     if (!m)
         DIE("out of memory starting the metrics");
     m->tfd = -1;
-    m->start_unix_ns = realtime_ns() - (netelect__now_ns() - a->start_ns);
+    m->start_unix_ns = realtime_ns() - (agent_now_ns() - a->start_ns);
     a->metrics = m;
     if (!a->cfg.metrics_listen[0])
         return 0;

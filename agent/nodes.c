@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/clock.h"
 #include "agent/log.h"
 
 static size_t hash_id(uint64_t id)
@@ -69,7 +70,7 @@ struct node *netelect__node_get(struct agent *a, uint64_t id)
      * and added again within one incarnation must not restart at seq 1, or
      * the peer drops every probe as a replay.  Monotonic microseconds exceed
      * any seq sent before (one probe per microsecond is far beyond us). */
-    n->tx_seq = netelect__now_ns() / 1000u;
+    n->tx_seq = agent_now_ns() / 1000u;
     tab_insert(a, n);
     a->n_nodes++;
     netelect__node_changed(a, n);
@@ -246,7 +247,7 @@ void netelect__node_set_addr(struct agent *a, struct node *n, const struct socka
     paddr_add(a, n);
     if (!n->probed) {
         /* Spread first probes over one interval so a big config does not burst. */
-        uint64_t now = netelect__now_ns();
+        uint64_t now = agent_now_ns();
         netelect__probe_init(&n->pr, now + hash_id(n->id) % (a->pp.interval_ns / 4 + 1));
         n->probed = true;
         if (a->heap_n == a->heap_cap) {
@@ -391,7 +392,7 @@ void netelect__mark_dirty(struct agent *a, bool hard)
 {
     if (hard) {
         if (!a->dirty_hard)
-            a->dirty_since_ns = netelect__now_ns();
+            a->dirty_since_ns = agent_now_ns();
         a->dirty_hard = true;
     }
     else
@@ -705,4 +706,23 @@ int netelect__chan_add_member_limited(struct agent *a, struct chan *c, uint64_t 
     if (r == -ENOMEM)
         snprintf(err, errlen, "out of memory adding a member to channel '%s'", c->name);
     return r;
+}
+
+void agent_tables_free(struct agent *a)
+{
+    for (size_t i = 0; i < a->tab_cap; i++)
+        if (a->tab[i]) {
+            free(a->tab[i]->serf_channels);
+            free(a->tab[i]);
+        }
+    free(a->tab);
+    free(a->heap);
+    for (size_t i = 0; i < a->n_chans; i++) {
+        free(a->chans[i].m);
+        free(a->chans[i].set);
+    }
+    free(a->chans);
+    free(a->drained);
+    free(a->buckets);
+    free(a->paddr);
 }

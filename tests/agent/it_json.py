@@ -38,7 +38,7 @@ SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 SCHEMA = os.path.join(SRC, "docs", "netelect-cli.schema.json")
 ID_RE = re.compile(r"^0x(0|[1-9a-f][0-9a-f]{0,15})$")
 FAIL_STATIC_S = 2.0
-AUTH_LOG_S = 10.0  # agent/netelectd.c AUTH_LOG_NS
+AUTH_LOG_S = 10.0  # agent/udp.c AUTH_LOG_NS
 
 
 class Contract:

@@ -7,9 +7,10 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/clock.h"
 
 static uint64_t fake_now = 1000000000ull;
-uint64_t netelect__now_ns(void)
+uint64_t agent_now_ns(void)
 {
     return fake_now;
 }

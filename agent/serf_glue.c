@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * netelectd <-> Serf (issue 6): included by netelectd.c when the Serf RPC
- * client (agent/serf/) is built and [serf] enabled = yes.
+ * netelectd <-> Serf (serf_glue.h): compiled only when the Serf RPC client
+ * (agent/serf/) is built, and started only with [serf] enabled = yes.
  *
  * Mapping (documented in agent/README.md):
  *  - a member's id tag (default "nid") names the node; members without one
@@ -29,7 +29,21 @@
  * past [serf] max_channels, and [limits] apply as to the control socket.
  */
 
+#include <errno.h>
 #include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "agent/clock.h"
+#include "agent/evfd.h"
+#include "agent/log.h"
+#include "agent/serf/serf.h"
+#include "agent/serf_glue.h"
 
 /* At most one line per SERF_LOG_EVERY_NS for each kind of refusal, with
  * the number suppressed in between: a hostile gossip peer must not be able
@@ -44,7 +58,7 @@ static struct {
  * number held back since the last one. */
 static bool serf_log_ok(int kind, uint64_t *suppressed)
 {
-    uint64_t now = netelect__now_ns();
+    uint64_t now = agent_now_ns();
     if (now < serf_log_rl[kind].next_ns) {
         serf_log_rl[kind].suppressed++;
         return false;
@@ -190,7 +204,7 @@ static void serf_member_cb(void *ctx, enum netelect_serf_event ev, const struct 
     n->serf_known = true;
     n->serf_alive = m->status == NETELECT_SERF_ALIVE;
     if (n->serf_alive)
-        n->serf_heard_ns = netelect__now_ns();
+        n->serf_heard_ns = agent_now_ns();
     free(n->serf_channels);
     n->serf_channels = chans ? strdup(chans) : NULL;
     if (gone) {
@@ -333,10 +347,10 @@ static void serf_sync(struct agent *a)
     }
     a->serf_fd = fd;
     a->serf_events = evs;
-    arm_abs(a->serf_tfd, netelect__serf_next_deadline(s));
+    agent_timer_arm(a->serf_tfd, netelect__serf_next_deadline(s));
 }
 
-static int serf_start(struct agent *a)
+int agent_serf_start(struct agent *a)
 {
     uint32_t uids[2];
     size_t n_uids;
@@ -370,7 +384,7 @@ static int serf_start(struct agent *a)
     a->serf_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (a->serf_tfd < 0)
         DIE("timerfd_create: %s", strerror(errno));
-    epoll_add(a, a->serf_tfd, EPOLLIN, EV_SERF_T);
+    agent_epoll_add(a, a->serf_tfd, EPOLLIN, EV_SERF_T);
     serf_sync(a);
     if (any)
         LOG_W("serf: [serf] rpc_uid = any: the RPC listener's owner is not checked, and the "
@@ -385,27 +399,27 @@ static int serf_start(struct agent *a)
     return 0;
 }
 
-static void serf_io(struct agent *a, uint32_t events)
+void agent_serf_io(struct agent *a, uint32_t events)
 {
     if (!a->serf)
         return;
-    int r = netelect__serf_handle(a->serf, events, netelect__now_ns());
+    int r = netelect__serf_handle(a->serf, events, agent_now_ns());
     if (r < 0)
         LOG_D("serf: %s", strerror(-r));
     serf_sync(a);
 }
 
-static void serf_timer(struct agent *a)
+void agent_serf_timer(struct agent *a)
 {
     if (!a->serf)
         return;
-    int r = netelect__serf_tick(a->serf, netelect__now_ns());
+    int r = netelect__serf_tick(a->serf, agent_now_ns());
     if (r < 0)
         LOG_D("serf: %s", strerror(-r));
     serf_sync(a);
 }
 
-static void serf_stop(struct agent *a)
+void agent_serf_stop(struct agent *a)
 {
     if (a->serf)
         netelect__serf_free(a->serf);
