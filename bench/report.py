@@ -4,6 +4,16 @@
 
   report.py --run [--quick|--full] [--bin PATH] [--out DIR] [--reps N]
   report.py --json FILE [--json FILE ...] [--out DIR]
+  report.py --compare OLD.json NEW.json [--filter REGEX]
+
+--compare hands two runs' JSON (--benchmark_out of netelect-bench, or a
+report's bench.json) to Google Benchmark's own compare.py (Debian's
+libbenchmark-tools, with python3-scipy): per-row time change and, for rows
+with repetitions (run both with --benchmark_repetitions=N and without
+--benchmark_report_aggregates_only), its Mann-Whitney U-test p-value.  For a
+before/after measurement run both binaries in one sitting, pinned, e.g.
+  taskset -c 1 OLD/netelect-bench --ne_groups=core --benchmark_repetitions=9 \
+      --benchmark_filter='^elect/public/rand/a64/3$' --benchmark_out=old.json
 
 --run runs the suite twice: the single-thread rows (groups core, shm, agent)
 pinned to one CPU with taskset (CPU 1 by default, when taskset and that CPU
@@ -745,12 +755,32 @@ def agent_section(rows):
             table(["row", "median"], body) + "\n"]
 
 
+COMPARE_PY = "/usr/share/benchmark/compare.py"
+
+
+def compare(old, new, flt):
+    """Google Benchmark's compare.py with its U-test; its exit status."""
+    if not os.path.exists(COMPARE_PY):
+        sys.exit(f"report.py: {COMPARE_PY} missing (apt-get install libbenchmark-tools)")
+    # Debian's interpreter: compare.py needs its python3-scipy.
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    cmd = [py, COMPARE_PY]
+    if flt:
+        cmd += ["filters", old, flt, new, flt]
+    else:
+        cmd += ["benchmarks", old, new]
+    print("+ " + " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", action="store_true", help="run the suite")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke-test mode (default with --run)")
     mode.add_argument("--full", action="store_true", help="every size, repetitions")
+    ap.add_argument("--compare", nargs=2, metavar=("OLD", "NEW"),
+                    help="before/after comparison with Google Benchmark's compare.py (U-test)")
     ap.add_argument("--json", action="append", default=[], help="read this Google Benchmark JSON")
     ap.add_argument("--bin", help="netelect-bench binary (default build-bench/bench/netelect-bench)")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory")
@@ -764,8 +794,10 @@ def main():
     ap.add_argument("--no-pin", action="store_true")
     ap.add_argument("--quiet-run", action="store_true", help="send the console table to stderr")
     args = ap.parse_args()
+    if args.compare:
+        return compare(args.compare[0], args.compare[1], args.filter)
     if not args.run and not args.json:
-        ap.error("give --run or --json FILE")
+        ap.error("give --run, --json FILE or --compare OLD NEW")
     os.makedirs(args.out, exist_ok=True)
     cmds, failed = [], False
     files = list(args.json)
