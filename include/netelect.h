@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "netelect/version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -45,12 +47,6 @@ extern "C" {
 #define NETELECT_API
 #endif
 
-#define NETELECT_VERSION_MAJOR 0
-#define NETELECT_VERSION_MINOR 1
-#define NETELECT_VERSION_PATCH 0
-/** The version this header belongs to, as one comparable number. */
-#define NETELECT_VERSION_NUMBER \
-    ((NETELECT_VERSION_MAJOR << 16) | (NETELECT_VERSION_MINOR << 8) | NETELECT_VERSION_PATCH)
 
 /** RTT value meaning "never measured": ranks after every measured RTT. */
 #define NETELECT_RTT_UNKNOWN UINT64_MAX

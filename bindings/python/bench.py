@@ -86,7 +86,9 @@ def c_timer(tmp):
     with open(src, "w") as f:
         f.write(C_TIMER)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    subprocess.run([cc, "-O2", "-I", os.path.join(root, "include"), src, "-o", exe,
+    # The build's include/ holds the generated netelect/version.h.
+    subprocess.run([cc, "-O2", "-I", os.path.join(root, "include"),
+                    "-I", os.path.join(BUILD, "include"), src, "-o", exe,
                     os.environ["NETELECT_LIB"], "-Wl,-rpath," + BUILD], check=True)
     return exe
 
