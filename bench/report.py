@@ -586,7 +586,9 @@ def summary(core, rows):
 
 
 def pick(core, op, inp, n):
-    """netelect's dispatched public row, else the best kernel row."""
+    """The dispatched public entry point's figure (method "public", 64-byte
+    aligned input) for op/inp at n, or None when the run has no such row;
+    no per-kernel row stands in for it."""
     v = core.get(op, inp, "a64", "public", n)
     return v
 
