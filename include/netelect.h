@@ -3,7 +3,7 @@
  * @file netelect.h
  * @brief libnetelect: deterministic nearest-RTT leader election.
  *
- * The rule (ported from net-mesh 0.23.0's `elect`):
+ * The rule:
  *
  *  - Candidates are the replica-set entries whose health is true.
  *  - The caller's own node (`self_id`) is at RTT 0, whatever was measured
@@ -118,7 +118,7 @@ typedef uint64_t (*netelect_rtt_fn)(void *ctx, uint64_t node);
 typedef int (*netelect_health_fn)(void *ctx, uint64_t node);
 
 /**
- * The seed's own shape: a replica set plus an RTT and a health lookup that
+ * The callback form: a replica set plus an RTT and a health lookup that
  * share a context pointer.  Each lookup is called at most once per entry.
  * A NULL `rtt` means every peer is unmeasured; a NULL `health` means every
  * entry is healthy.
@@ -128,16 +128,16 @@ NETELECT_API struct netelect_result netelect_elect_cb(const uint64_t *replica_se
                                                       uint64_t self_id, netelect_rtt_fn rtt,
                                                       netelect_health_fn health, void *ctx);
 
-/** Non-zero iff the caller won (mirrors the seed's `is_self`). */
+/** Non-zero iff the caller won. */
 static inline int netelect_is_self(struct netelect_result r)
 {
     return r.outcome == NETELECT_SELF_WINS;
 }
 
 /**
- * Mirrors the seed's `winner()`: returns 1 and stores the peer's id when a
- * peer won; returns 0 (and leaves `*peer` alone) on SELF_WINS and
- * NO_ELIGIBLE, since the caller already knows its own id.
+ * Returns 1 and stores the peer's id when a peer won; returns 0 (and
+ * leaves `*peer` alone) on SELF_WINS and NO_ELIGIBLE, since the caller
+ * already knows its own id.
  */
 static inline int netelect_peer_winner(struct netelect_result r, uint64_t *peer)
 {
