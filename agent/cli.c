@@ -56,87 +56,6 @@ static void on_sig(int s)
     stop = 1;
 }
 
-static const char *const verb_help[][2] = {
-    {"status", "netelect status\n  Agent liveness, heartbeat age, generation, node id and counts, from the\n"
-               "  segment. Exit 0 alive, 4 gone (exited, killed, hung or unable to publish), 1 no segment."},
-    {"view", "netelect view\n  Every node (id, rtt, raw sample, error, source, health, last heard) and\n"
-             "  every channel (members, leader for --self or the agent's node)."},
-    {"elect", "netelect elect CHANNEL [--self ID]\n  The leader of CHANNEL as ID (default: the agent's node) sees it.\n"
-              "  Exit 0 a leader, 3 no eligible replica, 4 agent gone, 1 unknown channel."},
-    {"rank", "netelect rank CHANNEL [--self ID]\n  The failover order of CHANNEL (winner first). Exit codes as elect."},
-    {"watch", "netelect watch CHANNEL [--self ID] [--count N] [--exec CMD]\n  Prints the leader, then each change of it with a UTC timestamp, as it\n"
-              "  happens (sleeps until the agent publishes: no polling while it lives),\n"
-              "  until SIGINT/SIGTERM or N lines (the first line counts).  A dead agent\n"
-              "  is reported (\"agent gone\") within 3 heartbeats, ESTALE after the\n"
-              "  fail-static window.  --exec CMD runs CMD on each change, never two at once,\n"
-              "  with NETELECT_CHANNEL, NETELECT_EVENT, NETELECT_OUTCOME, NETELECT_LEADER\n"
-              "  and NETELECT_GENERATION set."},
-    {"peer", "netelect peer add ID ADDR | netelect peer remove ID\n  Adds (or re-addresses) / removes a probed peer. ADDR: a.b.c.d:port or [v6]:port."},
-    {"channel", "netelect channel add NAME ID|self... | netelect channel remove NAME [ID|self...]\n"
-                "  Adds members (creating the channel) / removes members or the whole channel."},
-    {"set-rtt", "netelect set-rtt ID RTT\n  Overrides ID's RTT (source operator). RTT: ns, or with a unit: 250us, 1.5ms, 2s."},
-    {"set-health", "netelect set-health ID up|down\n  Overrides ID's health."},
-    {"clear", "netelect clear ID\n  Drops ID's RTT and health overrides."},
-    {"stats", "netelect stats [--format=text|prometheus]\n  The agent's counters: packets, drops by reason, publishes, control requests, peers.\n"
-              "  --format=prometheus: the Prometheus text format (for node_exporter's textfile\n"
-              "  collector); an agent that cannot be asked gives netelect_up 0 and exit 1."},
-    {"drain", "netelect drain [CHANNEL]\n  This node stops being a candidate in CHANNEL (every channel without one):\n"
-              "  it is published as unhealthy there, so every reader elects another replica.\n"
-              "  Lasts until `netelect undrain` or a restart of netelectd (a reload keeps it)."},
-    {"undrain", "netelect undrain [CHANNEL]\n  Ends a drain of CHANNEL (without one: every drain, all channels included)."},
-    {"reload", "netelect reload\n  Makes the agent re-read its configuration (as SIGHUP); a bad one is refused\n"
-               "  with file:line and the running configuration is kept."},
-    {"raw", "netelect raw JSON\n  Sends one raw request line to the control socket and prints the reply\n"
-            "  (for debugging and tests)."},
-};
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-"usage: netelect [--shm NAME] [--expect-uid UID] [--control PATH] [--json] VERB [ARGS]\n"
-"       (options anywhere on the line, as --opt VALUE or --opt=VALUE)\n"
-"\n"
-"Reading the view (from the shared-memory segment, no agent round trip):\n"
-"  status                      agent alive?, heartbeat age, generation, node id, counts\n"
-"  view                        nodes and channels\n"
-"  elect CHANNEL [--self ID]   the leader of CHANNEL\n"
-"  rank CHANNEL [--self ID]    the failover order of CHANNEL\n"
-"  watch CHANNEL [--self ID] [--count N] [--exec CMD]   print each leader change as it happens\n"
-"Driving the agent (over its control socket):\n"
-"  peer add ID ADDR | peer remove ID\n"
-"  channel add NAME ID... | channel remove NAME [ID...]\n"
-"  set-rtt ID RTT | set-health ID up|down | clear ID\n"
-"  drain [CHANNEL] | undrain [CHANNEL]   stop / resume being a candidate\n"
-"  stats [--format=prometheus] | reload | raw JSON\n"
-"\n"
-"Options (anywhere on the line, before or after the verb; `--` ends them):\n"
-"  --shm NAME       segment name or path (default: $NETELECT_SHM, else netelect,\n"
-"                   i.e. /dev/shm/netelect)\n"
-"  --expect-uid UID trust only a segment published by UID (default: root, the\n"
-"                   netelect agent user, or yourself; see shm/README.md, Trust)\n"
-"  --control PATH   control socket (default: $NETELECT_CONTROL, else\n"
-"                   " NETELECT_DEFAULT_CONTROL ")\n"
-"  --json           one JSON object per result, errors included (on stdout, same\n"
-"                   exit status), for scripts: the contract is docs/json.md\n"
-"  --self ID        elect as node ID instead of the agent's own node\n"
-"  --count N        watch: stop after N lines\n"
-"  --format FMT     stats: text (default) or prometheus (the Prometheus text format)\n"
-"  --exec CMD       watch: run CMD (sh -c) on each change, one at a time, with\n"
-"                   NETELECT_CHANNEL, _EVENT (leader, no-eligible, gone, error),\n"
-"                   _OUTCOME, _LEADER and _GENERATION in its environment\n"
-"  -h, --help       this text; `netelect VERB --help` for one verb\n"
-"  -V, --version\n"
-"\n"
-"Environment: NETELECT_SHM and NETELECT_CONTROL set the defaults of --shm and\n"
-"--control (an option on the line wins); NETELECT_ISA as for the library.\n"
-"\n"
-"Ids are decimal or 0x-hex. Exit status: 0 success; 1 error (no segment, agent\n"
-"unreachable or refused the request, unknown channel); 2 usage error; 3 no\n"
-"eligible replica (elect, rank); 4 the agent is gone (it exited, was killed or\n"
-"hangs: no heartbeat for 3 periods, 300 ms by default; elect and rank still\n"
-"print the answer from its last view while the library serves it).\n");
-}
-
 static uint64_t mono_ns(void)
 {
     struct timespec ts;
@@ -1168,16 +1087,331 @@ static json_t *id_list(char **v, int n)
     return arr;
 }
 
-static int verb_usage(const char *verb)
+/* ---- the verbs ------------------------------------------------------------------ */
+
+struct verb;
+typedef int verb_fn(const struct verb *v, int np, char **pos);
+
+/*
+ * One entry per verb: dispatch, `netelect --help` and `netelect VERB --help`
+ * all come from here (man/netelect.1.scd documents the same verbs; the
+ * cli-help test holds the two together).  args is the synopsis after the
+ * verb's name, summary the one line of the overview, help the paragraph of
+ * `netelect VERB --help`.
+ */
+struct verb {
+    const char *name, *args;
+    verb_fn *run;
+    bool control;               /* over the control socket (else: from the segment) */
+    const char *summary, *help;
+};
+
+/* die_usage unless the verb got exactly k words (itself included) */
+static bool need(int np, int k, const char *what)
 {
-    for (size_t i = 0; i < sizeof verb_help / sizeof verb_help[0]; i++)
-        if (!strcmp(verb_help[i][0], verb)) {
-            printf("usage: %s\n", verb_help[i][1]);
-            return EX_OK;
+    if (np == k)
+        return true;
+    die_usage("%s wants %s", g_verb, what);
+    return false;
+}
+
+static int run_status(const struct verb *v, int np, char **pos)
+{
+    (void)v, (void)pos;
+    return need(np, 1, "no arguments") ? cmd_status() : EX_USAGE;
+}
+
+static int run_view(const struct verb *v, int np, char **pos)
+{
+    (void)v, (void)pos;
+    return need(np, 1, "no arguments") ? cmd_view() : EX_USAGE;
+}
+
+static int run_elect(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    return need(np, 2, "CHANNEL") ? cmd_elect(pos[1]) : EX_USAGE;
+}
+
+static int run_rank(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    return need(np, 2, "CHANNEL") ? cmd_rank(pos[1]) : EX_USAGE;
+}
+
+static int run_watch(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    return need(np, 2, "CHANNEL") ? cmd_watch(pos[1]) : EX_USAGE;
+}
+
+static int run_peer(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    char b[24];
+    uint64_t id;
+    if (np >= 2 && !strcmp(pos[1], "add")) {
+        g_verb = "peer-add";
+        if (!need(np, 4, "add ID ADDR"))
+            return EX_USAGE;
+        struct sockaddr_storage ss;
+        socklen_t l;
+        if (parse_id_arg(pos[2], &id) < 0)
+            return EX_USAGE;
+        if (netelect__parse_addr(pos[3], &ss, &l, 0) < 0)
+            return die_usage("'%s' is not a numeric address:port ([v6]:port for IPv6)", pos[3]);
+        return simple(json_pack("{s:s, s:s, s:s}", "cmd", "peer-add", "id", idstr(id, b), "addr", pos[3]));
+    }
+    if (np >= 2 && !strcmp(pos[1], "remove")) {
+        g_verb = "peer-remove";
+        if (!need(np, 3, "remove ID"))
+            return EX_USAGE;
+        if (parse_id_arg(pos[2], &id) < 0)
+            return EX_USAGE;
+        return simple(json_pack("{s:s, s:s}", "cmd", "peer-remove", "id", idstr(id, b)));
+    }
+    return die_usage("peer wants add or remove");
+}
+
+static int run_channel(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    if (np < 3 || (strcmp(pos[1], "add") && strcmp(pos[1], "remove")))
+        return die_usage("channel wants add NAME ID... or remove NAME [ID...]");
+    g_verb = !strcmp(pos[1], "add") ? "channel-add" : "channel-remove";
+    if (!netelect__valid_chan_name(pos[2]))
+        return die_usage("'%s' is not a valid channel name", pos[2]);
+    bool add = !strcmp(pos[1], "add");
+    if (add && np < 4)
+        return die_usage("channel add wants at least one member");
+    json_t *req = json_pack("{s:s, s:s}", "cmd", add ? "channel-add" : "channel-remove", "name", pos[2]);
+    if (np > 3) {
+        json_t *m = id_list(pos + 3, np - 3);
+        if (!m) {
+            json_decref(req);
+            return EX_USAGE;
         }
-    usage(stdout);
+        json_object_set_new(req, "members", m);
+    }
+    return simple(req);
+}
+
+static int run_set_rtt(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    char b[24];
+    uint64_t id, ns;
+    if (!need(np, 3, "ID RTT"))
+        return EX_USAGE;
+    if (parse_id_arg(pos[1], &id) < 0)
+        return EX_USAGE;
+    if (netelect__parse_duration(pos[2], &ns) < 0 && netelect__parse_u64(pos[2], &ns) < 0)
+        return die_usage("'%s' is not an RTT (ns, or with a unit: 250us, 1.5ms)", pos[2]);
+    if (ns > INT64_MAX)
+        return die_usage("RTT too large");
+    return simple(json_pack("{s:s, s:s, s:I}", "cmd", "set-rtt", "id", idstr(id, b), "rtt_ns", (json_int_t)ns));
+}
+
+static int run_set_health(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    char b[24];
+    uint64_t id;
+    if (!need(np, 3, "ID up|down"))
+        return EX_USAGE;
+    if (parse_id_arg(pos[1], &id) < 0)
+        return EX_USAGE;
+    int up = !strcmp(pos[2], "up") || !strcmp(pos[2], "healthy");
+    if (!up && strcmp(pos[2], "down") && strcmp(pos[2], "unhealthy"))
+        return die_usage("set-health wants up or down");
+    return simple(json_pack("{s:s, s:s, s:b}", "cmd", "set-health", "id", idstr(id, b), "healthy", up));
+}
+
+static int run_clear(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    char b[24];
+    uint64_t id;
+    if (!need(np, 2, "ID"))
+        return EX_USAGE;
+    if (parse_id_arg(pos[1], &id) < 0)
+        return EX_USAGE;
+    return simple(json_pack("{s:s, s:s}", "cmd", "clear", "id", idstr(id, b)));
+}
+
+static int run_stats(const struct verb *v, int np, char **pos)
+{
+    (void)v, (void)pos;
+    return need(np, 1, "no arguments") ? cmd_stats() : EX_USAGE;
+}
+
+/* drain and undrain */
+static int run_drain(const struct verb *v, int np, char **pos)
+{
+    if (np > 2)
+        return die_usage("%s wants at most one CHANNEL", v->name);
+    if (np == 2 && !netelect__valid_chan_name(pos[1]))
+        return die_usage("'%s' is not a valid channel name", pos[1]);
+    return cmd_drain(!strcmp(v->name, "drain"), np == 2 ? pos[1] : NULL);
+}
+
+static int run_reload(const struct verb *v, int np, char **pos)
+{
+    (void)v, (void)pos;
+    return need(np, 1, "no arguments") ? simple(json_pack("{s:s}", "cmd", "reload")) : EX_USAGE;
+}
+
+static int run_raw(const struct verb *v, int np, char **pos)
+{
+    (void)v;
+    return need(np, 2, "one JSON argument") ? cmd_raw(pos[1]) : EX_USAGE;
+}
+
+static const struct verb verbs[] = {
+    {"status", "", run_status, false,
+     "agent alive?, heartbeat age, generation, node id, counts",
+     "Agent liveness, heartbeat age, generation, node id and counts, from the\n"
+     "segment. Exit 0 alive, 4 gone (exited, killed, hung or unable to publish), 1 no segment."},
+    {"view", "", run_view, false,
+     "nodes and channels",
+     "Every node (id, rtt, raw sample, error, source, health, last heard) and\n"
+     "every channel (members, leader for --self or the agent's node)."},
+    {"elect", "CHANNEL [--self ID]", run_elect, false,
+     "the leader of CHANNEL",
+     "The leader of CHANNEL as ID (default: the agent's node) sees it.\n"
+     "Exit 0 a leader, 3 no eligible replica, 4 agent gone, 1 unknown channel."},
+    {"rank", "CHANNEL [--self ID]", run_rank, false,
+     "the failover order of CHANNEL",
+     "The failover order of CHANNEL (winner first). Exit codes as elect."},
+    {"watch", "CHANNEL [--self ID] [--count N] [--exec CMD]", run_watch, false,
+     "print each leader change as it happens",
+     "Prints the leader, then each change of it with a UTC timestamp, as it\n"
+     "happens (sleeps until the agent publishes: no polling while it lives),\n"
+     "until SIGINT/SIGTERM or N lines (the first line counts).  A dead agent\n"
+     "is reported (\"agent gone\") within 3 heartbeats, ESTALE after the\n"
+     "fail-static window.  --exec CMD runs CMD on each change, never two at once,\n"
+     "with NETELECT_CHANNEL, NETELECT_EVENT, NETELECT_OUTCOME, NETELECT_LEADER\n"
+     "and NETELECT_GENERATION set."},
+    {"peer", "add ID ADDR | peer remove ID", run_peer, true,
+     "add (or re-address) / remove a probed peer",
+     "Adds (or re-addresses) / removes a probed peer. ADDR: a.b.c.d:port or [v6]:port."},
+    {"channel", "add NAME ID|self... | channel remove NAME [ID|self...]", run_channel, true,
+     "add members / remove members or the channel",
+     "Adds members (creating the channel) / removes members or the whole channel."},
+    {"set-rtt", "ID RTT", run_set_rtt, true,
+     "override ID's RTT",
+     "Overrides ID's RTT (source operator). RTT: ns, or with a unit: 250us, 1.5ms, 2s."},
+    {"set-health", "ID up|down", run_set_health, true,
+     "override ID's health",
+     "Overrides ID's health."},
+    {"clear", "ID", run_clear, true,
+     "drop ID's RTT and health overrides",
+     "Drops ID's RTT and health overrides."},
+    {"drain", "[CHANNEL]", run_drain, true,
+     "stop being a candidate",
+     "This node stops being a candidate in CHANNEL (every channel without one):\n"
+     "it is published as unhealthy there, so every reader elects another replica.\n"
+     "Lasts until `netelect undrain` or a restart of netelectd (a reload keeps it)."},
+    {"undrain", "[CHANNEL]", run_drain, true,
+     "resume being a candidate",
+     "Ends a drain of CHANNEL (without one: every drain, all channels included)."},
+    {"stats", "[--format=text|prometheus]", run_stats, true,
+     "the agent's counters",
+     "The agent's counters: packets, drops by reason, publishes, control requests, peers.\n"
+     "--format=prometheus: the Prometheus text format (for node_exporter's textfile\n"
+     "collector); an agent that cannot be asked gives netelect_up 0 and exit 1."},
+    {"reload", "", run_reload, true,
+     "re-read the agent's configuration",
+     "Makes the agent re-read its configuration (as SIGHUP); a bad one is refused\n"
+     "with file:line and the running configuration is kept."},
+    {"raw", "JSON", run_raw, true,
+     "send one raw control request",
+     "Sends one raw request line to the control socket and prints the reply\n"
+     "(for debugging and tests)."},
+};
+
+static const struct verb *verb_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(verbs[i].name, name))
+            return &verbs[i];
+    return NULL;
+}
+
+/* Prints text indented by two spaces, line by line. */
+static void indent(FILE *f, const char *text)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        fprintf(f, "  %.*s\n", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: netelect [--shm NAME] [--expect-uid UID] [--control PATH] [--json] VERB [ARGS]\n"
+"       (options anywhere on the line, as --opt VALUE or --opt=VALUE)\n");
+    for (int control = 0; control < 2; control++) {
+        fprintf(f, "\n%s\n", control ? "Driving the agent (over its control socket):"
+                                     : "Reading the view (from the shared-memory segment, no agent round trip):");
+        for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+            const struct verb *v = &verbs[i];
+            if (v->control != control)
+                continue;
+            char syn[96];
+            snprintf(syn, sizeof syn, "%s%s%s", v->name, v->args[0] ? " " : "", v->args);
+            if (strlen(syn) <= 27)
+                fprintf(f, "  %-27s %s\n", syn, v->summary);
+            else
+                fprintf(f, "  %s\n  %-27s %s\n", syn, "", v->summary);
+        }
+    }
+    fprintf(f,
+"\n"
+"Options (anywhere on the line, before or after the verb; `--` ends them):\n"
+"  --shm NAME       segment name or path (default: $NETELECT_SHM, else netelect,\n"
+"                   i.e. /dev/shm/netelect)\n"
+"  --expect-uid UID trust only a segment published by UID (default: root, the\n"
+"                   netelect agent user, or yourself; see shm/README.md, Trust)\n"
+"  --control PATH   control socket (default: $NETELECT_CONTROL, else\n"
+"                   " NETELECT_DEFAULT_CONTROL ")\n"
+"  --json           one JSON object per result, errors included (on stdout, same\n"
+"                   exit status), for scripts: the contract is docs/json.md\n"
+"  --self ID        elect as node ID instead of the agent's own node\n"
+"  --count N        watch: stop after N lines\n"
+"  --format FMT     stats: text (default) or prometheus (the Prometheus text format)\n"
+"  --exec CMD       watch: run CMD (sh -c) on each change, one at a time, with\n"
+"                   NETELECT_CHANNEL, _EVENT (leader, no-eligible, gone, error),\n"
+"                   _OUTCOME, _LEADER and _GENERATION in its environment\n"
+"  -h, --help       this text; `netelect VERB --help` for one verb\n"
+"  -V, --version\n"
+"\n"
+"Environment: NETELECT_SHM and NETELECT_CONTROL set the defaults of --shm and\n"
+"--control (an option on the line wins); NETELECT_ISA as for the library.\n"
+"\n"
+"Ids are decimal or 0x-hex. Exit status: 0 success; 1 error (no segment, agent\n"
+"unreachable or refused the request, unknown channel); 2 usage error; 3 no\n"
+"eligible replica (elect, rank); 4 the agent is gone (it exited, was killed or\n"
+"hangs: no heartbeat for 3 periods, 300 ms by default; elect and rank still\n"
+"print the answer from its last view while the library serves it).\n");
+}
+
+/* `netelect VERB --help`: the verb's synopsis and paragraph (the overview
+ * for a verb that does not exist). */
+static int verb_usage(const char *name)
+{
+    const struct verb *v = verb_find(name);
+    if (!v) {
+        usage(stdout);
+        return EX_OK;
+    }
+    printf("usage: netelect %s%s%s\n", v->name, v->args[0] ? " " : "", v->args);
+    indent(stdout, v->help);
     return EX_OK;
 }
+
 
 /* Long options; getopt_long also takes --opt=VALUE and unambiguous prefixes. */
 static const struct option long_opts[] = {
@@ -1290,115 +1524,10 @@ int main(int argc, char **argv)
         return die_usage("--format=prometheus is for stats only");
     if (o.prometheus && o.json)
         return die_usage("--format=prometheus and --json exclude each other");
-    char b[24];
-    uint64_t id;
-#define NEED(k, what) do { if (np != (k)) return die_usage("%s wants %s", verb, what); } while (0)
-    if (!strcmp(verb, "status")) {
-        NEED(1, "no arguments");
-        return cmd_status();
+    const struct verb *v = verb_find(verb);
+    if (!v) {
+        g_verb = NULL;
+        return die_usage("unknown verb '%s'", verb);
     }
-    if (!strcmp(verb, "view")) {
-        NEED(1, "no arguments");
-        return cmd_view();
-    }
-    if (!strcmp(verb, "elect")) {
-        NEED(2, "CHANNEL");
-        return cmd_elect(pos[1]);
-    }
-    if (!strcmp(verb, "rank")) {
-        NEED(2, "CHANNEL");
-        return cmd_rank(pos[1]);
-    }
-    if (!strcmp(verb, "watch")) {
-        NEED(2, "CHANNEL");
-        return cmd_watch(pos[1]);
-    }
-    if (!strcmp(verb, "peer")) {
-        if (np >= 2 && !strcmp(pos[1], "add")) {
-            g_verb = "peer-add";
-            NEED(4, "add ID ADDR");
-            struct sockaddr_storage ss;
-            socklen_t l;
-            if (parse_id_arg(pos[2], &id) < 0)
-                return EX_USAGE;
-            if (netelect__parse_addr(pos[3], &ss, &l, 0) < 0)
-                return die_usage("'%s' is not a numeric address:port ([v6]:port for IPv6)", pos[3]);
-            return simple(json_pack("{s:s, s:s, s:s}", "cmd", "peer-add", "id", idstr(id, b), "addr", pos[3]));
-        }
-        if (np >= 2 && !strcmp(pos[1], "remove")) {
-            g_verb = "peer-remove";
-            NEED(3, "remove ID");
-            if (parse_id_arg(pos[2], &id) < 0)
-                return EX_USAGE;
-            return simple(json_pack("{s:s, s:s}", "cmd", "peer-remove", "id", idstr(id, b)));
-        }
-        return die_usage("peer wants add or remove");
-    }
-    if (!strcmp(verb, "channel")) {
-        if (np < 3 || (strcmp(pos[1], "add") && strcmp(pos[1], "remove")))
-            return die_usage("channel wants add NAME ID... or remove NAME [ID...]");
-        g_verb = !strcmp(pos[1], "add") ? "channel-add" : "channel-remove";
-        if (!netelect__valid_chan_name(pos[2]))
-            return die_usage("'%s' is not a valid channel name", pos[2]);
-        bool add = !strcmp(pos[1], "add");
-        if (add && np < 4)
-            return die_usage("channel add wants at least one member");
-        json_t *req = json_pack("{s:s, s:s}", "cmd", add ? "channel-add" : "channel-remove", "name", pos[2]);
-        if (np > 3) {
-            json_t *m = id_list(pos + 3, np - 3);
-            if (!m) {
-                json_decref(req);
-                return EX_USAGE;
-            }
-            json_object_set_new(req, "members", m);
-        }
-        return simple(req);
-    }
-    if (!strcmp(verb, "set-rtt")) {
-        NEED(3, "ID RTT");
-        uint64_t ns;
-        if (parse_id_arg(pos[1], &id) < 0)
-            return EX_USAGE;
-        if (netelect__parse_duration(pos[2], &ns) < 0 && netelect__parse_u64(pos[2], &ns) < 0)
-            return die_usage("'%s' is not an RTT (ns, or with a unit: 250us, 1.5ms)", pos[2]);
-        if (ns > INT64_MAX)
-            return die_usage("RTT too large");
-        return simple(json_pack("{s:s, s:s, s:I}", "cmd", "set-rtt", "id", idstr(id, b), "rtt_ns", (json_int_t)ns));
-    }
-    if (!strcmp(verb, "set-health")) {
-        NEED(3, "ID up|down");
-        if (parse_id_arg(pos[1], &id) < 0)
-            return EX_USAGE;
-        int up = !strcmp(pos[2], "up") || !strcmp(pos[2], "healthy");
-        if (!up && strcmp(pos[2], "down") && strcmp(pos[2], "unhealthy"))
-            return die_usage("set-health wants up or down");
-        return simple(json_pack("{s:s, s:s, s:b}", "cmd", "set-health", "id", idstr(id, b), "healthy", up));
-    }
-    if (!strcmp(verb, "clear")) {
-        NEED(2, "ID");
-        if (parse_id_arg(pos[1], &id) < 0)
-            return EX_USAGE;
-        return simple(json_pack("{s:s, s:s}", "cmd", "clear", "id", idstr(id, b)));
-    }
-    if (!strcmp(verb, "stats")) {
-        NEED(1, "no arguments");
-        return cmd_stats();
-    }
-    if (!strcmp(verb, "drain") || !strcmp(verb, "undrain")) {
-        if (np > 2)
-            return die_usage("%s wants at most one CHANNEL", verb);
-        if (np == 2 && !netelect__valid_chan_name(pos[1]))
-            return die_usage("'%s' is not a valid channel name", pos[1]);
-        return cmd_drain(!strcmp(verb, "drain"), np == 2 ? pos[1] : NULL);
-    }
-    if (!strcmp(verb, "reload")) {
-        NEED(1, "no arguments");
-        return simple(json_pack("{s:s}", "cmd", "reload"));
-    }
-    if (!strcmp(verb, "raw")) {
-        NEED(2, "one JSON argument");
-        return cmd_raw(pos[1]);
-    }
-    g_verb = NULL;
-    return die_usage("unknown verb '%s'", verb);
+    return v->run(v, np, pos);
 }
