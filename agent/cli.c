@@ -1428,6 +1428,38 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* Whether --json is on the line as an option, before any "--": not when it
+ * is the value of another option (`--exec --json` runs a command named
+ * --json), matched as getopt_long matches (exact name or unique prefix). */
+static bool json_asked(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) || strchr(arg, '='))
+            continue;
+        const struct option *hit = NULL;
+        int hits = 0;
+        for (const struct option *p = long_opts; p->name; p++) {
+            if (!strcmp(p->name, arg + 2)) {
+                hit = p;
+                hits = 1;
+                break;
+            }
+            if (strstr(p->name, arg + 2) == p->name) { /* a prefix of it */
+                hit = p;
+                hits++;
+            }
+        }
+        if (hits != 1)
+            continue;
+        if (hit->val == 'j')
+            return true;
+        if (hit->has_arg == required_argument)
+            i++; /* its value, whatever it looks like */
+    }
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     char *pos[64];
@@ -1439,8 +1471,7 @@ int main(int argc, char **argv)
     if (env && *env)
         o.control = env;
     /* --json first, so that errors in the options before it are JSON too. */
-    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-        o.json |= !strcmp(argv[i], "--json");
+    o.json = json_asked(argc, argv);
     /* "-": options anywhere, positionals kept in order as they come (also
      * under POSIXLY_CORRECT); ":": a missing value is ours to report. */
     opterr = 0;

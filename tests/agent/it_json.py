@@ -212,6 +212,10 @@ def scenario_json(h, c):
     r = subprocess.run([it.CLI, "--help"], capture_output=True, text=True, timeout=5)
     check(r.returncode == 0 and "NETELECT_SHM" in r.stdout and "NETELECT_CONTROL" in r.stdout,
           "--help documents NETELECT_SHM and NETELECT_CONTROL")
+    # --json as the value of another option is that value, not the option
+    r = subprocess.run([it.CLI, "frobnicate", "--exec", "--json"], capture_output=True, text=True, timeout=5)
+    check(r.returncode == 2 and not r.stdout and "unknown verb" in r.stderr,
+          f"`--exec --json` leaves JSON off ({r.stdout.strip()!r})")
     r = subprocess.run([it.CLI, "--shm", a.shm, "elect", "nope"], capture_output=True, text=True, timeout=5)
     check(r.returncode == 1 and "no such channel" in r.stderr and not r.stdout,
           f"without --json: the error on stderr only ({r.stderr.strip()!r})")
