@@ -501,7 +501,7 @@ static int cmd_view(void)
         json_decref(jn);
         json_decref(jc);
     }
-    r = EX_OK;
+    r = gone_code(v, EX_OK); /* as status, elect and rank: 4 when the agent is gone */
 out:
     free(ans);
     free(nodes.n);
@@ -1275,7 +1275,8 @@ static const struct verb verbs[] = {
     {"view", "", run_view, false,
      "nodes and channels",
      "Every node (id, rtt, raw sample, error, source, health, last heard) and\n"
-     "every channel (members, leader for --self or the agent's node)."},
+     "every channel (members, leader for --self or the agent's node).\n"
+     "Exit 0, 4 agent gone (the view shown is its last one)."},
     {"elect", "CHANNEL [--self ID]", run_elect, false,
      "the leader of CHANNEL",
      "The leader of CHANNEL as ID (default: the agent's node) sees it.\n"

@@ -234,7 +234,7 @@ def scenario_json(h, c):
     el = run(["elect", "pair"], 4, "elect from the last view (fail-static)")
     check(el["agent_alive"] is False and el["leader"] == f"{B:#x}", "elect: last answer, agent_alive false, exit 4")
     rk = run(["rank", "pair"], 4, "rank from the last view (fail-static)")
-    v = run(["view"], 0, "view of an exited agent")
+    v = run(["view"], 4, "view of an exited agent (exit 4, as status, elect and rank)")
     check(v["agent_alive"] is False, "view: agent_alive false")
     e = run(["stats"], 1, "stats with the agent gone")
     time.sleep(max(0.0, t0 + FAIL_STATIC_S + 0.3 - time.monotonic()))
