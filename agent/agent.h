@@ -239,7 +239,8 @@ void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
 /* The control timer fired: closes clients past their request or idle deadline. */
 void netelect__control_timer(struct agent *a);
 
-/* epoll tags: the low bits of data.u64 say what fired */
+/* epoll tags: bits 56-63 of data.u64 say what fired; the low 56 bits carry a
+ * pointer (a client), since user-space addresses stay below 2^56. */
 enum { EV_UDP = 1, EV_CTL, EV_SIG, EV_PROBE, EV_HB, EV_PUB, EV_SERF, EV_SERF_T, EV_CLIENT, EV_CTL_T,
        EV_METRICS };
 #define EV_TAG(t, p) ((uint64_t)(uintptr_t)(p) | (uint64_t)(t) << 56)
