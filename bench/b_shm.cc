@@ -18,6 +18,13 @@
 //   shm/publish/<nodes>           netelect__writer_publish of a <nodes>-node
 //                                 view (one channel holding every node plus a
 //                                 3-replica one), no reader attached
+//   shm/publish_full/<nodes>/<k>  k nodes' measurements change, and the whole
+//                                 view is published (netelect__writer_publish,
+//                                 the only way before delta publishing)
+//   shm/publish_delta/<nodes>/<k> the same change published as a delta
+//                                 (netelect__writer_update of the k nodes);
+//                                 nodes 10k, 100k, 1M (1M not with --ne_quick),
+//                                 k = 1, 100, all
 // Rows (group "shm_mt": need two CPUs, report.py runs them unpinned):
 //   shm_mt/publish_to_visible/3   a writer publishes, a reader thread spins on
 //                                 netelect_view_generation; manual time is the
@@ -57,6 +64,7 @@ extern "C" {
 
 #pragma weak netelect__writer_open
 #pragma weak netelect__writer_publish
+#pragma weak netelect__writer_update
 #pragma weak netelect__writer_close
 #pragma weak netelect__writer_generation
 #pragma weak netelect__writer_heartbeat
@@ -342,6 +350,61 @@ void reg_publish(size_t nodes)
         });
 }
 
+// k nodes of the view get new measurements (a window that moves on every
+// call, so successive versions change different nodes), written into
+// v->wn, which stays the logical view; `out` gets the changed records.
+void change_nodes(View *v, size_t k, uint64_t iter, std::vector<netelect_wnode> &out)
+{
+    const size_t n = v->wn.size();
+    const size_t start = static_cast<size_t>((iter * 104729u) % n);
+    out.resize(k);
+    for (size_t j = 0; j < k; j++) {
+        netelect_wnode &w = v->wn[(start + j) % n];
+        w.rtt_ns = (w.rtt_ns + 1 + iter) % 1000000;
+        w.rtt_raw_ns = w.rtt_ns;
+        w.healthy = static_cast<uint8_t>((iter + j) % 9 != 0);
+        out[j] = w;
+    }
+}
+
+void reg_publish_changed(size_t nodes, size_t k, bool delta)
+{
+    const std::string tag = "pc" + std::to_string(nodes);
+    const std::string row = std::string(delta ? "shm/publish_delta/" : "shm/publish_full/") +
+                            std::to_string(nodes) + "/" + std::to_string(k);
+    auto *b = benchmark::RegisterBenchmark(row.c_str(), [tag, nodes, k, delta](benchmark::State &st) {
+        View *v = nullptr;
+        int rc = make_view(tag, nodes, &v);
+        if (rc) {
+            st.SkipWithError(err_text("writer open/publish", rc).c_str());
+            return;
+        }
+        // A full publish first: a delta applies to the last full view.
+        if ((rc = publish(v))) {
+            st.SkipWithError(err_text("netelect__writer_publish", rc).c_str());
+            return;
+        }
+        std::vector<netelect_wnode> upd;
+        uint64_t iter = 0;
+        for ([[maybe_unused]] auto _ : st) {
+            st.PauseTiming();
+            change_nodes(v, k, ++iter, upd);
+            if (iter % 64 == 0)
+                heartbeat(v);
+            st.ResumeTiming();
+            rc = delta ? netelect__writer_update(v->w, upd.data(), upd.size()) : publish(v);
+            if (rc) {
+                st.SkipWithError(err_text(delta ? "netelect__writer_update"
+                                                : "netelect__writer_publish", rc).c_str());
+                break;
+            }
+        }
+        set_counters(st, k);
+    });
+    // A 1M-node full publish takes ~0.1-0.2 s: a handful of iterations.
+    b->MinTime(nodes >= 1000000 ? 1.0 : 0.2);
+}
+
 // ---------------------------------------------------------------- two-CPU rows
 
 void publish_to_visible(benchmark::State &st)
@@ -535,6 +598,14 @@ void register_shm()
         reg_pinned(big, big);  // c3 and all of the same 10k-node view
         for (size_t n : {size_t{1000}, size_t{10000}, size_t{100000}})
             reg_publish(n);
+        if (netelect__writer_update)
+            for (size_t n : {size_t{10000}, size_t{100000}, size_t{1000000}}) {
+                if (n >= 1000000 && opt.quick)
+                    continue; // a 200 MB segment and seconds of full copies
+                for (size_t k : {size_t{1}, size_t{100}, n})
+                    for (bool delta : {false, true})
+                        reg_publish_changed(n, k, delta);
+            }
     }
     if (mt) {
         benchmark::RegisterBenchmark("shm_mt/publish_to_visible/3", publish_to_visible)

@@ -90,6 +90,33 @@ struct netelect_writer {
     size_t midx_cap;
     uint64_t midx_ver;    /* ids_ver midx was computed for, 0 none */
     bool midx_ok;         /* this publish may use midx */
+    uint8_t *mdown;       /* per member: its member_down at the last full write (midx_cap) */
+
+    /*
+     * Delta publishing (netelect__writer_update; shm/README.md, "Delta
+     * publish").  A delta version differs from the one before only in some
+     * nodes' measurements.  The log keeps, for each delta version since the
+     * last full write (log_base), the node indices it changed, so that a
+     * reused slot holding version gs >= log_base catches up by copying, from
+     * the current slot, only the nodes changed in (gs, current]; any other
+     * slot gets the used part of the current slot copied whole.  The
+     * reverse index (node -> positions of its replica entries) is rebuilt
+     * from midx after every full write (full_ver).
+     */
+    uint64_t full_ver;    /* successful full writes */
+    uint64_t rev_ver;     /* full_ver the reverse index is for */
+    uint32_t *rev_first;  /* [n_nodes + 1]: node i's entries are rev_pos[first[i], first[i+1]) */
+    uint32_t *rev_pos;    /* [n_members]: member positions, grouped by node */
+    size_t rev_first_cap, rev_pos_cap;
+    uint64_t *mark;       /* per node: the update (stamp) that last touched it */
+    size_t mark_cap;
+    uint64_t stamp;
+    uint64_t log_base;    /* generation of the last full write */
+    struct dlog {
+        uint64_t gen;     /* the delta version this entry is about, 0 none */
+        uint32_t *idx;    /* node indices it changed */
+        size_t n, cap;
+    } log[NETELECT_SHM_MAX_SLOTS];
 };
 
 struct need {
@@ -107,6 +134,8 @@ static void caches_prepare(struct netelect_writer *w, const struct netelect_wnod
 static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s, uint64_t gen,
                       const struct netelect_wnode *nodes, uint32_t n_nodes,
                       const struct netelect_wchan *chans, uint32_t n_chans);
+static void publish_slot(struct netelect_writer *w, unsigned s, uint64_t gen);
+static void caches_free(struct netelect_writer *w);
 
 static uint64_t now_ns(clockid_t c)
 {
@@ -618,9 +647,7 @@ fail:
         netelect__reg_writer_close(w->reg);
     if (w->lock_fd >= 0)
         close(w->lock_fd);
-    free(w->prev_ids);
-    free(w->prev_members);
-    free(w->midx);
+    caches_free(w);
     free(w);
     return rc;
 }
@@ -832,6 +859,8 @@ static int write_slot(struct netelect_writer *w, struct segment *sg, unsigned s,
                 if (w->midx)
                     w->midx[m] = (int32_t)ni;
             }
+            if (w->mdown)
+                w->mdown[m] = src->member_down && src->member_down[k];
             NETELECT_STORE_RELAXED(&m_ids[m], id);
             NETELECT_STORE_RELAXED(&m_rtt[m], ni < 0 ? NETELECT_RTT_UNKNOWN : nodes[ni].rtt_ns);
             NETELECT_STORE_RELAXED(&m_ok[m], (uint8_t)(ni >= 0 && nodes[ni].healthy &&
@@ -850,6 +879,11 @@ seal:
             w->slot_ids_ver[s] = w->ids_ver;
         if (w->midx)
             w->midx_ver = w->ids_ver;
+        /* A full version: deltas from here on are relative to it. */
+        w->full_ver++;
+        w->log_base = gen;
+        for (unsigned i = 0; i < NETELECT_SHM_MAX_SLOTS; i++)
+            w->log[i].gen = 0;
     }
     /* Seals the payload above; the slot may be named by h_current now. */
     netelect__write_seqcount_end(&sl->s_seq, q);
@@ -972,12 +1006,14 @@ static void caches_prepare(struct netelect_writer *w, const struct netelect_wnod
         if (n_members > w->prev_members_cap) {
             free(w->prev_members);
             free(w->midx);
+            free(w->mdown);
             w->prev_members_cap = n_members + n_members / 4 + 1;
             w->prev_members = malloc(w->prev_members_cap * sizeof *w->prev_members);
             w->midx = malloc(w->prev_members_cap * sizeof *w->midx);
-            if (!w->prev_members || !w->midx) {
-                free(w->prev_members), free(w->midx);
-                w->prev_members = NULL, w->midx = NULL;
+            w->mdown = malloc(w->prev_members_cap * sizeof *w->mdown);
+            if (!w->prev_members || !w->midx || !w->mdown) {
+                free(w->prev_members), free(w->midx), free(w->mdown);
+                w->prev_members = NULL, w->midx = NULL, w->mdown = NULL;
                 w->prev_members_cap = 0;
             }
         }
@@ -1011,6 +1047,14 @@ static int publish(struct netelect_writer *w, const struct netelect_wnode *nodes
     rc = write_slot(w, &w->seg, s, gen, nodes, (uint32_t)n_nodes, chans, (uint32_t)n_chans);
     if (rc)
         return rc;
+    publish_slot(w, s, gen);
+    return 0;
+}
+
+/* Names the sealed slot `s` (version `gen`) in h_current, and what follows
+ * a publish. */
+static void publish_slot(struct netelect_writer *w, unsigned s, uint64_t gen)
+{
     crash_point(w, CRASH_BEFORE_CURRENT);
     /* Release: publishes the sealed slot; pairs with the reader's acquire
      * load of h_current, which therefore sees seq even and the payload. */
@@ -1025,6 +1069,284 @@ static int publish(struct netelect_writer *w, const struct netelect_wnode *nodes
     atomic_store_explicit(&hdr_of(&w->seg)->h_heartbeat_mono_ns, now_ns(CLOCK_MONOTONIC),
                           memory_order_relaxed);
     wake_waiters(&w->seg);
+}
+
+static void caches_free(struct netelect_writer *w)
+{
+    free(w->prev_ids);
+    free(w->prev_members);
+    free(w->midx);
+    free(w->mdown);
+    free(w->rev_first);
+    free(w->rev_pos);
+    free(w->mark);
+    for (unsigned i = 0; i < NETELECT_SHM_MAX_SLOTS; i++)
+        free(w->log[i].idx);
+}
+
+/* ---- delta publishing (netelect__writer_update) */
+
+/* `p` with room for `need` elements of `elem` bytes (realloc'ed, *cap
+ * updated), or NULL with `p` and *cap untouched. */
+static void *reserve(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap && p)
+        return p;
+    const size_t c = need + need / 4 + 16;
+    if (c > SIZE_MAX / elem)
+        return NULL;
+    void *n = realloc(p, c * elem);
+    if (n)
+        *cap = c;
+    return n;
+}
+
+/* Node -> its replica entries, for the version of the last full write:
+ * a counting sort of midx (member -> node).  Once per full write. */
+static int rev_build(struct netelect_writer *w, uint32_t n_nodes, uint32_t n_members)
+{
+    if (w->rev_ver == w->full_ver)
+        return 0;
+    if (n_members && (!w->midx || !w->mdown || w->midx_ver != w->ids_ver))
+        return -ENOMEM; /* the caches could not be allocated at that write */
+    uint32_t *first = reserve(w->rev_first, &w->rev_first_cap, (size_t)n_nodes + 1, sizeof *first);
+    if (!first)
+        return -ENOMEM;
+    w->rev_first = first;
+    uint32_t *pos = reserve(w->rev_pos, &w->rev_pos_cap, n_members, sizeof *pos);
+    if (!pos)
+        return -ENOMEM;
+    w->rev_pos = pos;
+    memset(first, 0, ((size_t)n_nodes + 1) * sizeof *first);
+    for (uint32_t m = 0; m < n_members; m++)
+        if (w->midx[m] >= 0 && (uint32_t)w->midx[m] < n_nodes)
+            first[w->midx[m]]++;
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < n_nodes; i++)
+        first[i] = sum += first[i]; /* inclusive: the end of node i's run */
+    first[n_nodes] = sum;
+    for (uint32_t m = n_members; m-- > 0;)
+        if (w->midx[m] >= 0 && (uint32_t)w->midx[m] < n_nodes)
+            pos[--first[w->midx[m]]] = m; /* ends as the start of the run */
+    w->rev_ver = w->full_ver;
+    return 0;
+}
+
+/* Index of node `id` in slot `c` (the current version), -1 if absent.  The
+ * writer reads back its own stores: no ordering needed. */
+static int64_t cur_node_find(const struct segment *sg, unsigned c, uint64_t id)
+{
+    const struct netelect_shm_slot *sl = slot_of(sg, c);
+    const uint32_t mask = sl->s_node_tab_mask, n = sl->s_n_nodes;
+    const uint32_t *tab = region(sg, c, NETELECT_RG_NODE_TAB);
+    const struct netelect_shm_node *nd = region(sg, c, NETELECT_RG_NODES);
+    for (uint32_t i = (uint32_t)netelect__mix64(id) & mask, probes = 0; probes <= mask;
+         i = (i + 1) & mask, probes++) {
+        const uint32_t e = tab[i];
+        if (!e)
+            return -1;
+        if (e <= n && nd[e - 1].n_id == id)
+            return e - 1;
+    }
+    return -1;
+}
+
+static void copy_words(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        NETELECT_STORE_RELAXED(&dst[i], src[i]);
+}
+
+/* Slot s := slot c, the used part only (both hold the same layout).
+ * Inside s's write section. */
+static void slot_copy(struct netelect_writer *w, unsigned s, unsigned c)
+{
+    const struct segment *sg = &w->seg;
+    const struct netelect_shm_slot *a = slot_of(sg, c);
+    struct netelect_shm_slot *b = slot_of(sg, s);
+    const uint32_t nn = a->s_n_nodes, nc = a->s_n_chans, nm = a->s_n_members;
+    const uint32_t nb = a->s_name_bytes, nmask = a->s_node_tab_mask, cmask = a->s_chan_tab_mask;
+    NETELECT_STORE_RELAXED(&b->s_n_nodes, nn);
+    NETELECT_STORE_RELAXED(&b->s_n_chans, nc);
+    NETELECT_STORE_RELAXED(&b->s_n_members, nm);
+    NETELECT_STORE_RELAXED(&b->s_name_bytes, nb);
+    NETELECT_STORE_RELAXED(&b->s_node_tab_mask, nmask);
+    NETELECT_STORE_RELAXED(&b->s_chan_tab_mask, cmask);
+    NETELECT_STORE_RELAXED(&b->s_flags, a->s_flags);
+    NETELECT_STORE_RELAXED(&b->s_payload_crc, a->s_payload_crc);
+    /* In 8-byte words: regions are 64-byte aligned and the byte-sized
+     * ones (health, names) are followed by a region or the slot's end on a
+     * line boundary, so rounding up stays inside the slot's own region. */
+    static const struct {
+        int rg;
+        unsigned per8; /* elements per 8 bytes, or 0: `words` 8-byte words each */
+        unsigned words;
+    } rgs[] = {
+        {NETELECT_RG_NODES, 0, sizeof(struct netelect_shm_node) / 8},
+        {NETELECT_RG_NODE_TAB, 2, 0},
+        {NETELECT_RG_CHANS, 0, sizeof(struct netelect_shm_chan) / 8},
+        {NETELECT_RG_CHAN_TAB, 2, 0},
+        {NETELECT_RG_M_IDS, 1, 0},
+        {NETELECT_RG_M_RTT, 1, 0},
+        {NETELECT_RG_M_HEALTHY, 8, 0},
+        {NETELECT_RG_NAMES, 8, 0},
+    };
+    const uint64_t count[] = {nn, (uint64_t)nmask + 1, nc, (uint64_t)cmask + 1, nm, nm, nm, nb};
+    for (unsigned r = 0; r < sizeof rgs / sizeof rgs[0]; r++) {
+        const uint64_t words = rgs[r].per8 ? (count[r] + rgs[r].per8 - 1) / rgs[r].per8
+                                           : count[r] * rgs[r].words;
+        copy_words(region(sg, s, rgs[r].rg), region(sg, c, rgs[r].rg), words);
+    }
+    w->slot_ids_ver[s] = w->slot_ids_ver[c];
+}
+
+/* Node i and its replica entries in slot s := those of slot c. */
+static void node_catch_up(struct netelect_writer *w, unsigned s, unsigned c, uint32_t i)
+{
+    const struct segment *sg = &w->seg;
+    const struct netelect_shm_node *a = (const struct netelect_shm_node *)region(sg, c, NETELECT_RG_NODES) + i;
+    struct netelect_shm_node *b = (struct netelect_shm_node *)region(sg, s, NETELECT_RG_NODES) + i;
+    NETELECT_STORE_RELAXED(&b->n_rtt, a->n_rtt);
+    NETELECT_STORE_RELAXED(&b->n_rtt_raw, a->n_rtt_raw);
+    NETELECT_STORE_RELAXED(&b->n_rtt_err, a->n_rtt_err);
+    NETELECT_STORE_RELAXED(&b->n_last_heard, a->n_last_heard);
+    NETELECT_STORE_RELAXED(&b->n_healthy, a->n_healthy);
+    NETELECT_STORE_RELAXED(&b->n_source, a->n_source);
+    const uint64_t *rtt_a = region(sg, c, NETELECT_RG_M_RTT);
+    const uint8_t *ok_a = region(sg, c, NETELECT_RG_M_HEALTHY);
+    uint64_t *rtt_b = region(sg, s, NETELECT_RG_M_RTT);
+    uint8_t *ok_b = region(sg, s, NETELECT_RG_M_HEALTHY);
+    for (uint32_t k = w->rev_first[i]; k < w->rev_first[i + 1]; k++) {
+        const uint32_t p = w->rev_pos[k];
+        NETELECT_STORE_RELAXED(&rtt_b[p], rtt_a[p]);
+        NETELECT_STORE_RELAXED(&ok_b[p], ok_a[p]);
+    }
+}
+
+/* Node i and its replica entries in slot s := the update `u`, with the
+ * rules of write_slot (a replica is healthy iff its node is and the last
+ * full publish did not mark it down in that channel). */
+static void node_apply(struct netelect_writer *w, unsigned s, uint32_t i,
+                       const struct netelect_wnode *u)
+{
+    const struct segment *sg = &w->seg;
+    struct netelect_shm_node *d = (struct netelect_shm_node *)region(sg, s, NETELECT_RG_NODES) + i;
+    const uint8_t healthy = u->healthy != 0;
+    NETELECT_STORE_RELAXED(&d->n_rtt, u->rtt_ns);
+    NETELECT_STORE_RELAXED(&d->n_rtt_raw, u->rtt_raw_ns);
+    NETELECT_STORE_RELAXED(&d->n_rtt_err, u->rtt_err_ns);
+    NETELECT_STORE_RELAXED(&d->n_last_heard, u->last_heard_ns);
+    NETELECT_STORE_RELAXED(&d->n_healthy, healthy);
+    NETELECT_STORE_RELAXED(&d->n_source, u->source);
+    uint64_t *rtt = region(sg, s, NETELECT_RG_M_RTT);
+    uint8_t *ok = region(sg, s, NETELECT_RG_M_HEALTHY);
+    for (uint32_t k = w->rev_first[i]; k < w->rev_first[i + 1]; k++) {
+        const uint32_t p = w->rev_pos[k];
+        NETELECT_STORE_RELAXED(&rtt[p], u->rtt_ns);
+        NETELECT_STORE_RELAXED(&ok[p], (uint8_t)(healthy && !w->mdown[p]));
+    }
+}
+
+int netelect__writer_update(struct netelect_writer *w, const struct netelect_wnode *upd, size_t n)
+{
+    if (!w || (n && !upd))
+        return -EINVAL;
+    /* After a failed publish the segment holds an older view than the
+     * agent's: an update relative to the agent's would be applied to the
+     * wrong base. */
+    if (w->fails)
+        return -ESTALE;
+    const struct segment *sg = &w->seg;
+    const unsigned c =
+        (unsigned)(atomic_load_explicit(&hdr_of(sg)->h_current, memory_order_relaxed) & 0xff);
+    const struct netelect_shm_slot *cs = slot_of(sg, c);
+    const uint32_t n_nodes = cs->s_n_nodes;
+    if (n > n_nodes)
+        return n_nodes ? -EINVAL : -ENOENT; /* a duplicate, or an id that is not a node */
+    int rc = rev_build(w, n_nodes, cs->s_n_members);
+    if (rc)
+        return rc;
+    uint64_t *mark = reserve(w->mark, &w->mark_cap, n_nodes, sizeof *mark);
+    if (!mark)
+        return -ENOMEM;
+    if (mark != w->mark)
+        memset(mark, 0, w->mark_cap * sizeof *mark); /* stamps of the old array mean nothing */
+    w->mark = mark;
+    const uint64_t gen = w->gen + 1;
+    /* The entry for `gen` replaces the one for gen - NETELECT_SHM_MAX_SLOTS,
+     * which no catch-up can need any more (see below). */
+    struct dlog *e = &w->log[gen % NETELECT_SHM_MAX_SLOTS];
+    e->gen = 0;
+    uint32_t *idx = reserve(e->idx, &e->cap, n, sizeof *idx);
+    if (!idx)
+        return -ENOMEM;
+    e->idx = idx;
+
+    /* Everything is checked before the slot is touched: a refused update
+     * changes nothing. */
+    const uint64_t stamp = ++w->stamp;
+    const struct netelect_shm_node *cnd = region(sg, c, NETELECT_RG_NODES);
+    int64_t i = -1;
+    for (size_t k = 0; k < n; k++) {
+        /* Agents pass nodes in view order more often than not: the one
+         * after the last is tried before the hash table (a random access
+         * per node in a large view). */
+        if (!((uint64_t)(i + 1) < n_nodes && cnd[i + 1].n_id == upd[k].id))
+            i = cur_node_find(sg, c, upd[k].id);
+        else
+            i++;
+        if (i < 0)
+            return -ENOENT;
+        if (mark[i] == stamp)
+            return -EINVAL;
+        mark[i] = stamp;
+        idx[k] = (uint32_t)i;
+    }
+    e->n = n;
+
+    const unsigned s = choose_slot(w);
+    /* Slot s holds version gs.  It catches up from the log if every version
+     * in (gs, current] is a delta on the structure s already has, all of
+     * them still logged; otherwise it gets the current slot whole. */
+    const uint64_t gs = w->slot_word[s] >> 8;
+    bool catch_up = w->slot_word[s] && gs >= w->log_base && w->gen - gs < NETELECT_SHM_MAX_SLOTS;
+    size_t logged = 0;
+    for (uint64_t g = gs + 1; catch_up && g <= w->gen; g++) {
+        catch_up = w->log[g % NETELECT_SHM_MAX_SLOTS].gen == g;
+        logged += w->log[g % NETELECT_SHM_MAX_SLOTS].n;
+    }
+    /* Past an eighth of the nodes, one sequential copy of the slot is
+     * cheaper than scattered node-by-node catch-up. */
+    if (logged > n_nodes / 8)
+        catch_up = false;
+    w->slot_word[s] = 0; /* garbage until sealed, as in publish() */
+
+    struct netelect_shm_slot *sl = slot_of(sg, s);
+    /* Every payload store below is inside begin/end (layout.h), exactly as
+     * for a full version: to a reader the slot is simply being rewritten. */
+    const uint64_t q = netelect__write_seqcount_begin(&sl->s_seq);
+    crash_point(w, CRASH_AFTER_SEQ_ODD);
+    NETELECT_STORE_RELAXED(&sl->s_generation, gen);
+    NETELECT_STORE_RELAXED(&sl->s_publish_ns, now_ns(CLOCK_MONOTONIC));
+    if (catch_up) {
+        for (uint64_t g = gs + 1; g <= w->gen; g++) {
+            const struct dlog *l = &w->log[g % NETELECT_SHM_MAX_SLOTS];
+            for (size_t k = 0; k < l->n; k++)
+                if (mark[l->idx[k]] != stamp) { /* once each; the update's own nodes follow */
+                    mark[l->idx[k]] = stamp;
+                    node_catch_up(w, s, c, l->idx[k]);
+                }
+        }
+    } else {
+        slot_copy(w, s, c);
+    }
+    crash_point(w, CRASH_MID_PAYLOAD);
+    for (size_t k = 0; k < n; k++)
+        node_apply(w, s, idx[k], &upd[k]);
+    netelect__write_seqcount_end(&sl->s_seq, q);
+    crash_point(w, CRASH_AFTER_SEQ_EVEN);
+    e->gen = gen;
+    publish_slot(w, s, gen);
     return 0;
 }
 
@@ -1139,7 +1461,7 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
                         cfg->initial_chans, (uint32_t)init.chans);
         if (rc) {
             w->seg.base = NULL;
-            free(w->prev_ids), free(w->prev_members), free(w->midx);
+            caches_free(w);
             free(w);
             return rc;
         }
@@ -1167,8 +1489,6 @@ void netelect__writer_close(struct netelect_writer *w, bool abandon)
         netelect__reg_writer_close(w->reg);
     if (w->lock_fd >= 0)
         close(w->lock_fd);
-    free(w->prev_ids);
-    free(w->prev_members);
-    free(w->midx);
+    caches_free(w);
     free(w);
 }

@@ -71,6 +71,23 @@ int netelect__writer_open(const struct netelect_writer_config *cfg,
 /* Publishes a complete new version; never touches a version readers may be on. */
 int netelect__writer_publish(struct netelect_writer *w, const struct netelect_wnode *nodes,
                              size_t n_nodes, const struct netelect_wchan *chans, size_t n_chans);
+/*
+ * Delta publishing: a new version that differs from the current one only in
+ * the measurements (rtt, raw rtt, rtt error, last heard, health, source) of
+ * the `n` nodes given, each named by its id; node ids, channels and
+ * memberships stay as the last full publish made them, and member_down
+ * stays as that publish gave it.  The cost is proportional to what changed
+ * (these nodes and their replica entries, plus what changed in the few
+ * versions the reused slot missed), not to the size of the view: see
+ * shm/README.md, "Delta publish".  Readers see it as any other version.
+ * Returns 0; -EINVAL (NULL with n > 0, an id twice); -ENOENT (an id that is
+ * not a node of the current version: publish the full view); -ESTALE (the
+ * last publish failed, so the segment does not hold the view this update
+ * is relative to: publish the full view); -ENOMEM.  A refused update
+ * changes nothing and does not count as a failed publish.
+ */
+int netelect__writer_update(struct netelect_writer *w, const struct netelect_wnode *nodes,
+                            size_t n);
 /* Advances the heartbeat; call every heartbeat_period_ns. */
 int netelect__writer_heartbeat(struct netelect_writer *w);
 uint64_t netelect__writer_generation(const struct netelect_writer *w);

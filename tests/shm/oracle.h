@@ -35,4 +35,14 @@ static inline uint8_t o_ok(uint64_t g, uint64_t id)
     return ((mix64(g * UINT64_C(0x9E3779B97F4A7C15) ^ id) >> 40) & 7) != 0;
 }
 
+/* With delta publishes of period p (version g changes exactly the nodes
+ * whose id = g mod p; p = 0: every version changes every node), the
+ * version whose values node id carries in version g: the last one that
+ * changed it.  Full publishes write the same function, so the oracle
+ * stays a pure function of the generation whatever the mix. */
+static inline uint64_t o_gen(uint64_t g, uint64_t id, unsigned p)
+{
+    return p ? g - (g - id) % p : g;
+}
+
 #endif /* TESTS_SHM_ORACLE_H */

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Model-checks shm/model/publish.pml with SPIN: the protocol (K=2 and K=3)
-# must verify with 0 errors, and the model with validation removed must be
-# caught (the model's negative control).  Exit 77 (skip) without spin/cc.
+# Model-checks a SPIN model of the segment protocol: the protocol (K=2 and
+# K=3) must verify with 0 errors, and each negative control (a variant with
+# a known bug) must be caught.
+#   shm/model/publish.pml  full publishes, crash, restart; control: no re-check
+#   shm/model/delta.pml    delta publishes (catch-up, copy); controls: no
+#                          re-check, payload stored before seq odd, no catch-up
+# Exit 77 (skip) without spin/cc.
 set -u
-model=${1:?usage: spin.sh path/to/publish.pml}
+model=${1:?usage: spin.sh path/to/publish.pml|delta.pml}
 command -v spin >/dev/null && command -v cc >/dev/null || exit 77
+kind=$(basename "$model" .pml)
 work=$(mktemp -d) || exit 1
 trap 'rm -rf "$work"' EXIT
 cp "$model" "$work/publish.pml"
@@ -27,7 +32,11 @@ check() { # name, expected errors, spin -D flags...
     fi
 }
 rc=0
-check "K=2" 0 -DK=2 || rc=1
-check "K=3" 0 -DK=3 || rc=1
-check "K=2, no validation (negative control)" 1 -DK=2 -DNOVALIDATE || rc=1
+check "$kind K=2" 0 -DK=2 || rc=1
+check "$kind K=3" 0 -DK=3 || rc=1
+check "$kind K=2, no validation (negative control)" 1 -DK=2 -DNOVALIDATE || rc=1
+if [[ $kind == delta ]]; then
+    check "$kind K=2, change stored before seq odd (negative control)" 1 -DK=2 -DEARLYSTORE || rc=1
+    check "$kind K=3, no catch-up of a reused slot (negative control)" 1 -DK=3 -DNOCATCHUP || rc=1
+fi
 exit $rc

@@ -944,3 +944,177 @@ Test(shm, initial_snapshot_grows_capacities)
     free(nodes);
     free(mem);
 }
+
+/* ---- delta publishing (netelect__writer_update) */
+
+#define DN 60
+struct dview {
+    struct netelect_wnode nodes[DN];
+    uint64_t mp[32], mq[20];
+    uint8_t down_p[32];
+    struct netelect_wchan chans[3];
+};
+
+struct members_ctx {
+    const char *name;
+    uint64_t ids[64], rtt[64];
+    uint8_t ok[64];
+    size_t n;
+    int rc;
+};
+
+static int members_fn(const struct netelect_snap *s, void *p)
+{
+    struct members_ctx *x = p;
+    x->rc = netelect_snap_members(s, x->name, x->ids, x->rtt, x->ok, 64, &x->n);
+    return 0;
+}
+
+/* Everything a reader can see of the current version equals the logical
+ * view `d` (what a full publish of it would show). */
+static void expect_view(struct netelect_view *v, const struct dview *d, const char *step)
+{
+    for (int i = 0; i < DN; i++) {
+        struct netelect_node_info ni;
+        const struct netelect_wnode *n = &d->nodes[i];
+        cr_assert_eq(netelect_view_node(v, n->id, &ni), 0, "%s: node %d", step, i);
+        cr_assert(ni.rtt_ns == n->rtt_ns && ni.rtt_raw_ns == n->rtt_raw_ns &&
+                      ni.rtt_err_ns == n->rtt_err_ns && ni.last_heard_ns == n->last_heard_ns &&
+                      ni.healthy == (n->healthy != 0) && ni.source == n->source,
+                  "%s: node %d fields", step, i);
+    }
+    for (int c = 0; c < 3; c++) {
+        const struct netelect_wchan *ch = &d->chans[c];
+        struct members_ctx x = {.name = ch->name};
+        cr_assert_eq(netelect_view_read(v, members_fn, &x), 0);
+        cr_assert_eq(x.rc, 0, "%s: chan %s", step, ch->name);
+        cr_assert_eq(x.n, ch->n_members, "%s: chan %s", step, ch->name);
+        for (uint32_t k = 0; k < ch->n_members; k++) {
+            uint64_t rtt = NETELECT_RTT_UNKNOWN;
+            uint8_t ok = 0;
+            for (int i = 0; i < DN; i++)
+                if (d->nodes[i].id == ch->members[k]) {
+                    rtt = d->nodes[i].rtt_ns;
+                    ok = d->nodes[i].healthy && !(ch->member_down && ch->member_down[k]);
+                }
+            cr_assert(x.ids[k] == ch->members[k] && x.rtt[k] == rtt && x.ok[k] == ok,
+                      "%s: chan %s member %u: got %" PRIu64 "/%" PRIu64 "/%u want %" PRIu64
+                      "/%" PRIu64 "/%u",
+                      step, ch->name, k, x.ids[k], x.rtt[k], x.ok[k], ch->members[k], rtt, ok);
+        }
+    }
+}
+
+static uint64_t drand(uint64_t *x)
+{
+    *x = *x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+    return *x >> 33;
+}
+
+static void delta_run(uint32_t slots, uint64_t seed)
+{
+    struct netelect_writer *w = wopen(1, slots);
+    struct netelect_view *v = vopen();
+    static struct dview d;
+    memset(&d, 0, sizeof d);
+    for (int i = 0; i < DN; i++)
+        d.nodes[i] = (struct netelect_wnode){.id = (uint64_t)i * 5 + 1, .rtt_ns = (uint64_t)i * 10,
+                                             .healthy = 1, .source = NETELECT_SRC_PROBE};
+    /* "p": nodes, one of them twice, one id that is not a node, some
+     * members down in this channel only; "q": other nodes; "r": empty. */
+    for (int k = 0; k < 32; k++) {
+        d.mp[k] = d.nodes[(k * 7) % DN].id;
+        d.down_p[k] = k % 5 == 2;
+    }
+    d.mp[3] = d.mp[4];
+    d.mp[9] = 4242; /* not a node */
+    for (int k = 0; k < 20; k++)
+        d.mq[k] = d.nodes[DN - 1 - k].id;
+    d.chans[0] = (struct netelect_wchan){"p", d.mp, 32, d.down_p};
+    d.chans[1] = (struct netelect_wchan){"q", d.mq, 20, NULL};
+    d.chans[2] = (struct netelect_wchan){"r", NULL, 0, NULL};
+    cr_assert_eq(netelect__writer_publish(w, d.nodes, DN, d.chans, 3), 0);
+    expect_view(v, &d, "first full");
+
+    uint64_t x = seed;
+    char step[96];
+    for (int round = 0; round < 120; round++) {
+        const uint64_t g = netelect_view_generation(v);
+        const unsigned op = (unsigned)(drand(&x) % 16);
+        if (op == 0 || op == 1) {
+            /* A full publish in between (op 1 also moves a membership). */
+            if (op == 1)
+                d.mq[drand(&x) % 20] = d.nodes[drand(&x) % DN].id;
+            cr_assert_eq(netelect__writer_publish(w, d.nodes, DN, d.chans, 3), 0);
+        } else if (op == 2) {
+            /* Refused updates change nothing: an unknown id, a duplicate. */
+            struct netelect_wnode u[2] = {d.nodes[3], d.nodes[3]};
+            u[0].rtt_ns = 99999;
+            cr_assert_eq(netelect__writer_update(w, u, 2), -EINVAL);
+            u[1].id = 4242;
+            cr_assert_eq(netelect__writer_update(w, u, 2), -ENOENT);
+            cr_assert_eq(netelect_view_generation(v), g);
+            snprintf(step, sizeof step, "K=%u round %d refused", slots, round);
+            expect_view(v, &d, step);
+            continue;
+        } else if (op == 3) {
+            /* After a failed full publish the base is unknown: refused until
+             * a full publish succeeds. */
+            struct netelect_wnode keep = d.nodes[8];
+            d.nodes[8].id = d.nodes[9].id;
+            cr_assert_eq(netelect__writer_publish(w, d.nodes, DN, d.chans, 3), -EINVAL);
+            d.nodes[8] = keep;
+            cr_assert_eq(netelect__writer_update(w, d.nodes, 1), -ESTALE);
+            cr_assert_eq(netelect__writer_publish(w, d.nodes, DN, d.chans, 3), 0);
+        } else {
+            /* An update of 0..12 distinct nodes (all fields), or of all. */
+            struct netelect_wnode u[DN];
+            size_t n = op == 15 ? DN : (size_t)(drand(&x) % 13);
+            const int start = (int)(drand(&x) % DN);
+            for (size_t k = 0; k < n; k++) {
+                const int i = (int)((size_t)start + k * 7) % DN; /* 7 is prime to 60 */
+                struct netelect_wnode *nd = &d.nodes[i];
+                nd->rtt_ns = drand(&x) % 8 == 0 ? NETELECT_RTT_UNKNOWN : drand(&x) % 1000;
+                nd->rtt_raw_ns = drand(&x);
+                nd->rtt_err_ns = drand(&x) % 50;
+                nd->last_heard_ns = drand(&x);
+                nd->healthy = (uint8_t)(drand(&x) % 3 != 0);
+                nd->source = (uint8_t)(drand(&x) % 3);
+                u[k] = *nd;
+            }
+            int rc = netelect__writer_update(w, u, n);
+            cr_assert_eq(rc, 0, "update: %s", netelect_strerror(rc));
+        }
+        cr_assert_eq(netelect_view_generation(v), g + 1, "K=%u round %d", slots, round);
+        snprintf(step, sizeof step, "K=%u round %d op %u", slots, round, op);
+        expect_view(v, &d, step);
+    }
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
+
+/* Delta versions (catch-up of a reused slot from the log, whole copies of
+ * the current slot, updates mixed with full publishes and refusals) show
+ * exactly what a full publish of the same view shows. */
+Test(shm, delta_update_equals_full_publish)
+{
+    delta_run(2, 1);
+    delta_run(3, 2);
+    delta_run(5, 3);
+}
+
+/* An update on a view with no nodes: only the empty update is possible. */
+Test(shm, delta_update_empty_view)
+{
+    struct netelect_writer *w = wopen(1, 3);
+    struct netelect_view *v = vopen();
+    const uint64_t g = netelect_view_generation(v);
+    struct netelect_wnode u = {.id = 1};
+    cr_assert_eq(netelect__writer_update(w, &u, 1), -ENOENT);
+    cr_assert_eq(netelect__writer_update(w, NULL, 1), -EINVAL);
+    cr_assert_eq(netelect__writer_update(NULL, &u, 1), -EINVAL);
+    cr_assert_eq(netelect__writer_update(w, NULL, 0), 0);
+    cr_assert_eq(netelect_view_generation(v), g + 1);
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}

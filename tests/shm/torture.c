@@ -3,7 +3,7 @@
  * Multi-process torture of the segment protocol (segment-protocol.md §11).
  *
  *   torture drive [--seconds S] [--readers P] [--threads T] [--slots K]
- *                 [--reader-exe PATH] [--expect-torn] [--no-chaos]
+ *                 [--reader-exe PATH] [--expect-torn] [--no-chaos] [--delta P]
  *
  * The driver runs one writer process publishing as fast as it can, P
  * reader processes of T threads each, and chaos: the writer SIGKILLed,
@@ -18,6 +18,13 @@
  * --reader-exe pointing at the build whose validation is compiled out
  * (NETELECT_NO_VALIDATE) and --expect-torn, the test passes only if torn
  * reads ARE accepted: the negative control that proves the oracle bites.
+ *
+ * --delta P: the writer publishes mostly deltas (netelect__writer_update),
+ * version g changing exactly the nodes with id = g (mod P), and one full
+ * publish in 16 (always the first after a start).  The oracle stays a pure
+ * function of the generation: node id in version g holds what version
+ * g - ((g - id) mod P), the last one that changed it, gave it.  Full
+ * publishes write the same function, so any mix of the two is checkable.
  *
  * Exit: 0 pass, 1 fail, 77 skip.  No Criterion here: the roles are
  * processes that exec this binary (see toolchain-notes: no cr_assert in
@@ -46,6 +53,10 @@
 #define NN 1024   /* nodes 1..NN */
 #define NCH 16    /* channels c0..c15 */
 #define NMEM 256  /* members per channel */
+
+/* --delta P (0: every version a full publish, every node changed). */
+static unsigned g_period;
+
 
 static uint64_t member(int c, int k)
 {
@@ -103,16 +114,31 @@ static int role_writer(const char *name, unsigned slots, bool once)
             mem[c][k] = member(c, k);
         chans[c] = (struct netelect_wchan){names[c], mem[c], NMEM};
     }
-    uint64_t next_hb = 0;
+    uint64_t next_hb = 0, x = (uint64_t)getpid();
+    bool first = true;
+    static struct netelect_wnode upd[NN];
     while (!g_term) {
         const uint64_t g = netelect__writer_generation(w) + 1;
-        for (int i = 0; i < NN; i++) {
-            const uint64_t id = (uint64_t)i + 1;
-            nodes[i] = (struct netelect_wnode){.id = id, .rtt_ns = o_rtt(g, id),
-                                               .rtt_raw_ns = g, .healthy = o_ok(g, id),
-                                               .source = NETELECT_SRC_PROBE};
+        x = mix64(x + 1);
+        if (!g_period || first || x % 16 == 0) {
+            for (int i = 0; i < NN; i++) {
+                const uint64_t id = (uint64_t)i + 1, og = o_gen(g, id, g_period);
+                nodes[i] = (struct netelect_wnode){.id = id, .rtt_ns = o_rtt(og, id),
+                                                   .rtt_raw_ns = og, .healthy = o_ok(og, id),
+                                                   .source = NETELECT_SRC_PROBE};
+            }
+            rc = netelect__writer_publish(w, nodes, NN, chans, NCH);
+        } else {
+            size_t n = 0;
+            for (uint64_t id = 1; id <= NN; id++)
+                if (o_gen(g, id, g_period) == g)
+                    upd[n++] = (struct netelect_wnode){.id = id, .rtt_ns = o_rtt(g, id),
+                                                       .rtt_raw_ns = g, .healthy = o_ok(g, id),
+                                                       .source = NETELECT_SRC_PROBE};
+            rc = netelect__writer_update(w, upd, n);
         }
-        if ((rc = netelect__writer_publish(w, nodes, NN, chans, NCH))) {
+        first = false;
+        if (rc) {
             fprintf(stderr, "writer: publish: %s\n", netelect_strerror(rc));
             return 1;
         }
@@ -175,8 +201,8 @@ static bool check(const struct snapctx *x)
     uint8_t ok[NMEM];
     for (int k = 0; k < NMEM; k++) {
         ids[k] = member(x->c, k);
-        rtt[k] = o_rtt(x->gen, ids[k]);
-        ok[k] = o_ok(x->gen, ids[k]);
+        rtt[k] = o_rtt(o_gen(x->gen, ids[k], g_period), ids[k]);
+        ok[k] = o_ok(o_gen(x->gen, ids[k], g_period), ids[k]);
         if (x->ids[k] != ids[k] || x->rtt[k] != rtt[k] || x->ok[k] != ok[k])
             return false;
     }
@@ -190,8 +216,8 @@ static bool check_elect(int c, uint64_t self, uint64_t g, struct netelect_result
     uint8_t ok[NMEM];
     for (int k = 0; k < NMEM; k++) {
         ids[k] = member(c, k);
-        rtt[k] = o_rtt(g, ids[k]);
-        ok[k] = o_ok(g, ids[k]);
+        rtt[k] = o_rtt(o_gen(g, ids[k], g_period), ids[k]);
+        ok[k] = o_ok(o_gen(g, ids[k], g_period), ids[k]);
     }
     struct netelect_result want = netelect_elect(ids, rtt, ok, NMEM, self);
     return want.outcome == r.outcome && want.winner == r.winner;
@@ -312,12 +338,14 @@ static pid_t spawn(const char *exe, char *const argv[], int out_fd, const char *
     return pid;
 }
 
+static char g_period_arg[16] = "0";
+
 static pid_t spawn_writer(const char *crash)
 {
     char slots[16];
     snprintf(slots, sizeof slots, "%u", g_slots);
     char role[] = "writer";
-    char *argv[] = {(char *)g_self_exe, role, g_name, slots, NULL};
+    char *argv[] = {(char *)g_self_exe, role, g_name, slots, g_period_arg, NULL};
     return spawn(g_self_exe, argv, -1, crash);
 }
 
@@ -336,7 +364,7 @@ static struct reader_proc spawn_reader(const char *exe, int threads, double secs
     snprintf(th, sizeof th, "%d", threads);
     snprintf(s, sizeof s, "%.3f", secs);
     char role[] = "reader";
-    char *argv[] = {(char *)exe, role, g_name, th, s, NULL};
+    char *argv[] = {(char *)exe, role, g_name, th, s, g_period_arg, NULL};
     r.pid = spawn(exe, argv, p[1], NULL);
     close(p[1]);
     r.fd = p[0];
@@ -430,6 +458,8 @@ static int role_drive(int argc, char **argv)
             expect_torn = true;
         else if (!strcmp(argv[i], "--no-chaos"))
             chaos = false;
+        else if (!strcmp(argv[i], "--delta") && i + 1 < argc)
+            g_period = (unsigned)test_arg_ll(argv[++i], 1, NN, "torture: --delta");
         else {
             fprintf(stderr, "torture: unknown option %s\n", argv[i]);
             return 1;
@@ -444,8 +474,11 @@ static int role_drive(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     uint64_t seed = now_ns();
-    fprintf(stderr, "torture: %.1f s, %d readers x %d threads, K=%u, seed %" PRIu64 "%s%s\n",
-            seconds, nreaders, threads, g_slots, seed, chaos ? ", chaos" : "",
+    snprintf(g_period_arg, sizeof g_period_arg, "%u", g_period);
+    fprintf(stderr, "torture: %.1f s, %d readers x %d threads, K=%u, %s%s, seed %" PRIu64 "%s%s\n",
+            seconds, nreaders, threads, g_slots,
+            g_period ? "delta publishes, P=" : "full publishes", g_period ? g_period_arg : "", seed,
+            chaos ? ", chaos" : "",
             expect_torn ? ", NEGATIVE CONTROL (expects torn reads)" : "");
 
     pid_t writer = spawn_writer(NULL);
@@ -611,15 +644,19 @@ int main(int argc, char **argv)
     g_self_exe = n > 0 ? (self[n] = 0, self) : argv[0];
     if (argc >= 2 && !strcmp(argv[1], "drive"))
         return role_drive(argc, argv);
-    if (argc == 4 && !strcmp(argv[1], "writer"))
+    if (argc == 5 && !strcmp(argv[1], "writer")) {
+        g_period = (unsigned)test_arg_ll(argv[4], 0, NN, "torture writer: PERIOD");
         return role_writer(argv[2], (unsigned)test_arg_ll(argv[3], 1, 64, "torture writer: SLOTS"), false);
+    }
     if (argc == 4 && !strcmp(argv[1], "writer2"))
         return role_writer(argv[2], (unsigned)test_arg_ll(argv[3], 1, 64, "torture writer2: SLOTS"), true);
-    if (argc == 5 && !strcmp(argv[1], "reader"))
+    if (argc == 6 && !strcmp(argv[1], "reader")) {
+        g_period = (unsigned)test_arg_ll(argv[5], 0, NN, "torture reader: PERIOD");
         return role_reader(argv[2], (int)test_arg_ll(argv[3], 1, 64, "torture reader: THREADS"),
                            test_arg_d(argv[4], 0, 86400, "torture reader: SECONDS"));
+    }
     fprintf(stderr, "usage: %s drive [--seconds S] [--readers P] [--threads T] [--slots K]\n"
-                    "       [--reader-exe PATH] [--expect-torn] [--no-chaos]\n",
+                    "       [--reader-exe PATH] [--expect-torn] [--no-chaos] [--delta P]\n",
             argv[0]);
     return 1;
 }

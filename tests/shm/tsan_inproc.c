@@ -7,7 +7,8 @@
  * the member arrays out with relaxed atomics before running the kernels,
  * see shm/view.c) -DNETELECT_URCU_OUTOFLINE; a plain executable because
  * Criterion cannot run under TSAN.  Exit 0 pass, 1 fail, 77 skip; a TSAN
- * report exits 66 (halt_on_error).  Run it by hand with
+ * report exits 66 (halt_on_error).  The writer mixes full publishes and
+ * deltas (netelect__writer_update).  Run it by hand with
  *   setarch $(uname -m) -R build/tests/shm/shm_tsan [seconds]
  * (setarch -R: TSAN runtimes of gcc 12 / clang 14 abort under
  * vm.mmap_rnd_bits=32, see toolchain-notes.md).
@@ -31,6 +32,9 @@
 #define NN 256
 #define NCH 8
 #define NMEM 64
+/* Delta period: 3 versions in 4 are deltas changing the nodes with id = g
+ * mod P (tests/shm/oracle.h, o_gen). */
+#define P 5u
 
 static uint64_t member(int c, int k)
 {
@@ -61,14 +65,27 @@ static void *writer_thread(void *arg)
             mem[c][k] = member(c, k);
         chans[c] = (struct netelect_wchan){names[c], mem[c], NMEM};
     }
-    while (now_ns() < g_deadline) {
+    static struct netelect_wnode upd[NN];
+    for (uint64_t round = 0; now_ns() < g_deadline; round++) {
         uint64_t g = netelect__writer_generation(g_w) + 1;
-        for (int i = 0; i < NN; i++)
-            nodes[i] = (struct netelect_wnode){.id = (uint64_t)i + 1,
-                                               .rtt_ns = o_rtt(g, (uint64_t)i + 1),
-                                               .healthy = o_ok(g, (uint64_t)i + 1)};
-        if (netelect__writer_publish(g_w, nodes, NN, chans, NCH) != 0)
-            abort();
+        if (round % 4 == 0) {
+            for (int i = 0; i < NN; i++) {
+                const uint64_t id = (uint64_t)i + 1;
+                nodes[i] = (struct netelect_wnode){.id = id, .rtt_ns = o_rtt(o_gen(g, id, P), id),
+                                                   .healthy = o_ok(o_gen(g, id, P), id)};
+            }
+            if (netelect__writer_publish(g_w, nodes, NN, chans, NCH) != 0)
+                abort();
+        } else {
+            /* Deltas in between (netelect__writer_update). */
+            size_t n = 0;
+            for (uint64_t id = 1; id <= NN; id++)
+                if (o_gen(g, id, P) == g)
+                    upd[n++] = (struct netelect_wnode){.id = id, .rtt_ns = o_rtt(g, id),
+                                                       .healthy = o_ok(g, id)};
+            if (netelect__writer_update(g_w, upd, n) != 0)
+                abort();
+        }
         netelect__writer_heartbeat(g_w);
         atomic_fetch_add(&g_publishes, 1);
     }
@@ -101,8 +118,8 @@ static int expected(int c, uint64_t g, struct netelect_result r)
     uint8_t ok[NMEM];
     for (int k = 0; k < NMEM; k++) {
         ids[k] = member(c, k);
-        rtt[k] = o_rtt(g, ids[k]);
-        ok[k] = o_ok(g, ids[k]);
+        rtt[k] = o_rtt(o_gen(g, ids[k], P), ids[k]);
+        ok[k] = o_ok(o_gen(g, ids[k], P), ids[k]);
     }
     struct netelect_result w = netelect_elect(ids, rtt, ok, NMEM, 0);
     return w.outcome == r.outcome && w.winner == r.winner;
@@ -125,7 +142,8 @@ static void *reader_thread(void *arg)
         atomic_fetch_add(&g_reads, 1);
         int good = s.rc1 == 0 && s.rc2 == 0 && s.n == NMEM && expected(s.c, s.gen, s.res);
         for (int k = 0; good && k < NMEM; k++)
-            good = s.rtt[k] == o_rtt(s.gen, member(s.c, k)) && s.ok[k] == o_ok(s.gen, member(s.c, k));
+            good = s.rtt[k] == o_rtt(o_gen(s.gen, member(s.c, k), P), member(s.c, k)) &&
+                   s.ok[k] == o_ok(o_gen(s.gen, member(s.c, k), P), member(s.c, k));
         if (!good)
             atomic_fetch_add(&g_torn, 1);
         char nm[8];
