@@ -779,7 +779,9 @@ static int copy_opts(struct netelect_view_opts *dst, const struct netelect_view_
 }
 
 /* Sized opts since NETELECT_0.2; the NETELECT_0 entry point: view_compat.c. */
+#if !defined(__clang__) /* clang 14's assembler ignores "remove": see view_compat.c */
 __asm__(".symver netelect_view_open_opts, netelect_view_open_opts@@NETELECT_0.2, remove");
+#endif
 int netelect_view_open_opts(const char *name, const struct netelect_view_opts *opts,
                             struct netelect_view **out)
 {
@@ -1664,7 +1666,9 @@ _Static_assert((int)NETELECT_AGENT_INIT == NETELECT_SHM_INIT &&
  * The caller's struct may be older (smaller) or newer (larger) than ours
  * (view.h, "Growing structs"): only out->size bytes are the caller's.
  */
+#if !defined(__clang__) /* clang 14's assembler ignores "remove": see view_compat.c */
 __asm__(".symver netelect_view_status, netelect_view_status@@NETELECT_0.2, remove");
+#endif
 int netelect_view_status(struct netelect_view *v, struct netelect_view_status *out)
 {
     if (!v || !out)
