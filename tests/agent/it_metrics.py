@@ -184,11 +184,19 @@ def scenario(h):
     t0 = time.monotonic()
     c.kill(signal.SIGKILL)
 
+    # Peer series are live state; channel leaders are what the last publish
+    # holds, and a publish may trail the health change by up to
+    # publish_min_interval (coalescing).  Wait for both before asserting.
     def c_down():
         s = parse(scrape(mport))[0]
         return s if s.get(("netelect_peer_healthy", '{peer="0x303"}')) == 0 else None
     s = wait_for("peer_healthy{peer=\"0x303\"} 0", c_down, 10, 0.05)
     log(f"peer_healthy went to 0 {1000 * (time.monotonic() - t0):.0f} ms after kill -9")
+
+    def c_published():
+        s = parse(scrape(mport))[0]
+        return s if s.get(("netelect_channel_leader", '{channel="c",leader="none"}')) == 1 else None
+    s = wait_for("a publish with no leader in 'c'", c_published, 5, 0.02)
     lost1 = value(s, "netelect_peer_probes_lost_total", '{peer="0x303"}')
     check(lost1 > lost0, f"probes lost to 0x303 grew ({lost0:.0f} -> {lost1:.0f})")
     check(value(s, "netelect_health_changes_total") > hc0, "health_changes_total grew")
