@@ -57,11 +57,13 @@
 /* --delta P (0: every version a full publish, every node changed). */
 static unsigned g_period;
 
-
 static uint64_t member(int c, int k)
 {
     return (uint64_t)((c * 37 + k * 13 + (k * k) % 7) % NN) + 1;
 }
+
+/* The snapshot callback and its checks, over NMEM and member(). */
+#include "tests/shm/snapshot.h"
 
 static uint64_t now_ns(void)
 {
@@ -170,59 +172,6 @@ struct rthread {
     uint64_t seed;
 };
 
-struct snapctx {
-    int c;
-    uint64_t self;
-    uint64_t gen;
-    uint64_t ids[NMEM], rtt[NMEM];
-    uint8_t ok[NMEM];
-    size_t n;
-    struct netelect_result res;
-    int rc_members, rc_elect;
-};
-
-static int snap_fn(const struct netelect_snap *s, void *p)
-{
-    struct snapctx *x = p;
-    char nm[8];
-    snprintf(nm, sizeof nm, "c%d", x->c);
-    x->gen = netelect_snap_generation(s);
-    x->rc_members = netelect_snap_members(s, nm, x->ids, x->rtt, x->ok, NMEM, &x->n);
-    x->rc_elect = netelect_snap_elect(s, nm, x->self, &x->res);
-    return 0;
-}
-
-/* True iff everything read is what generation g published. */
-static bool check(const struct snapctx *x)
-{
-    if (x->rc_members || x->rc_elect || x->n != NMEM)
-        return false;
-    uint64_t ids[NMEM], rtt[NMEM];
-    uint8_t ok[NMEM];
-    for (int k = 0; k < NMEM; k++) {
-        ids[k] = member(x->c, k);
-        rtt[k] = o_rtt(o_gen(x->gen, ids[k], g_period), ids[k]);
-        ok[k] = o_ok(o_gen(x->gen, ids[k], g_period), ids[k]);
-        if (x->ids[k] != ids[k] || x->rtt[k] != rtt[k] || x->ok[k] != ok[k])
-            return false;
-    }
-    struct netelect_result want = netelect_elect(ids, rtt, ok, NMEM, x->self);
-    return want.outcome == x->res.outcome && want.winner == x->res.winner;
-}
-
-static bool check_elect(int c, uint64_t self, uint64_t g, struct netelect_result r)
-{
-    uint64_t ids[NMEM], rtt[NMEM];
-    uint8_t ok[NMEM];
-    for (int k = 0; k < NMEM; k++) {
-        ids[k] = member(c, k);
-        rtt[k] = o_rtt(o_gen(g, ids[k], g_period), ids[k]);
-        ok[k] = o_ok(o_gen(g, ids[k], g_period), ids[k]);
-    }
-    struct netelect_result want = netelect_elect(ids, rtt, ok, NMEM, self);
-    return want.outcome == r.outcome && want.winner == r.winner;
-}
-
 static void count_rc(struct rstats *st, int rc)
 {
     if (rc == NETELECT_ENOCHAN)
@@ -253,7 +202,7 @@ static void *reader_thread(void *arg)
                 atomic_fetch_add_explicit(&t->st->empty, 1, memory_order_relaxed);
             } else if (rc == 0) {
                 atomic_fetch_add_explicit(&t->st->reads, 1, memory_order_relaxed);
-                if (!check(&sc))
+                if (!check(&sc, g_period))
                     atomic_fetch_add(&t->st->torn, 1);
             } else {
                 count_rc(t->st, rc);
@@ -266,7 +215,7 @@ static void *reader_thread(void *arg)
             rc = netelect_view_elect_gen(t->v, nm, sc.self, &r, &g);
             if (rc == 0) {
                 atomic_fetch_add_explicit(&t->st->fast, 1, memory_order_relaxed);
-                if (!check_elect(sc.c, sc.self, g, r))
+                if (!check_elect(sc.c, sc.self, g, r, g_period))
                     atomic_fetch_add(&t->st->fast_torn, 1);
             } else {
                 count_rc(t->st, rc);

@@ -40,6 +40,10 @@ static uint64_t member(int c, int k)
 {
     return (uint64_t)((c * 37 + k * 13) % NN) + 1;
 }
+
+/* The snapshot callback and its checks, over NMEM and member(). */
+#include "tests/shm/snapshot.h"
+
 static uint64_t now_ns(void)
 {
     struct timespec ts;
@@ -92,43 +96,10 @@ static void *writer_thread(void *arg)
     return NULL;
 }
 
-struct sc {
-    int c;
-    uint64_t gen, ids[NMEM], rtt[NMEM];
-    uint8_t ok[NMEM];
-    size_t n;
-    struct netelect_result res;
-    int rc1, rc2;
-};
-
-static int snap_fn(const struct netelect_snap *s, void *p)
-{
-    struct sc *x = p;
-    char nm[8];
-    snprintf(nm, sizeof nm, "c%d", x->c);
-    x->gen = netelect_snap_generation(s);
-    x->rc1 = netelect_snap_members(s, nm, x->ids, x->rtt, x->ok, NMEM, &x->n);
-    x->rc2 = netelect_snap_elect(s, nm, 0, &x->res);
-    return 0;
-}
-
-static int expected(int c, uint64_t g, struct netelect_result r)
-{
-    uint64_t ids[NMEM], rtt[NMEM];
-    uint8_t ok[NMEM];
-    for (int k = 0; k < NMEM; k++) {
-        ids[k] = member(c, k);
-        rtt[k] = o_rtt(o_gen(g, ids[k], P), ids[k]);
-        ok[k] = o_ok(o_gen(g, ids[k], P), ids[k]);
-    }
-    struct netelect_result w = netelect_elect(ids, rtt, ok, NMEM, 0);
-    return w.outcome == r.outcome && w.winner == r.winner;
-}
-
 static void *reader_thread(void *arg)
 {
     uint64_t x = *(const uint64_t *)arg; /* the reader's PRNG seed */
-    struct sc s;
+    struct snapctx s = {.self = 0};
     while (now_ns() < g_deadline) {
         x = mix64(x + 1);
         s.c = (int)(x % NCH);
@@ -137,20 +108,16 @@ static void *reader_thread(void *arg)
             atomic_fetch_add(&g_gaveup, 1);
             continue;
         }
-        if (rc || s.rc1 == NETELECT_ENOCHAN)
+        if (rc || s.rc_members == NETELECT_ENOCHAN)
             continue; /* the first, empty version */
         atomic_fetch_add(&g_reads, 1);
-        int good = s.rc1 == 0 && s.rc2 == 0 && s.n == NMEM && expected(s.c, s.gen, s.res);
-        for (int k = 0; good && k < NMEM; k++)
-            good = s.rtt[k] == o_rtt(o_gen(s.gen, member(s.c, k), P), member(s.c, k)) &&
-                   s.ok[k] == o_ok(o_gen(s.gen, member(s.c, k), P), member(s.c, k));
-        if (!good)
+        if (!check(&s, P))
             atomic_fetch_add(&g_torn, 1);
         char nm[8];
         snprintf(nm, sizeof nm, "c%d", s.c);
         struct netelect_result r;
         uint64_t g;
-        if (netelect_view_elect_gen(g_v, nm, 0, &r, &g) == 0 && !expected(s.c, g, r))
+        if (netelect_view_elect_gen(g_v, nm, 0, &r, &g) == 0 && !check_elect(s.c, 0, g, r, P))
             atomic_fetch_add(&g_torn, 1);
         uint64_t rank[NMEM];
         size_t cnt;
