@@ -236,16 +236,24 @@ unsigned netelect__reg_pinned(struct netelect__reg_writer *r, const uint64_t *sl
     return pinned;
 }
 
+/* What the writer and a reader both hold of a registry: its mapping and
+ * its descriptor. */
+static void reg_unmap(int fd, uint8_t *base)
+{
+    if (base)
+        munmap(base, NETELECT_REG_SIZE);
+    if (fd >= 0)
+        close(fd);
+}
+
 void netelect__reg_writer_close(struct netelect__reg_writer *r)
 {
     if (!r)
         return;
-    if (r->base)
-        munmap(r->base, NETELECT_REG_SIZE);
+    reg_unmap(r->fd, r->base);
+    /* The guard entry goes last: no load from the mapping is unguarded. */
     if (r->guard >= 0)
         atomic_store(&g_guard[r->guard].base, NULL);
-    if (r->fd >= 0)
-        close(r->fd);
     free(r);
 }
 
@@ -341,9 +349,6 @@ void netelect__reg_detach(struct netelect__reg_reader *r)
 {
     if (!r)
         return;
-    if (r->base)
-        munmap(r->base, NETELECT_REG_SIZE);
-    if (r->fd >= 0)
-        close(r->fd);
+    reg_unmap(r->fd, r->base);
     free(r);
 }
