@@ -643,12 +643,9 @@ int netelect__writer_open(const struct netelect_writer_config *cfg, struct netel
     *out = w;
     return 0;
 fail:
-    if (w->reg)
-        netelect__reg_writer_close(w->reg);
-    if (w->lock_fd >= 0)
-        close(w->lock_fd);
-    caches_free(w);
-    free(w);
+    /* Nothing is mapped here (the segment was discarded), so close frees
+     * exactly what open took: the registry, the lock, the caches. */
+    netelect__writer_close(w, false);
     return rc;
 }
 
@@ -1444,7 +1441,7 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
                     init.members > L->max_members || init.names > L->max_name_bytes))
         rc = -ENOSPC;
     if (rc) {
-        free(w);
+        netelect__writer_close(w, false);
         return rc;
     }
     uint8_t inc[16];
@@ -1460,9 +1457,7 @@ int netelect__writer_open_mem(const struct netelect_writer_config *cfg, void *me
         rc = write_slot(w, &w->seg, 0, w->gen, cfg->initial_nodes, (uint32_t)init.nodes,
                         cfg->initial_chans, (uint32_t)init.chans);
         if (rc) {
-            w->seg.base = NULL;
-            caches_free(w);
-            free(w);
+            netelect__writer_close(w, false); /* external: leaves `mem` alone */
             return rc;
         }
     }
