@@ -101,16 +101,6 @@ static long long count(json_t *o, const char *key)
     return json_is_integer(v) && json_integer_value(v) >= 0 ? (long long)json_integer_value(v) : -1;
 }
 
-static void scalar(struct sb *b, json_t *st, const char *key, const char *name, const char *type,
-                   const char *help)
-{
-    long long v = count(st, key);
-    if (v < 0)
-        return;
-    family(b, name, type, help);
-    put(b, "%s %lld\n", name, v);
-}
-
 static void boolean(struct sb *b, json_t *st, const char *key, const char *name, const char *help)
 {
     json_t *v = json_object_get(st, key);
@@ -124,6 +114,23 @@ static void boolean(struct sb *b, json_t *st, const char *key, const char *name,
 static void put_seconds(struct sb *b, long long ns)
 {
     put(b, "%lld.%09lld", ns / 1000000000, ns % 1000000000);
+}
+
+/* A top-level count, or a duration in ns as seconds when ns. */
+static void scalar(struct sb *b, json_t *st, const char *key, bool ns, const char *name,
+                   const char *type, const char *help)
+{
+    long long v = count(st, key);
+    if (v < 0)
+        return;
+    family(b, name, type, help);
+    if (ns) {
+        put(b, "%s ", name);
+        put_seconds(b, v);
+        put(b, "\n");
+    } else {
+        put(b, "%s %lld\n", name, v);
+    }
 }
 
 /* {"le_ns": [bounds], "counts": [per bucket, then above the last], "sum_ns": S} */
@@ -191,150 +198,207 @@ static void per(struct sb *b, json_t *st, const char *arr, const char *id_key, c
     }
 }
 
+static void build_info(struct sb *b, json_t *st)
+{
+    family(b, "netelect_up", "gauge", "Whether the agent answered the scrape (1) or not (0).");
+    put(b, "netelect_up 1\n");
+    family(b, "netelect_build_info", "gauge",
+           "The agent's version and node id (labels); always 1.");
+    put(b, "netelect_build_info{version=\"");
+    put_label(b, str(st, "version"));
+    put(b, "\",node_id=\"");
+    put_label(b, str(st, "self"));
+    put(b, "\"} 1\n");
+}
+
+/* One family from two fields, so a scrape never shows one type alone. */
+static void packets_sent(struct sb *b, json_t *st)
+{
+    long long ping = count(st, "tx_ping"), pong = count(st, "tx_pong");
+    if (ping >= 0 && pong >= 0) {
+        family(b, "netelect_packets_sent_total", "counter", "UDP probe packets sent, by type.");
+        put(b, "netelect_packets_sent_total{type=\"ping\"} %lld\n", ping);
+        put(b, "netelect_packets_sent_total{type=\"pong\"} %lld\n", pong);
+    }
+}
+
+/* Drops by reason (whatever reasons the agent reports), and the two
+ * reasons an operator alerts on as families of their own. */
+static void drops(struct sb *b, json_t *st)
+{
+    json_t *d = json_object_get(st, "drops");
+    if (!json_is_object(d))
+        return;
+    const char *k;
+    json_t *v;
+    family(b, "netelect_packets_dropped_total", "counter",
+           "UDP probe packets dropped, by reason.");
+    json_object_foreach(d, k, v) {
+        put(b, "netelect_packets_dropped_total{reason=\"");
+        put_label(b, k);
+        put(b, "\"} %lld\n", json_is_integer(v) ? (long long)json_integer_value(v) : 0);
+    }
+    long long mac = count(d, "bad_mac");
+    if (mac >= 0) {
+        family(b, "netelect_auth_failures_total", "counter",
+               "Probe packets that failed authentication (a wrong key_file, or forged).");
+        put(b, "netelect_auth_failures_total %lld\n", mac);
+    }
+    long long rl = count(d, "rate_limited"), rlp = count(d, "rate_limited_peer");
+    if (rl >= 0 && rlp >= 0) {
+        family(b, "netelect_rate_limited_drops_total", "counter",
+               "Probe packets dropped by the rate limits (unknown sources and peers).");
+        put(b, "netelect_rate_limited_drops_total %lld\n", rl + rlp);
+    }
+}
+
+/* The leader is a label, not a value (see the top of this file). */
+static void channel_leader(struct sb *b, json_t *st)
+{
+    json_t *a = json_object_get(st, "leaders"), *e;
+    size_t i;
+    if (!json_is_array(a))
+        return;
+    family(b, "netelect_channel_leader", "gauge",
+           "Each channel's leader as this node elects it (label leader, \"none\" when no "
+           "member is eligible); always 1.");
+    json_array_foreach(a, i, e) {
+        json_t *l = json_object_get(e, "leader");
+        put(b, "netelect_channel_leader{channel=\"");
+        put_label(b, str(e, "channel"));
+        put(b, "\",leader=\"");
+        put_label(b, json_is_string(l) ? json_string_value(l) : "none");
+        put(b, "\"} 1\n");
+    }
+}
+
+/*
+ * Every family, in the order of the exposition.  Most are one field of the
+ * stats reply (top-level, or of each element of "leaders" or "peers");
+ * the few whose shape is their own have a render function.
+ */
+enum kind { K_SCALAR, K_BOOL, K_HIST, K_PER, K_FN };
+
+struct metric {
+    enum kind kind;
+    const char *key;   /* the field: of the reply, or of each element of arr */
+    bool ns;           /* a duration in ns, exposed in seconds */
+    const char *name, *type, *help;
+    const char *arr, *id_key, *label; /* K_PER: the array, its elements' id and label */
+    void (*render)(struct sb *b, json_t *st); /* K_FN */
+};
+
+#define SCALAR(key, name, type, help) {K_SCALAR, key, false, name, type, help, NULL, NULL, NULL, NULL}
+#define SECONDS(key, name, help) {K_SCALAR, key, true, name, "gauge", help, NULL, NULL, NULL, NULL}
+#define BOOLEAN(key, name, help) {K_BOOL, key, false, name, "gauge", help, NULL, NULL, NULL, NULL}
+#define HISTOGRAM(key, name, help) {K_HIST, key, false, name, "histogram", help, NULL, NULL, NULL, NULL}
+#define CHANNEL(key, name, type, help) \
+    {K_PER, key, false, name, type, help, "leaders", "channel", "channel", NULL}
+#define PEER(key, ns, name, type, help) {K_PER, key, ns, name, type, help, "peers", "id", "peer", NULL}
+#define RENDER(fn) {K_FN, NULL, false, NULL, NULL, NULL, NULL, NULL, NULL, fn}
+
+static const struct metric metrics[] = {
+    RENDER(build_info),
+    SECONDS("start_time_ns", "netelect_start_time_seconds",
+            "When the agent started, in seconds since the Unix epoch."),
+    SCALAR("generation", "netelect_generation", "gauge",
+           "The generation of the view last published in the segment."),
+    SCALAR("nodes", "netelect_nodes", "gauge", "Nodes in the agent's table (self excluded)."),
+    SCALAR("channels", "netelect_channels", "gauge", "Channels in the agent's table."),
+    SCALAR("publishes", "netelect_publishes_total", "counter", "Views published into the segment."),
+    SCALAR("publish_errors", "netelect_publish_errors_total", "counter",
+           "Publishes that failed (retried at the next heartbeat)."),
+    HISTOGRAM("publish_duration", "netelect_publish_duration_seconds",
+              "Time to build and write one view into the segment."),
+    HISTOGRAM("publish_delay", "netelect_publish_delay_seconds",
+              "From the first change marked for publishing to the publish that carried it "
+              "(bounded by [segment] publish_min_interval)."),
+    SCALAR("heartbeats", "netelect_heartbeats_total", "counter",
+           "Heartbeats written into the segment."),
+    SCALAR("rx", "netelect_packets_received_total", "counter", "UDP probe packets received."),
+    SCALAR("rx_ok", "netelect_packets_accepted_total", "counter",
+           "UDP probe packets that passed every check."),
+    RENDER(packets_sent),
+    SCALAR("tx_err", "netelect_send_errors_total", "counter", "UDP sends that failed."),
+    RENDER(drops),
+    SCALAR("ctl_requests", "netelect_control_requests_total", "counter",
+           "Requests received on the control socket."),
+    SCALAR("ctl_errors", "netelect_control_errors_total", "counter",
+           "Control requests answered with an error."),
+    SCALAR("ctl_denied", "netelect_control_denied_total", "counter",
+           "Control requests refused for lack of privilege."),
+    SCALAR("ctl_connections", "netelect_control_connections_total", "counter",
+           "Control connections accepted."),
+    SCALAR("ctl_refused", "netelect_control_refused_total", "counter",
+           "Control connections refused by the connection limits."),
+    SCALAR("ctl_timeouts", "netelect_control_timeouts_total", "counter",
+           "Control connections closed by the request or idle timeouts."),
+    SCALAR("reloads", "netelect_reloads_total", "counter", "Configuration reloads asked for."),
+    SCALAR("reload_failures", "netelect_reload_failures_total", "counter",
+           "Configuration reloads refused (the running configuration was kept)."),
+    SCALAR("health_changes", "netelect_health_changes_total", "counter",
+           "Probed peers that turned healthy or unhealthy."),
+    SCALAR("peer_restarts", "netelect_peer_restarts_total", "counter",
+           "Peers seen coming back with a new incarnation."),
+    BOOLEAN("drain_all", "netelect_drained", "Whether this node is drained from every channel."),
+    BOOLEAN("serf_enabled", "netelect_serf_enabled", "Whether [serf] enabled is set."),
+    BOOLEAN("serf_connected", "netelect_serf_connected",
+            "Whether the Serf RPC stream is up (0 when Serf is not enabled)."),
+    SCALAR("serf_members", "netelect_serf_members", "gauge",
+           "Nodes the Serf source currently knows."),
+    SCALAR("http_requests", "netelect_metrics_requests_total", "counter",
+           "Requests to the metrics endpoint."),
+    SCALAR("http_errors", "netelect_metrics_errors_total", "counter",
+           "Requests to the metrics endpoint answered with an error (bad method or path)."),
+
+    CHANNEL("members", "netelect_channel_members", "gauge", "Members of each channel."),
+    RENDER(channel_leader),
+    CHANNEL("self", "netelect_channel_leader_is_self", "gauge",
+            "Whether this node leads the channel."),
+    CHANNEL("leader_changes", "netelect_channel_leader_changes_total", "counter",
+            "Publishes that changed the channel's leader (no eligible member counts as a "
+            "leader)."),
+
+    PEER("healthy", false, "netelect_peer_healthy", "gauge",
+         "Whether the peer is healthy as published (1) or not (0)."),
+    PEER("rtt_estimate_ns", true, "netelect_peer_rtt_seconds", "gauge",
+         "The peer's smoothed RTT estimate (absent while never measured)."),
+    PEER("rtt_ns", true, "netelect_peer_published_rtt_seconds", "gauge",
+         "The peer's RTT as published (held by RTT hysteresis; overrides included)."),
+    PEER("sent", false, "netelect_peer_probes_sent_total", "counter",
+         "Probes (PINGs) sent to the peer."),
+    PEER("missed", false, "netelect_peer_probes_lost_total", "counter",
+         "Probes to the peer that timed out without a reply."),
+    PEER("samples", false, "netelect_peer_rtt_samples_total", "counter",
+         "RTT samples taken from the peer's replies."),
+    PEER("flaps", false, "netelect_peer_flaps_total", "counter", "Health changes of the peer."),
+    PEER("miss_run", false, "netelect_peer_probes_lost_in_a_row", "gauge",
+         "Probes to the peer lost in a row (0 after any reply)."),
+};
+
 int netelect__metrics_render(json_t *st, char **out, size_t *len)
 {
     struct sb b = {0};
-    family(&b, "netelect_up", "gauge", "Whether the agent answered the scrape (1) or not (0).");
-    put(&b, "netelect_up 1\n");
-    family(&b, "netelect_build_info", "gauge",
-           "The agent's version and node id (labels); always 1.");
-    put(&b, "netelect_build_info{version=\"");
-    put_label(&b, str(st, "version"));
-    put(&b, "\",node_id=\"");
-    put_label(&b, str(st, "self"));
-    put(&b, "\"} 1\n");
-    long long start = count(st, "start_time_ns");
-    if (start >= 0) {
-        family(&b, "netelect_start_time_seconds", "gauge",
-               "When the agent started, in seconds since the Unix epoch.");
-        put(&b, "netelect_start_time_seconds ");
-        put_seconds(&b, start);
-        put(&b, "\n");
-    }
-    scalar(&b, st, "generation", "netelect_generation", "gauge",
-           "The generation of the view last published in the segment.");
-    scalar(&b, st, "nodes", "netelect_nodes", "gauge", "Nodes in the agent's table (self excluded).");
-    scalar(&b, st, "channels", "netelect_channels", "gauge", "Channels in the agent's table.");
-    scalar(&b, st, "publishes", "netelect_publishes_total", "counter",
-           "Views published into the segment.");
-    scalar(&b, st, "publish_errors", "netelect_publish_errors_total", "counter",
-           "Publishes that failed (retried at the next heartbeat).");
-    histogram(&b, st, "publish_duration", "netelect_publish_duration_seconds",
-              "Time to build and write one view into the segment.");
-    histogram(&b, st, "publish_delay", "netelect_publish_delay_seconds",
-              "From the first change marked for publishing to the publish that carried it "
-              "(bounded by [segment] publish_min_interval).");
-    scalar(&b, st, "heartbeats", "netelect_heartbeats_total", "counter",
-           "Heartbeats written into the segment.");
-    scalar(&b, st, "rx", "netelect_packets_received_total", "counter",
-           "UDP probe packets received.");
-    scalar(&b, st, "rx_ok", "netelect_packets_accepted_total", "counter",
-           "UDP probe packets that passed every check.");
-    {
-        long long ping = count(st, "tx_ping"), pong = count(st, "tx_pong");
-        if (ping >= 0 && pong >= 0) {
-            family(&b, "netelect_packets_sent_total", "counter", "UDP probe packets sent, by type.");
-            put(&b, "netelect_packets_sent_total{type=\"ping\"} %lld\n", ping);
-            put(&b, "netelect_packets_sent_total{type=\"pong\"} %lld\n", pong);
+    for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++) {
+        const struct metric *m = &metrics[i];
+        switch (m->kind) {
+        case K_SCALAR:
+            scalar(&b, st, m->key, m->ns, m->name, m->type, m->help);
+            break;
+        case K_BOOL:
+            boolean(&b, st, m->key, m->name, m->help);
+            break;
+        case K_HIST:
+            histogram(&b, st, m->key, m->name, m->help);
+            break;
+        case K_PER:
+            per(&b, st, m->arr, m->id_key, m->label, m->key, m->ns, m->name, m->type, m->help);
+            break;
+        case K_FN:
+            m->render(&b, st);
+            break;
         }
     }
-    scalar(&b, st, "tx_err", "netelect_send_errors_total", "counter", "UDP sends that failed.");
-    json_t *drops = json_object_get(st, "drops");
-    if (json_is_object(drops)) {
-        const char *k;
-        json_t *v;
-        family(&b, "netelect_packets_dropped_total", "counter",
-               "UDP probe packets dropped, by reason.");
-        json_object_foreach(drops, k, v) {
-            put(&b, "netelect_packets_dropped_total{reason=\"");
-            put_label(&b, k);
-            put(&b, "\"} %lld\n", json_is_integer(v) ? (long long)json_integer_value(v) : 0);
-        }
-        long long mac = count(drops, "bad_mac");
-        if (mac >= 0) {
-            family(&b, "netelect_auth_failures_total", "counter",
-                   "Probe packets that failed authentication (a wrong key_file, or forged).");
-            put(&b, "netelect_auth_failures_total %lld\n", mac);
-        }
-        long long rl = count(drops, "rate_limited"), rlp = count(drops, "rate_limited_peer");
-        if (rl >= 0 && rlp >= 0) {
-            family(&b, "netelect_rate_limited_drops_total", "counter",
-                   "Probe packets dropped by the rate limits (unknown sources and peers).");
-            put(&b, "netelect_rate_limited_drops_total %lld\n", rl + rlp);
-        }
-    }
-    scalar(&b, st, "ctl_requests", "netelect_control_requests_total", "counter",
-           "Requests received on the control socket.");
-    scalar(&b, st, "ctl_errors", "netelect_control_errors_total", "counter",
-           "Control requests answered with an error.");
-    scalar(&b, st, "ctl_denied", "netelect_control_denied_total", "counter",
-           "Control requests refused for lack of privilege.");
-    scalar(&b, st, "ctl_connections", "netelect_control_connections_total", "counter",
-           "Control connections accepted.");
-    scalar(&b, st, "ctl_refused", "netelect_control_refused_total", "counter",
-           "Control connections refused by the connection limits.");
-    scalar(&b, st, "ctl_timeouts", "netelect_control_timeouts_total", "counter",
-           "Control connections closed by the request or idle timeouts.");
-    scalar(&b, st, "reloads", "netelect_reloads_total", "counter", "Configuration reloads asked for.");
-    scalar(&b, st, "reload_failures", "netelect_reload_failures_total", "counter",
-           "Configuration reloads refused (the running configuration was kept).");
-    scalar(&b, st, "health_changes", "netelect_health_changes_total", "counter",
-           "Probed peers that turned healthy or unhealthy.");
-    scalar(&b, st, "peer_restarts", "netelect_peer_restarts_total", "counter",
-           "Peers seen coming back with a new incarnation.");
-    boolean(&b, st, "drain_all", "netelect_drained",
-            "Whether this node is drained from every channel.");
-    boolean(&b, st, "serf_enabled", "netelect_serf_enabled", "Whether [serf] enabled is set.");
-    boolean(&b, st, "serf_connected", "netelect_serf_connected",
-            "Whether the Serf RPC stream is up (0 when Serf is not enabled).");
-    scalar(&b, st, "serf_members", "netelect_serf_members", "gauge",
-           "Nodes the Serf source currently knows.");
-    scalar(&b, st, "http_requests", "netelect_metrics_requests_total", "counter",
-           "Requests to the metrics endpoint.");
-    scalar(&b, st, "http_errors", "netelect_metrics_errors_total", "counter",
-           "Requests to the metrics endpoint answered with an error (bad method or path).");
-
-    per(&b, st, "leaders", "channel", "channel", "members", false, "netelect_channel_members",
-        "gauge", "Members of each channel.");
-    {
-        json_t *a = json_object_get(st, "leaders"), *e;
-        size_t i;
-        if (json_is_array(a)) {
-            family(&b, "netelect_channel_leader", "gauge",
-                   "Each channel's leader as this node elects it (label leader, \"none\" when no "
-                   "member is eligible); always 1.");
-            json_array_foreach(a, i, e) {
-                json_t *l = json_object_get(e, "leader");
-                put(&b, "netelect_channel_leader{channel=\"");
-                put_label(&b, str(e, "channel"));
-                put(&b, "\",leader=\"");
-                put_label(&b, json_is_string(l) ? json_string_value(l) : "none");
-                put(&b, "\"} 1\n");
-            }
-        }
-    }
-    per(&b, st, "leaders", "channel", "channel", "self", false, "netelect_channel_leader_is_self",
-        "gauge", "Whether this node leads the channel.");
-    per(&b, st, "leaders", "channel", "channel", "leader_changes", false,
-        "netelect_channel_leader_changes_total", "counter",
-        "Publishes that changed the channel's leader (no eligible member counts as a leader).");
-
-    per(&b, st, "peers", "id", "peer", "healthy", false, "netelect_peer_healthy", "gauge",
-        "Whether the peer is healthy as published (1) or not (0).");
-    per(&b, st, "peers", "id", "peer", "rtt_estimate_ns", true, "netelect_peer_rtt_seconds",
-        "gauge", "The peer's smoothed RTT estimate (absent while never measured).");
-    per(&b, st, "peers", "id", "peer", "rtt_ns", true, "netelect_peer_published_rtt_seconds",
-        "gauge", "The peer's RTT as published (held by RTT hysteresis; overrides included).");
-    per(&b, st, "peers", "id", "peer", "sent", false, "netelect_peer_probes_sent_total", "counter",
-        "Probes (PINGs) sent to the peer.");
-    per(&b, st, "peers", "id", "peer", "missed", false, "netelect_peer_probes_lost_total",
-        "counter", "Probes to the peer that timed out without a reply.");
-    per(&b, st, "peers", "id", "peer", "samples", false, "netelect_peer_rtt_samples_total",
-        "counter", "RTT samples taken from the peer's replies.");
-    per(&b, st, "peers", "id", "peer", "flaps", false, "netelect_peer_flaps_total", "counter",
-        "Health changes of the peer.");
-    per(&b, st, "peers", "id", "peer", "miss_run", false, "netelect_peer_probes_lost_in_a_row",
-        "gauge", "Probes to the peer lost in a row (0 after any reply).");
     if (b.oom) {
         free(b.p);
         return -ENOMEM;
