@@ -23,8 +23,12 @@ JSON (--benchmark_out); the two files are merged into DIR/bench.json.
 
 Quick mode (CI smoke test, well under a minute): sizes 3, 256 and 10k, one
 repetition, short minimum time.  Full mode: every size, --reps repetitions
-(default 5) with random interleaving, aggregates only; tables show the median
-over repetitions, and every ratio is taken between rows of the same run.
+(default 5) with random interleaving; the console shows only the aggregates
+(--benchmark_display_aggregates_only), the JSON keeps every repetition.  Each
+row's figure is "median [min, p90]" over all its repetitions (of all --runs),
+with the repetition count; every ratio is taken between the medians of rows
+of the same run.  A target counts as met only if the whole spread meets it:
+the p90 for a time, the least favourable pairing of min and p90 for a ratio.
 
 The report goes to DIR/REPORT.md (default bench/out/), plots to DIR/*.png.
 The exit status is non-zero if the binary failed or any row reported an
@@ -84,8 +88,10 @@ def run_suite(args, out_dir):
     common = [f"--ne_sizes={sizes}", f"--benchmark_min_time={min_time}",
               "--benchmark_format=console"] + (["--ne_quick"] if quick else [])
     if reps > 1:
+        # display_, not report_aggregates_only: the JSON keeps each
+        # repetition, which the spread (min, p90) is computed from.
         common += [f"--benchmark_repetitions={reps}",
-                   "--benchmark_report_aggregates_only=true",
+                   "--benchmark_display_aggregates_only=true",
                    "--benchmark_enable_random_interleaving=true"]
     pin = []
     taskset = shutil.which("taskset")
@@ -165,38 +171,96 @@ def parse_name(run_name):
     return parts, threads
 
 
+class Spread:
+    """A row's distribution over its repetitions: min, median, p90 and the
+    repetition count n.  Built from medians alone (a JSON written with
+    --benchmark_report_aggregates_only), min and p90 are None: no spread."""
+
+    def __init__(self, values=None, medians=None):
+        if values:
+            v = sorted(values)
+            self.n = len(v)
+            self.min = v[0]
+            self.median = statistics.median(v)
+            self.p90 = p90(v)
+        else:
+            self.n = None
+            self.min = self.p90 = None
+            self.median = statistics.median(medians)
+
+    def worst(self, higher_is_better=False):
+        """The least favourable end of the spread (p90 for a time, min for a
+        rate); the median when there is no spread."""
+        end = self.min if higher_is_better else self.p90
+        return self.median if end is None else end
+
+    def best(self, higher_is_better=False):
+        end = self.p90 if higher_is_better else self.min
+        return self.median if end is None else end
+
+
+def p90(sorted_values):
+    """The 90th percentile, interpolated between the closest ranks (numpy's
+    default): of 10 repetitions, 0.9 of the way from the 9th to the 10th."""
+    v = sorted_values
+    pos = 0.9 * (len(v) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+
+
 class Row:
     """One benchmark row.  Its time is the CPU time per call for the
     single-thread rows (the process is alone on its pinned CPU only when the
     machine is quiet: CPU time leaves out the time other jobs held that CPU,
     which real time would count), and the real (or manual) time for the rows
-    that declare it: the multi-thread shm rows."""
+    that declare it: the multi-thread shm rows.
+
+    Every figure comes from the per-repetition entries, pooled over all runs
+    (files); a JSON that holds only aggregates falls back to the median of
+    its runs' medians, with no spread."""
 
     def __init__(self, name):
         self.name = name
         self.parts, self.threads = parse_name(name)
         self.field = "real_time" if ("/real_time" in name or "/manual_time" in name) else "cpu_time"
         self.wall_over_cpu = None
-        self.real_ns = []   # per repetition (or one median aggregate)
-        self.counters = {}  # name -> list
-        self.cpu = []                # CPU time per call (ns), per run or repetition
+        self.reps = []               # time per call (ns), one per repetition
+        self.rep_cpu = []            # CPU time per call (ns), one per repetition
+        self.counters = {}           # name -> list, one per repetition
         self.run_medians = []        # one per run (file) that had a median aggregate
+        self.run_median_cpu = []
         self.run_median_counters = []
         self.error = None
 
-    def time(self):
-        """Median over repetitions; with several runs, the median of the
-        runs' medians."""
+    def stats(self):
+        """The row's Spread, or None when it has no timing."""
+        if self.reps:
+            return Spread(self.reps)
         if self.run_medians:
-            return statistics.median(self.run_medians)
-        return statistics.median(self.real_ns) if self.real_ns else None
+            return Spread(medians=self.run_medians)
+        return None
+
+    def time(self):
+        """The median over repetitions."""
+        s = self.stats()
+        return s.median if s else None
+
+    def cpu_stats(self):
+        if self.rep_cpu:
+            return Spread(self.rep_cpu)
+        return Spread(medians=self.run_median_cpu) if self.run_median_cpu else None
+
+    def counter_stats(self, key):
+        v = self.counters.get(key)
+        if v:
+            return Spread(v)
+        v = [c[key] for c in self.run_median_counters if key in c]
+        return Spread(medians=v) if v else None
 
     def counter(self, key):
-        v = [c[key] for c in self.run_median_counters if key in c]
-        if v:
-            return statistics.median(v)
-        v = self.counters.get(key)
-        return statistics.median(v) if v else None
+        s = self.counter_stats(key)
+        return s.median if s else None
 
 
 STD_KEYS = {"name", "run_name", "run_type", "repetitions", "repetition_index", "threads",
@@ -218,13 +282,13 @@ def rows_of(data):
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 r.run_medians.append(b[r.field] * scale)
-                r.cpu.append(b["cpu_time"] * scale)
+                r.run_median_cpu.append(b["cpu_time"] * scale)
                 r.run_median_counters.append(extra)
                 if b.get("cpu_time"):
                     r.wall_over_cpu = b["real_time"] / b["cpu_time"]
         else:
-            r.real_ns.append(b[r.field] * scale)
-            r.cpu.append(b["cpu_time"] * scale)
+            r.reps.append(b[r.field] * scale)
+            r.rep_cpu.append(b["cpu_time"] * scale)
             if b.get("cpu_time"):
                 r.wall_over_cpu = b["real_time"] / b["cpu_time"]
             for k, v in extra.items():
@@ -234,16 +298,40 @@ def rows_of(data):
 
 # ---------------------------------------------------------------- formatting
 
-def fmt_ns(ns):
-    if ns is None:
+def ns_unit(ns):
+    for unit, scale in (("ns", 1.0), ("µs", 1e3), ("ms", 1e6)):
+        if ns < scale * 1e3:
+            return unit, scale
+    return "s", 1e9
+
+
+def fmt_num(x):
+    return f"{x:.3g}" if x >= 10 else f"{x:.2f}"
+
+
+# The repetition count most rows of the report have; set by build_report.
+# A cell whose row has another count says so ("n=3"), the others do not.
+COMMON_N = None
+
+
+def fmt_spread(s, fmt=None):
+    """ "median [min, p90]" in the median's unit (or fmt applied to each);
+    only the median when there is no spread (one repetition, or a JSON of
+    aggregates)."""
+    if s is None:
         return "–"
-    if ns < 1e3:
-        return f"{ns:.3g} ns" if ns >= 10 else f"{ns:.2f} ns"
-    if ns < 1e6:
-        return f"{ns / 1e3:.3g} µs"
-    if ns < 1e9:
-        return f"{ns / 1e6:.3g} ms"
-    return f"{ns / 1e9:.3g} s"
+    if fmt is None:
+        unit, scale = ns_unit(s.median)
+        text = f"{fmt_num(s.median / scale)} {unit}"
+        if s.min is not None and s.n and s.n > 1:
+            text += f" [{fmt_num(s.min / scale)}, {fmt_num(s.p90 / scale)}]"
+    else:
+        text = fmt(s.median)
+        if s.min is not None and s.n and s.n > 1:
+            text += f" [{fmt(s.min)}, {fmt(s.p90)}]"
+    if s.n != COMMON_N:
+        text += " (medians only)" if s.n is None else f" ({s.n} reps)"
+    return text
 
 
 def fmt_ratio(x):
@@ -274,7 +362,8 @@ class Core:
     """elect/rank/topk rows: op/method/input/align/n."""
 
     def __init__(self, rows):
-        self.t = {}  # (op, input, align) -> method -> n -> ns
+        self.t = {}  # (op, input, align) -> method -> n -> ns (median)
+        self.s = {}  # (op, input, align) -> method -> n -> Spread
         self.order = {}
         for r in rows.values():
             p = r.parts
@@ -285,12 +374,16 @@ class Core:
                 continue
             key = (op, inp, align)
             self.t.setdefault(key, {}).setdefault(method, {})[int(n)] = r.time()
+            self.s.setdefault(key, {}).setdefault(method, {})[int(n)] = r.stats()
             self.order.setdefault(key, [])
             if method not in self.order[key]:
                 self.order[key].append(method)
 
     def get(self, op, inp, align, method, n):
         return self.t.get((op, inp, align), {}).get(method, {}).get(n)
+
+    def spread(self, op, inp, align, method, n):
+        return self.s.get((op, inp, align), {}).get(method, {}).get(n)
 
     def sizes(self, key):
         s = set()
@@ -314,7 +407,7 @@ def time_table(core, key):
     sizes = core.sizes(key)
     body = []
     for m in core.methods(key):
-        body.append([m] + [fmt_ns(core.get(*key, m, n)) for n in sizes])
+        body.append([m] + [fmt_spread(core.spread(*key, m, n)) for n in sizes])
     return table(["method"] + [f"n={fmt_n(n)}" for n in sizes], body)
 
 
@@ -376,9 +469,12 @@ def core_plot(core, key, path, title):
 # ---------------------------------------------------------------- report
 
 def build_report(data, out_dir, cmds, argv):
+    global COMMON_N
     rows = rows_of(data)
     ctx = data["context"]
     core = Core(rows)
+    counts = [r.stats().n for r in rows.values() if not r.error and r.stats()]
+    COMMON_N = statistics.mode(counts) if counts else None
     md = []
     errors = sorted((r.name, r.error) for r in rows.values() if r.error)
     now = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
@@ -421,11 +517,13 @@ def build_report(data, out_dir, cmds, argv):
                   f"{statistics.median(wc):.2f} and maximum {max(wc):.2f} over {len(wc)} rows "
                   f"(1.00 means the pinned CPU was ours alone).\n")
     md.append("""
-Method notes: times are the median over repetitions (with several runs:
-the median of the runs' medians) of the CPU time per
-call for single-thread rows (CPU time leaves out the time other jobs held
-the pinned CPU; real time is in the JSON too) and of the real time for the
-multi-thread shm rows (one repetition in quick mode).  Inputs rotate through many copies
+Method notes: each figure is "median [min, p90]" over the row's
+repetitions (with several runs: all repetitions of all runs pooled;
+{spread_note}) of the CPU time per call for single-thread rows (CPU
+time leaves out the time other jobs held the pinned CPU; real time is in
+the JSON too) and of the real time for the multi-thread shm rows.  p90 is
+interpolated between the closest ranks.  Ratios are between medians.
+Inputs rotate through many copies
 (see above), so n <= 10k is L2-resident, not L1-hot; timed inputs omit self
 (the worst case).  `a64`: arrays 64-byte aligned, `o16`: 16 bytes past.
 Every method was verified against the scalar reference inside the binary
@@ -438,7 +536,9 @@ they are favoured against `rank`, which does both.  `vqsort` sorts
 mode corrupts entries whose key is UINT64_MAX, netelect's unknown RTT).
 `floor_<isa>` streams the same 17 bytes per replica (id, RTT, health)
 auto-vectorised for that ISA: nothing can read the input faster.
-""")
+""".replace("{spread_note}", "one repetition: no spread" if COMMON_N == 1 else
+            "only medians in the JSON: no spread" if COMMON_N is None else
+            f"{COMMON_N} repetitions per row unless a cell says otherwise"))
     if errors:
         md.append("## Errors\n")
         md += [f"- `{n}`: {e}" for n, e in errors]
@@ -560,128 +660,174 @@ def summary(core, rows):
         for m in methods:
             if m not in core.t[key]:
                 continue
-            body.append([f"{op} `{inp}`", m] + [fmt_ns(core.get(*key, m, n)) for n in sizes])
+            body.append([f"{op} `{inp}`", m] + [fmt_spread(core.spread(*key, m, n)) for n in sizes])
     out = table(["op (input)", "method"] + [f"n={fmt_n(n)}" for n in sizes], body) + "\n"
     sh = shm_figures(rows)
     items = []
+    mps = (lambda v: f"{v / 1e6:.1f}")
     if sh.get("view3"):
-        items.append(f"view_elect 3-replica channel {fmt_ns(sh['view3'])} "
+        items.append(f"view_elect 3-replica channel {fmt_spread(sh['view3'])} "
                      f"(repeated question, per-thread cache)"
-                     + (f", {fmt_ns(sh['view3nc'])} with the cache defeated" if sh.get("view3nc") else ""))
+                     + (f", {fmt_spread(sh['view3nc'])} with the cache defeated" if sh.get("view3nc") else ""))
     if sh.get("gen"):
-        items.append(f"generation check {fmt_ns(sh['gen'])}")
+        items.append(f"generation check {fmt_spread(sh['gen'])}")
     if sh.get("view10k") and sh.get("mem10k"):
-        items.append(f"view_elect 10k (cache defeated) {fmt_ns(sh['view10k'])} vs in-memory {fmt_ns(sh['mem10k'])} "
-                     f"({sh['view10k'] / sh['mem10k']:.2f}×)")
+        items.append(f"view_elect 10k (cache defeated) {fmt_spread(sh['view10k'])} vs in-memory "
+                     f"{fmt_spread(sh['mem10k'])} ({sh['view10k'].median / sh['mem10k'].median:.2f}×)")
     if sh.get("pub10k"):
-        items.append(f"publish 10k-node view {fmt_ns(sh['pub10k'])}")
+        items.append(f"publish 10k-node view {fmt_spread(sh['pub10k'])}")
     if sh.get("ptv"):
-        items.append(f"publish-to-visible median {fmt_ns(sh['ptv'])}")
+        items.append(f"publish-to-visible median {fmt_spread(sh['ptv'])}")
     if sh.get("r1") and sh.get("r2"):
-        items.append(f"readers under a 1 kHz writer: 1 thread {sh['r1'] / 1e6:.1f} M/s, "
-                     f"2 threads {sh['r2'] / 1e6:.1f} M/s ({sh['r2'] / sh['r1']:.2f}×)")
+        items.append(f"readers under a 1 kHz writer: 1 thread {fmt_spread(sh['r1'], mps)} M/s, "
+                     f"2 threads {fmt_spread(sh['r2'], mps)} M/s "
+                     f"({sh['r2'].median / sh['r1'].median:.2f}×)")
     if items:
         out += "\nshm: " + "; ".join(items) + ".\n"
     return out
 
 
 def pick(core, op, inp, n):
-    """The dispatched public entry point's figure (method "public", 64-byte
+    """The dispatched public entry point's Spread (method "public", 64-byte
     aligned input) for op/inp at n, or None when the run has no such row;
     no per-kernel row stands in for it."""
-    v = core.get(op, inp, "a64", "public", n)
-    return v
+    return core.spread(op, inp, "a64", "public", n)
+
+
+def ratio_of(num, den, higher_is_better):
+    """num/den between two Spreads: (ratio of the medians, the least
+    favourable pairing of their spreads).  Both are times (lower is better)
+    unless the rows are rates; higher_is_better says which way the ratio
+    itself should go for the target."""
+    med = num.median / den.median
+    if higher_is_better:
+        worst = num.best() / den.worst()
+    else:
+        worst = num.worst() / den.best()
+    return med, worst
+
+
+def status(median, worst, ok):
+    """ "meets" only if the least favourable end of the spread meets the
+    target; "misses" if the median does not."""
+    if median is None:
+        return None
+    if not ok(median):
+        return "**misses**"
+    if not ok(worst):
+        return "**spread overlaps**"
+    return "meets"
 
 
 def key_figures(core, rows):
     out = []
     body = []
 
-    def add(what, value, target, ok):
-        body.append([what, value, target, "–" if ok is None else ("meets" if ok else "**misses**")])
+    def add(what, value, target, st):
+        body.append([what, value, target, "–" if st is None else st])
+
+    def add_time(what, sp, target, limit):
+        add(what, fmt_spread(sp), target,
+            status(sp.median, sp.worst(), lambda v: v <= limit) if sp else None)
+
+    def add_ratio(what, num, den, target, ok, higher_is_better, judged=True):
+        med, worst = ratio_of(num, den, higher_is_better)
+        value = fmt_ratio(med)
+        if abs(worst - med) > 1e-9 * med:
+            value += f" (least favourable {fmt_ratio(worst)})"
+        add(what, value, target, status(med, worst, ok) if judged else None)
 
     for inp in ("rand", "q1ms", "desc"):
         e = pick(core, "elect", inp, 10000)
-        s = core.get("elect", inp, "a64", "seed", 10000)
-        add(f"elect n=10k ({inp}), public", fmt_ns(e), "≤ 2.0 µs", e <= 2000 if e else None)
+        s = core.spread("elect", inp, "a64", "seed", 10000)
+        add_time(f"elect n=10k ({inp}), public", e, "≤ 2.0 µs", 2000)
         if e and s and inp == "desc":
             # Reported, not judged: the seed's std::sort is near its best case
             # on reverse-sorted input, so this ratio says more about introsort.
-            add(f"elect n=10k ({inp}) vs seed, same run (info: the seed sorts reversed input fast)",
-                fmt_ratio(s / e), "–", None)
+            add_ratio(f"elect n=10k ({inp}) vs seed, same run (info: the seed sorts reversed input fast)",
+                      s, e, "–", None, True, judged=False)
         elif e and s:
-            add(f"elect n=10k ({inp}) vs seed, same run", fmt_ratio(s / e), "≥ 150×", s / e >= 150)
-    e3 = pick(core, "elect", "rand", 3)
-    add("elect n=3 (rand), public", fmt_ns(e3), "≤ 5 ns", e3 <= 5 if e3 else None)
+            add_ratio(f"elect n=10k ({inp}) vs seed, same run", s, e, "≥ 150×",
+                      lambda r: r >= 150, True)
+    add_time("elect n=3 (rand), public", pick(core, "elect", "rand", 3), "≤ 5 ns", 5)
     rk = pick(core, "rank", "rand", 10000)
-    add("rank n=10k (rand), public", fmt_ns(rk), "≤ 80 µs", rk <= 80000 if rk else None)
-    for p in ("std_sort", "pdqsort", "vqsort"):
-        pv = core.get("rank", "rand", "a64", p, 10000)
-        if rk and pv:
-            add(f"rank n=10k vs {p} (peer/netelect)", fmt_ratio(pv / rk), "> 1×", pv / rk > 1)
+    add_time("rank n=10k (rand), public", rk, "≤ 80 µs", 80000)
+    for n in (16, 64, 256, 10000):
+        rk = pick(core, "rank", "rand", n)
+        for p in ("std_sort", "pdqsort", "vqsort"):
+            pv = core.spread("rank", "rand", "a64", p, n)
+            if rk and pv and (n == 10000 or p != "vqsort"):
+                add_ratio(f"rank n={fmt_n(n)} vs {p} (peer/netelect)", pv, rk, "> 1×",
+                          lambda r: r > 1, True)
     e = pick(core, "elect", "rand", 10000)
     for k in (1, 3, 8):
         t = pick(core, f"topk{k}", "rand", 10000)
         if t and e:
-            add(f"top-k k={k} n=10k / elect n=10k", fmt_ratio(t / e), "≤ 1.2×", t / e <= 1.2)
+            add_ratio(f"top-k k={k} n=10k / elect n=10k", t, e, "≤ 1.2×", lambda r: r <= 1.2, False)
     sh = shm_figures(rows)
     if sh.get("view3"):
-        add("shm view_elect, 3-replica channel (repeated question: per-thread cache)",
-            fmt_ns(sh["view3"]), "≤ 15 ns", sh["view3"] <= 15)
+        add_time("shm view_elect, 3-replica channel (repeated question: per-thread cache)",
+                 sh["view3"], "≤ 15 ns", 15)
     if sh.get("view3nc"):
-        add("shm view_elect, 3-replica channel (cache defeated: full validated read)",
-            fmt_ns(sh["view3nc"]), "≤ 15 ns", sh["view3nc"] <= 15)
+        add_time("shm view_elect, 3-replica channel (cache defeated: full validated read)",
+                 sh["view3nc"], "≤ 15 ns", 15)
     if sh.get("gen"):
-        add("shm generation check", fmt_ns(sh["gen"]), "≤ 2 ns", sh["gen"] <= 2)
+        add_time("shm generation check", sh["gen"], "≤ 2 ns", 2)
     if sh.get("view10k") and sh.get("mem10k"):
-        r = sh["view10k"] / sh["mem10k"]
-        add("shm view_elect 10k (cache defeated) / in-memory elect 10k", fmt_ratio(r), "≤ 1.2×",
-            r <= 1.2)
+        add_ratio("shm view_elect 10k (cache defeated) / in-memory elect 10k", sh["view10k"],
+                  sh["mem10k"], "≤ 1.2×", lambda r: r <= 1.2, False)
     if sh.get("pub10k"):
-        add("shm publish, 10k-node view", fmt_ns(sh["pub10k"]), "≤ 100 µs", sh["pub10k"] <= 100000)
+        add_time("shm publish, 10k-node view", sh["pub10k"], "≤ 100 µs", 100000)
     if sh.get("ptv"):
-        add("shm publish-to-visible, median from the publish call", fmt_ns(sh["ptv"]), "≤ 5 µs",
-            sh["ptv"] <= 5000)
+        add_time("shm publish-to-visible, median from the publish call", sh["ptv"], "≤ 5 µs", 5000)
     if sh.get("r1") and sh.get("r2"):
-        r = sh["r2"] / sh["r1"]
-        add("shm 2 readers / 1 reader (elections/s, writer at 1 kHz)", fmt_ratio(r), "≥ 1.8×", r >= 1.8)
+        med, worst = sh["r2"].median / sh["r1"].median, sh["r2"].worst(True) / sh["r1"].best(True)
+        add("shm 2 readers / 1 reader (elections/s, writer at 1 kHz)",
+            fmt_ratio(med) + (f" (least favourable {fmt_ratio(worst)})" if worst != med else ""),
+            "≥ 1.8×", status(med, worst, lambda r: r >= 1.8))
     if sh.get("c1") and sh.get("c2"):
         add("shm 2 readers / 1 reader by thread CPU time per election (info: 2 × c1/c2, "
-            "what two uncontended CPUs would give)", fmt_ratio(2 * sh["c1"] / sh["c2"]), "–", None)
+            "what two uncontended CPUs would give)",
+            fmt_ratio(2 * sh["c1"].median / sh["c2"].median), "–", None)
     if not body:
         return ["(no rows)\n"]
-    out.append("`public` is the dispatched `netelect_elect`/`_rank`/`_topk`; medians of this run.\n")
+    out.append("`public` is the dispatched `netelect_elect`/`_rank`/`_topk`.  Times are "
+               "median [min, p90] over the repetitions; ratios are between medians, with the "
+               "least favourable pairing of the two rows' min and p90 beside them.  "
+               "\"meets\": the whole spread meets the target (p90 for a time, the least "
+               "favourable pairing for a ratio); \"spread overlaps\": the median meets it, "
+               "that end does not; \"misses\": the median misses it.\n")
     out.append(table(["figure", "measured", "target", "status"], body) + "\n")
     return out
 
 
 def shm_figures(rows):
+    """The shm figures the summary and the key figures use, each a Spread."""
     f = {}
     for r in rows.values():
         p = r.parts
-        if r.error or r.time() is None or len(p) < 3:
+        if r.error or r.stats() is None or len(p) < 3:
             continue
         if p[0] == "shm":
             if p[1] == "generation":
-                f["gen"] = r.time()
+                f["gen"] = r.stats()
             elif p[1] == "view_elect" and p[2] == "3":
-                f["view3"] = r.time()
+                f["view3"] = r.stats()
             elif p[1] == "view_elect_nocache" and p[2] == "3":
-                f["view3nc"] = r.time()
+                f["view3nc"] = r.stats()
             elif p[1] == "view_elect_nocache" and p[2] == "10000":
-                f["view10k"] = r.time()
+                f["view10k"] = r.stats()
             elif p[1] == "mem_elect" and p[2] == "10000":
-                f["mem10k"] = r.time()
+                f["mem10k"] = r.stats()
             elif p[1] == "publish" and p[2] == "10000":
-                f["pub10k"] = r.time()
+                f["pub10k"] = r.stats()
         elif p[0] == "shm_mt":
             if p[1] == "publish_to_visible":
-                f["ptv"] = r.counter("p50_from_call_ns")
+                f["ptv"] = r.counter_stats("p50_from_call_ns")
             elif p[1] == "readers_1khz":
-                f["r%d" % r.threads] = r.counter("items_per_second")
-                if r.cpu:
-                    f["c%d" % r.threads] = statistics.median(r.cpu)
-    return f
+                f["r%d" % r.threads] = r.counter_stats("items_per_second")
+                f["c%d" % r.threads] = r.cpu_stats()
+    return {k: v for k, v in f.items() if v is not None}
 
 
 def shm_section(rows):
@@ -698,31 +844,32 @@ def shm_section(rows):
             continue
         p = r.parts
         if p[1] == "publish_to_visible":
-            extra = (f"p50 from call {fmt_ns(r.counter('p50_from_call_ns'))}, "
-                     f"p50 from return {fmt_ns(r.counter('p50_from_return_ns'))}, "
-                     f"p99 from call {fmt_ns(r.counter('p99_from_call_ns'))}")
-            body.append([f"{p[0]}/{p[1]}", fmt_ns(r.time()) + " (mean)", extra])
+            extra = (f"p50 from call {fmt_spread(r.counter_stats('p50_from_call_ns'))}, "
+                     f"p50 from return {fmt_spread(r.counter_stats('p50_from_return_ns'))}, "
+                     f"p99 from call {fmt_spread(r.counter_stats('p99_from_call_ns'))}")
+            body.append([f"{p[0]}/{p[1]}", fmt_spread(r.stats()) + " (mean per repetition)", extra])
         elif p[1] == "readers_1khz":
-            tot = r.counter("items_per_second")
-            cpu = statistics.median(r.cpu) if r.cpu else None
-            body.append([f"{p[0]}/{p[1]} threads={r.threads}", fmt_ns(r.time()) + " real time per election, all threads",
-                         (f"{tot / 1e6:.1f} M elections/s total, {tot / 1e6 / r.threads:.1f} M per thread; "
-                          f"{fmt_ns(cpu)} of thread CPU time per election" if tot else "")])
+            tot = r.counter_stats("items_per_second")
+            per = (lambda v, t=r.threads: f"{v / 1e6 / t:.1f}")
+            body.append([f"{p[0]}/{p[1]} threads={r.threads}", fmt_spread(r.stats()) + " real time per election, all threads",
+                         (f"{fmt_spread(tot, lambda v: f'{v / 1e6:.1f}')} M elections/s total, "
+                          f"{fmt_spread(tot, per)} M per thread; "
+                          f"{fmt_spread(r.cpu_stats())} of thread CPU time per election" if tot else "")])
         else:
             npr = r.counter("ns_per_replica")
-            body.append([f"{p[0]}/{p[1]} n={fmt_n(p[2])}", fmt_ns(r.time()),
-                         f"{npr:.3g} ns/replica" if npr else ""])
-    out.append(table(["row", "median", "notes"], body) + "\n")
+            body.append([f"{p[0]}/{p[1]} n={fmt_n(p[2])}" + "".join(f"/{x}" for x in p[3:]),
+                         fmt_spread(r.stats()), f"{npr:.3g} ns/replica (median)" if npr else ""])
+    out.append(table(["row", "median [min, p90]", "notes"], body) + "\n")
     f = shm_figures(rows)
     if f.get("r1") and f.get("r2"):
-        out.append(f"Two readers / one reader: {f['r2'] / f['r1']:.2f}× (elections/s, same run). "
+        out.append(f"Two readers / one reader: {f['r2'].median / f['r1'].median:.2f}× (elections/s, medians, same run). "
                    "The rate needs a whole CPU per reader: with other jobs on the machine (see the "
                    "load average) a reader gets less, which the thread CPU time per election "
                    "leaves out; equal CPU time per election at 1 and 2 threads means the readers "
                    "do not slow each other down.\n")
     if f.get("view10k") and f.get("mem10k"):
         out.append(f"view_elect 10k with the answer cache defeated / in-memory netelect_elect 10k: "
-                   f"{f['view10k'] / f['mem10k']:.2f}×.\n")
+                   f"{f['view10k'].median / f['mem10k'].median:.2f}× (medians).\n")
     return out
 
 
@@ -750,11 +897,11 @@ def agent_section(rows):
     ag = [r for r in rows.values() if r.parts and r.parts[0] == "agent"]
     if not ag:
         return []
-    body = [[r.name, "error: " + r.error if r.error else fmt_ns(r.time())] for r in sorted(ag, key=lambda r: r.name)]
+    body = [[r.name, "error: " + r.error if r.error else fmt_spread(r.stats())] for r in sorted(ag, key=lambda r: r.name)]
     return ["## Agent: one probe packet\n",
             "`agent/pong`: token bucket + decode with HMAC-SHA512-256 verify + replay window + "
             "probe update; `agent/auth_verify`: libsodium crypto_auth_verify alone (lower bound).\n",
-            table(["row", "median"], body) + "\n"]
+            table(["row", "median [min, p90]"], body) + "\n"]
 
 
 COMPARE_PY = "/usr/share/benchmark/compare.py"
@@ -788,7 +935,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory")
     ap.add_argument("--reps", type=int, default=5, help="repetitions in full mode")
     ap.add_argument("--runs", type=int, default=1,
-                    help="run the whole suite this many times; tables show the median of the runs' medians")
+                    help="run the whole suite this many times; each row's spread pools the repetitions of all runs")
     ap.add_argument("--min-time", type=float, help="--benchmark_min_time in seconds")
     ap.add_argument("--sizes", help="override the replica counts, e.g. 3,10000")
     ap.add_argument("--filter", help="--benchmark_filter regex")
