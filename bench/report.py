@@ -306,6 +306,8 @@ def ns_unit(ns):
 
 
 def fmt_num(x):
+    if x >= 1000:  # a p90 above the median's unit: "1090", not "1.09e+03"
+        return f"{x:.0f}"
     return f"{x:.3g}" if x >= 10 else f"{x:.2f}"
 
 
@@ -913,7 +915,7 @@ def compare(old, new, flt):
         sys.exit(f"report.py: {COMPARE_PY} missing (apt-get install libbenchmark-tools)")
     # Debian's interpreter: compare.py needs its python3-scipy.
     py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    cmd = [py, COMPARE_PY]
+    cmd = [py, COMPARE_PY] + ([] if sys.stdout.isatty() else ["--no-color"])
     if flt:
         cmd += ["filters", old, flt, new, flt]
     else:
