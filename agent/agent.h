@@ -53,6 +53,7 @@ struct node {
     char *serf_channels;        /* the member's channel tag (comma-separated) */
     struct netelect_wnode pub;  /* as last published, for change detection */
     bool pub_valid;
+    bool pub_queued;            /* its id is in agent.pub_changed */
 };
 
 struct member {
@@ -81,6 +82,7 @@ struct stats {
     uint64_t rx, rx_ok, tx_ping, tx_pong, tx_err;
     uint64_t drop[16];          /* indexed by enum drop_reason */
     uint64_t publishes, publish_err, heartbeats, heartbeat_err;
+    uint64_t publishes_delta;   /* of publishes: deltas (the rest wrote the whole view) */
     uint64_t ctl_requests, ctl_errors, ctl_denied, ctl_clients;
     uint64_t ctl_refused, ctl_timeouts; /* connections refused by the limits, closed by timeouts */
     uint64_t reloads, reload_failures;
@@ -149,6 +151,19 @@ struct agent {
 
     bool dirty_hard, dirty_soft, pub_armed, quit;
     uint64_t dirty_since_ns;    /* when dirty_hard was first set */
+    /* What the next publish must write (agent/publish.c).  dirty_struct:
+     * the whole view, because something other than node measurements
+     * changed since the last good full publish (nodes added or removed,
+     * channels, memberships, drain, the configuration), or no good publish
+     * followed the last one (the writer's delta would be relative to a view
+     * the segment does not hold).  Otherwise only the nodes listed in
+     * pub_changed (ids, each once: node.pub_queued; an id whose node is
+     * gone is skipped) changed their measurements, and the publish is a
+     * delta of those.  pub_healthy: healthy nodes in the view last built
+     * (self included), for the systemd status line. */
+    bool dirty_struct;
+    uint64_t *pub_changed;
+    size_t n_pub_changed, cap_pub_changed, pub_healthy;
     uint64_t last_pub_ns, start_ns;
     struct stats st;
 
@@ -199,6 +214,9 @@ void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id);
 void netelect__chan_remove(struct agent *a, struct chan *c);
 void netelect__chan_forget_orig(struct agent *a, unsigned orig);
 void netelect__mark_dirty(struct agent *a, bool hard);
+/* Something other than node measurements changed (see dirty_struct): the
+ * next publish writes the whole view, within publish_min_interval. */
+void agent_mark_structural(struct agent *a);
 /* Whether this node is drained from channel `name` (drain_all or by name). */
 bool netelect__drained(const struct agent *a, const char *name);
 /* Drains (on) or undrains this node from channel `name`, or from every

@@ -445,6 +445,7 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
         "health_changes", (json_int_t)a->st.health_changes,
         "drops", drops, "peers", peers, "config", a->cfg.source);
     json_object_set_new(r, "peer_restarts", json_integer((json_int_t)a->st.peer_restarts));
+    json_object_set_new(r, "publishes_delta", json_integer((json_int_t)a->st.publishes_delta));
     if (next)
         json_object_set_new(r, "peers_next", json_string(id_str(next, b)));
     json_object_set_new(r, "ctl_refused", json_integer((json_int_t)a->st.ctl_refused));

@@ -306,6 +306,9 @@ static const struct metric metrics[] = {
     SCALAR("nodes", "netelect_nodes", "gauge", "Nodes in the agent's table (self excluded)."),
     SCALAR("channels", "netelect_channels", "gauge", "Channels in the agent's table."),
     SCALAR("publishes", "netelect_publishes_total", "counter", "Views published into the segment."),
+    SCALAR("publishes_delta", "netelect_publishes_delta_total", "counter",
+           "Of the views published, those written as deltas (only the nodes whose "
+           "measurements changed; the others wrote the whole view)."),
     SCALAR("publish_errors", "netelect_publish_errors_total", "counter",
            "Publishes that failed (retried at the next heartbeat)."),
     HISTOGRAM("publish_duration", "netelect_publish_duration_seconds",

@@ -298,7 +298,7 @@ static void node_delete(struct agent *a, struct node *n)
     a->n_nodes--;
     free(n->serf_channels);
     free(n);
-    netelect__mark_dirty(a, true);
+    agent_mark_structural(a);
 }
 
 void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig)
@@ -399,14 +399,50 @@ void netelect__mark_dirty(struct agent *a, bool hard)
         a->dirty_soft = true;
 }
 
+void agent_mark_structural(struct agent *a)
+{
+    a->dirty_struct = true;
+    netelect__mark_dirty(a, true);
+}
+
+/* n's measurements differ from what the segment holds: the next publish,
+ * if it is a delta, carries n.  Not needed while a full publish is owed
+ * (it rebuilds every node and empties the list). */
+static void pub_queue(struct agent *a, struct node *n)
+{
+    if (a->dirty_struct || n->pub_queued)
+        return;
+    if (a->n_pub_changed == a->cap_pub_changed) {
+        size_t cap = a->cap_pub_changed ? a->cap_pub_changed * 2 : 64;
+        void *np = realloc(a->pub_changed, cap * sizeof *a->pub_changed);
+        if (!np)
+            DIE("out of memory listing %zu changed nodes", cap);
+        a->pub_changed = np;
+        a->cap_pub_changed = cap;
+    }
+    a->pub_changed[a->n_pub_changed++] = n->id;
+    n->pub_queued = true;
+}
+
 /* Health, source, membership and large RTT moves go out within
  * publish_min_interval; small RTT drifts and last-heard times ride on the
- * next heartbeat, so thousands of peers do not force a full copy per reply. */
+ * next heartbeat, so thousands of peers do not force a publish per reply. */
 void netelect__node_changed(struct agent *a, struct node *n)
 {
+    if (!n->pub_valid) {
+        /* not in the segment yet: a node added since the last publish */
+        agent_mark_structural(a);
+        return;
+    }
     struct netelect_wnode w = netelect__node_view(a, n);
     const struct netelect_wnode *p = &n->pub;
-    if (!n->pub_valid || w.healthy != p->healthy || w.source != p->source ||
+    /* field by field: memcmp would compare the struct's padding */
+    const bool drift = w.rtt_ns != p->rtt_ns || w.rtt_raw_ns != p->rtt_raw_ns ||
+                       w.rtt_err_ns != p->rtt_err_ns || w.last_heard_ns != p->last_heard_ns;
+    if (!drift && w.healthy == p->healthy && w.source == p->source)
+        return;
+    pub_queue(a, n);
+    if (w.healthy != p->healthy || w.source != p->source ||
         (w.rtt_ns == NETELECT_RTT_UNKNOWN) != (p->rtt_ns == NETELECT_RTT_UNKNOWN)) {
         netelect__mark_dirty(a, true);
         return;
@@ -421,10 +457,7 @@ void netelect__node_changed(struct agent *a, struct node *n)
             return;
         }
     }
-    /* field by field: memcmp would compare the struct's padding */
-    if (w.rtt_ns != p->rtt_ns || w.rtt_raw_ns != p->rtt_raw_ns || w.rtt_err_ns != p->rtt_err_ns ||
-        w.last_heard_ns != p->last_heard_ns)
-        netelect__mark_dirty(a, false);
+    netelect__mark_dirty(a, false);
 }
 
 /* ---- channels ------------------------------------------------------------------ */
@@ -453,7 +486,7 @@ struct chan *netelect__chan_get(struct agent *a, const char *name)
     c = &a->chans[a->n_chans++];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
-    netelect__mark_dirty(a, true);
+    agent_mark_structural(a);
     return c;
 }
 
@@ -520,7 +553,7 @@ static void member_remove_at(struct agent *a, struct chan *c, size_t j)
         c->set[set_slot(c, c->m[j].id)] = (uint32_t)(j + 1);
     }
     c->n--;
-    netelect__mark_dirty(a, true);
+    agent_mark_structural(a);
 }
 
 int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig)
@@ -546,7 +579,7 @@ int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsi
      * does not know that cap > 0 implies m). */
     c->m[c->n++] = (struct member){id, orig}; // NOLINT(clang-analyzer-core.NullDereference)
     c->set[set_slot(c, id)] = (uint32_t)c->n;
-    netelect__mark_dirty(a, true);
+    agent_mark_structural(a);
     return 0;
 }
 
@@ -565,7 +598,7 @@ void netelect__chan_remove(struct agent *a, struct chan *c)
     a->chans[i] = a->chans[--a->n_chans];
     /* No stale copy of the moved channel's member array past the end. */
     memset(&a->chans[a->n_chans], 0, sizeof a->chans[a->n_chans]);
-    netelect__mark_dirty(a, true);
+    agent_mark_structural(a);
 }
 
 void netelect__chan_forget_orig(struct agent *a, unsigned orig)
@@ -630,7 +663,7 @@ int netelect__drain(struct agent *a, const char *name, bool on)
         }
     }
     if (changed)
-        netelect__mark_dirty(a, true);
+        agent_mark_structural(a);
     return changed;
 }
 
@@ -725,4 +758,5 @@ void agent_tables_free(struct agent *a)
     free(a->drained);
     free(a->buckets);
     free(a->paddr);
+    free(a->pub_changed);
 }

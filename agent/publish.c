@@ -39,9 +39,20 @@ struct view_arrays {
     uint8_t *down; /* member_down of drained channels, or NULL */
 };
 
+/* Self is always at RTT 0 (it is the caller of its own elections), heard
+ * at the publish time, and healthy unless drained: from every channel here,
+ * from some channels through member_down (view_build). */
+static struct netelect_wnode self_view(const struct agent *a, uint64_t now)
+{
+    return (struct netelect_wnode){.id = a->self, .rtt_ns = 0, .rtt_raw_ns = 0,
+                                   .last_heard_ns = now, .healthy = !a->drain_all,
+                                   .source = NETELECT_SRC_PROBE};
+}
+
 /* Both the first version (at start-up, before the segment exists) and every
- * publish come from here, so the two can never disagree on what the table
- * means. */
+ * full publish come from here, so the two can never disagree on what the
+ * table means.  Every node's published form is recomputed, so the list of
+ * changed nodes starts empty. */
 static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
 {
     size_t nn = 1 + a->n_nodes;
@@ -53,27 +64,26 @@ static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
     uint64_t *members = malloc((total_members ? total_members : 1) * sizeof *members);
     if (!nodes || !chans || !members)
         DIE("out of memory building a view of %zu nodes", nn);
-    /* Self is always at RTT 0 (it is the caller of its own elections) and
-     * healthy unless drained: from every channel here, from some channels
-     * through member_down below. */
-    nodes[0] = (struct netelect_wnode){.id = a->self, .rtt_ns = 0, .rtt_raw_ns = 0,
-                                       .last_heard_ns = now, .healthy = !a->drain_all,
-                                       .source = NETELECT_SRC_PROBE};
+    nodes[0] = self_view(a, now);
     uint8_t *down = NULL;
     if (a->n_drained && !a->drain_all) {
         down = calloc(total_members ? total_members : 1, 1);
         if (!down)
             DIE("out of memory building a view of %zu members", total_members);
     }
-    size_t k = 1;
+    size_t k = 1, healthy = nodes[0].healthy != 0;
     for (size_t i = 0; i < a->tab_cap; i++) {
         struct node *n = a->tab[i];
         if (!n)
             continue;
         n->pub = netelect__node_view(a, n);
         n->pub_valid = true;
+        n->pub_queued = false;
+        healthy += n->pub.healthy != 0;
         nodes[k++] = n->pub;
     }
+    a->n_pub_changed = 0;
+    a->pub_healthy = healthy;
     qsort(nodes, k, sizeof *nodes, cmp_wnode);
     size_t off = 0;
     for (size_t i = 0; i < a->n_chans; i++) {
@@ -92,6 +102,46 @@ static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
                               .n_chans = a->n_chans, .members = members, .down = down};
 }
 
+/*
+ * Publishes, as a delta (netelect__writer_update), the nodes listed in
+ * a->pub_changed and self (its last-heard time is the publish time): the
+ * segment then holds exactly the view view_build() would build now, since
+ * every other node's published form is unchanged (nothing structural
+ * happened, and a node whose measurements move is listed).  0 with the
+ * listed nodes' published forms committed; or the writer's refusal
+ * (-ENOENT, -ESTALE, ...), which changes nothing: publish the whole view.
+ */
+static int publish_delta(struct agent *a, uint64_t now)
+{
+    size_t cap = 1 + a->n_pub_changed;
+    struct netelect_wnode *nodes = malloc(cap * sizeof *nodes);
+    struct node **of = malloc(cap * sizeof(struct node *));
+    if (!nodes || !of)
+        DIE("out of memory building a delta of %zu nodes", cap);
+    nodes[0] = self_view(a, now);
+    size_t k = 1;
+    for (size_t i = 0; i < a->n_pub_changed; i++) {
+        struct node *n = netelect__node_find(a, a->pub_changed[i]);
+        if (!n || !n->pub_queued)
+            continue; /* removed (a full publish is owed anyway) */
+        of[k] = n;
+        nodes[k++] = netelect__node_view(a, n);
+    }
+    int r = netelect__writer_update(a->w, nodes, k);
+    if (!r) {
+        for (size_t i = 1; i < k; i++) {
+            struct node *n = of[i];
+            a->pub_healthy += (size_t)(nodes[i].healthy != 0) - (size_t)(n->pub.healthy != 0);
+            n->pub = nodes[i];
+            n->pub_queued = false;
+        }
+        a->n_pub_changed = 0;
+    }
+    free(nodes);
+    free(of);
+    return r;
+}
+
 static void view_free(struct view_arrays *v)
 {
     free(v->nodes);
@@ -105,40 +155,51 @@ static void view_free(struct view_arrays *v)
 /* systemd (Type=notify, agent/README.md "systemd unit"): READY=1 once the
  * first full view is published, then STATUS= whenever its one-line summary
  * changes.  Without NOTIFY_SOCKET, sd_notify() does nothing. */
-static void notify_published(const struct view_arrays *v, int r)
+static void notify_published(size_t n_nodes, size_t healthy, size_t n_chans, int r)
 {
 #if NETELECT_HAVE_SYSTEMD
     static bool ready;
     static char last[160];
     char st[160];
-    size_t healthy = 0;
-    for (size_t i = 0; i < v->n_nodes; i++)
-        healthy += v->nodes[i].healthy != 0;
     if (r < 0)
         snprintf(st, sizeof st, "publishing fails: %s", strerror(-r));
     else
-        snprintf(st, sizeof st, "publishing: %zu nodes (%zu healthy), %zu channels", v->n_nodes,
-                 healthy, v->n_chans);
+        snprintf(st, sizeof st, "publishing: %zu nodes (%zu healthy), %zu channels", n_nodes,
+                 healthy, n_chans);
     if (!strcmp(st, last) && (ready || r < 0))
         return;
     snprintf(last, sizeof last, "%s", st);
     sd_notifyf(0, "%sSTATUS=%s", !ready && r >= 0 ? "READY=1\n" : "", st);
     ready = ready || r >= 0;
 #else
-    (void)v;
+    (void)n_nodes;
+    (void)healthy;
+    (void)n_chans;
     (void)r;
 #endif
 }
 
+/*
+ * A delta when only node measurements changed since the last good publish
+ * (a->dirty_struct clear), else, or when the writer refuses the delta, the
+ * whole view.  Readers cannot tell the two apart: both make the same
+ * version, one generation on.
+ */
 void agent_publish(struct agent *a)
 {
     uint64_t now = agent_now_ns();
-    struct view_arrays v;
-    view_build(a, now, &v);
+    const size_t n_nodes = 1 + a->n_nodes, n_chans = a->n_chans;
+    const bool delta = !a->dirty_struct && publish_delta(a, now) == 0;
+    int r = 0;
+    if (!delta) {
+        struct view_arrays v;
+        view_build(a, now, &v);
+        r = netelect__writer_publish(a->w, v.nodes, v.n_nodes, v.chans, v.n_chans);
+        view_free(&v);
+    }
     /* A failing publish is retried every heartbeat: say so once, then at
      * most every PUBLISH_LOG_NS with the number of failures in between. */
     static uint64_t fail_logged_ns, fails_unlogged;
-    int r = netelect__writer_publish(a->w, v.nodes, v.n_nodes, v.chans, v.n_chans);
     const unsigned fails = netelect__writer_failures(a->w);
     if (r < 0) {
         a->st.publish_err++;
@@ -149,13 +210,15 @@ void agent_publish(struct agent *a)
         else if (fails == 1 || now - fail_logged_ns >= PUBLISH_LOG_NS) {
             LOG_W("publishing the view (%zu nodes, %zu channels) failed: %s (%" PRIu64
                   " more failures since the last message)",
-                  v.n_nodes, v.n_chans, strerror(-r), fails_unlogged);
+                  n_nodes, n_chans, strerror(-r), fails_unlogged);
             fail_logged_ns = now;
             fails_unlogged = 0;
         } else
             fails_unlogged++;
-        /* keep it dirty: the next heartbeat retries */
+        /* keep it dirty: the next heartbeat retries, with the whole view
+         * (the segment does not hold the one a delta would start from) */
         a->dirty_soft = true;
+        a->dirty_struct = true;
     } else {
         if (fail_logged_ns) {
             LOG_N("publishing works again; the segment is live");
@@ -163,6 +226,7 @@ void agent_publish(struct agent *a)
             fails_unlogged = 0;
         }
         a->st.publishes++;
+        a->st.publishes_delta += delta;
         uint64_t d = UINT64_MAX;
         if (a->dirty_hard && a->dirty_since_ns) {
             d = agent_now_ns() - a->dirty_since_ns;
@@ -171,11 +235,10 @@ void agent_publish(struct agent *a)
                 a->st.pub_delay_max_ns = d;
         }
         netelect__metrics_published(a, agent_now_ns() - now, d);
-        a->dirty_hard = a->dirty_soft = false;
+        a->dirty_hard = a->dirty_soft = a->dirty_struct = false;
     }
     a->last_pub_ns = now;
-    notify_published(&v, r);
-    view_free(&v);
+    notify_published(n_nodes, a->pub_healthy, n_chans, r);
 }
 
 void agent_maybe_publish(struct agent *a)
@@ -210,6 +273,9 @@ int agent_publish_open(struct agent *a, gid_t gid)
         .initial_chans = first.chans, .n_initial_chans = first.n_chans};
     int r = netelect__writer_open(&wc, &a->w);
     view_free(&first);
+    /* Deltas follow a good publish of the loop: the first one after
+     * start-up writes the whole view. */
+    a->dirty_struct = true;
     if (r < 0) {
         LOG_E("cannot open segment '%s': %s%s", a->cfg.shm_name, strerror(-r),
               r == -EBUSY   ? " (another netelectd is publishing it)"

@@ -181,6 +181,10 @@ int agent_reload(struct agent *a, char *err, size_t errlen)
     agent_apply_membership(a, &c);
     netelect__cfg_free(&a->cfg);
     a->cfg = c;
+    /* The published form of every node may depend on the configuration
+     * (RTT hysteresis): the next publish, whenever it comes, rebuilds them
+     * all. */
+    a->dirty_struct = true;
     LOG_N("reloaded %s: %zu peers, %zu channels", a->cfg_path, c.n_peers, c.n_chans);
     return 0;
 bad:

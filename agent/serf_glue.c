@@ -105,7 +105,7 @@ static void serf_chan_drop(struct agent *a, uint64_t id, const char *keep)
                     removed_chan = true;
                 }
             }
-            netelect__mark_dirty(a, true);
+            agent_mark_structural(a);
             break;
         }
         if (!removed_chan)

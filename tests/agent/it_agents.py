@@ -318,13 +318,32 @@ def scenario_cluster(h):
     check(p3["flaps"] >= 3 and p3["flap_penalty"] > 2.5,
           f"0x103 flapped {p3['flaps']} times, damping penalty {p3['flap_penalty']:.2f}")
 
+    # Publishing: while only measurements change (an operator's RTT, the
+    # probes' drift on every heartbeat), each publish is a delta and shows
+    # in the view; a structural change (a channel) writes the whole view.
+    def full(s):
+        return s["publishes"] - s["publishes_delta"]
+    st0 = a1.stats()
+    a1.cli("set-rtt", "0x102", "7ms")
+    wait_for("set-rtt 0x102 7ms in the view", lambda: a1.node(0x102)["rtt_ns"] == 7_000_000, 3)
+    time.sleep(0.35)
+    st1 = a1.stats()
+    log(f"PUBLISH kinds on 0x101: {full(st1)} full, {st1['publishes_delta']} delta")
+    check(st1["publishes_delta"] >= st0["publishes_delta"] + 3,
+          f"measurement changes published as deltas ({st0['publishes_delta']} -> "
+          f"{st1['publishes_delta']})")
+    check(full(st1) == full(st0), f"no whole view without a structural change "
+          f"({full(st0)} -> {full(st1)})")
+
     # control verbs through the CLI, each checked in the published view
     a1.cli("clear", "0x103")
     a1.cli("clear", "0x102")
     check(a1.node(0x103)["source"] == "probe", "clear: back to the probe's RTT")
+    st1 = a1.stats()
     a1.cli("channel", "add", "extra", "0x102", "0x103", "self")
     chans = {c["name"]: c["members"] for c in a1.view()["channels"]}
     check(sorted(chans["extra"]) == ["0x101", "0x102", "0x103"], f"channel add: {chans['extra']}")
+    check(full(a1.stats()) > full(st1), "channel add: the whole view is published")
     a1.cli("channel", "remove", "extra", "self", "0x103")
     chans = {c["name"]: c["members"] for c in a1.view()["channels"]}
     check(chans["extra"] == ["0x102"], f"channel remove members: {chans['extra']}")

@@ -151,6 +151,8 @@ def scenario(h):
           "generation and publishes")
     check(value(s, "netelect_publish_duration_seconds_count") == value(s, "netelect_publishes_total"),
           "the publish duration histogram counts every publish")
+    check(0 <= value(s, "netelect_publishes_delta_total") <= value(s, "netelect_publishes_total"),
+          "delta publishes are some of the publishes")
     check(value(s, "netelect_publish_duration_seconds_bucket", '{le="+Inf"}') ==
           value(s, "netelect_publish_duration_seconds_count"), "histogram +Inf bucket = count")
     for o in ("0x302", "0x303"):
