@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""netelectd's publish cost at a large view, for one or more builds in one run.
+
+    bench/agent_publish.py [--nodes N] [--changes R] [--rounds K] [--cpu C] NETELECTD...
+
+Each netelectd (pinned to CPU C with taskset, no key, no peers to probe)
+gets N nodes over its control socket (set-rtt, pipelined) and a channel of
+self and three of them.  Then, round after round, each agent in turn has
+one node's RTT changed R times (one set-rtt per publish_min_interval, so
+every change is its own publish), and the figure is the mean publish time
+over those publishes from the agent's own publish_duration histogram
+(build + write of one version; heartbeat publishes in between count too).
+The agents run side by side, so all builds see the same machine state;
+the report gives each build's median over the rounds, min and max.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+
+def ctl(path, lines, timeout=120):
+    """Sends request lines over one connection (pipelined); the replies."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    buf = b""
+
+    def reader():
+        nonlocal buf
+        while buf.count(b"\n") < len(lines):
+            d = s.recv(1 << 20)
+            if not d:
+                break
+            buf += d
+    t = threading.Thread(target=reader)
+    t.start()
+    s.sendall("".join(line + "\n" for line in lines).encode())
+    t.join(timeout)
+    s.close()
+    out = [json.loads(x) for x in buf.decode().splitlines()]
+    if len(out) != len(lines) or not all(r.get("ok") for r in out):
+        sys.exit(f"{path}: {len(lines)} requests, {len(out)} replies, "
+                 f"{sum(1 for r in out if not r.get('ok'))} refused")
+    return out
+
+
+def stats(path):
+    st = ctl(path, ['{"cmd":"stats","limit":1}'])[0]
+    h = st["publish_duration"]
+    return sum(h["counts"]), h["sum_ns"], st["publishes"], st.get("publishes_delta", 0)
+
+
+class Agent:
+    def __init__(self, tmp, idx, binary, nodes, cpu):
+        self.ctl = os.path.join(tmp, f"ctl{idx}")
+        self.shm = f"netelect-aplbench-{os.getpid()}-{idx}"
+        conf = os.path.join(tmp, f"agent{idx}.conf")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with open(conf, "w") as f:
+            f.write(f"[agent]\nnode_id = 0x1\nlisten = 127.0.0.1:{port}\ncontrol = {self.ctl}\n"
+                    f"log_level = warning\n[segment]\nname = {self.shm}\n"
+                    f"[limits]\nnodes = {nodes}\nmembers = 4\n[channels]\nc = self\n")
+        self.log = open(os.path.join(tmp, f"agent{idx}.log"), "w")
+        self.proc = subprocess.Popen(["taskset", "-c", str(cpu), binary, "--config", conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 10
+        while not os.path.exists(self.ctl):
+            if time.monotonic() > end or self.proc.poll() is not None:
+                sys.exit(f"{binary} did not come up")
+            time.sleep(0.02)
+        time.sleep(0.1)
+        for lo in range(0, nodes, 10000):
+            ctl(self.ctl, [json.dumps({"cmd": "set-rtt", "id": hex(0x10000 + i), "rtt_ns": 1000 + i})
+                           for i in range(lo, min(nodes, lo + 10000))])
+        ctl(self.ctl, [json.dumps({"cmd": "channel-add", "name": "c",
+                                   "members": [hex(0x10000 + i) for i in range(3)]})])
+
+    def round(self, changes):
+        """Mean ns per publish over `changes` RTT changes of one node."""
+        c0, s0, p0, d0 = stats(self.ctl)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.ctl)
+        f = s.makefile("rb")
+        for j in range(changes):
+            s.sendall((json.dumps({"cmd": "set-rtt", "id": hex(0x10001),
+                                   "rtt_ns": 2000000 + 1000 * (j % 2)}) + "\n").encode())
+            if not json.loads(f.readline()).get("ok"):
+                sys.exit("set-rtt refused")
+            time.sleep(0.002)
+        s.close()
+        time.sleep(0.01)
+        c1, s1, p1, d1 = stats(self.ctl)
+        return (s1 - s0) / max(1, c1 - c0), p1 - p0, d1 - d0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        for suffix in ("", ".lock", ".readers"):
+            try:
+                os.unlink("/dev/shm/" + self.shm + suffix)
+            except OSError:
+                pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--nodes", type=int, default=100000)
+    ap.add_argument("--changes", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--cpu", type=int, default=1)
+    ap.add_argument("netelectd", nargs="+")
+    o = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="netelect-aplbench-")
+    agents = []
+    try:
+        for i, b in enumerate(o.netelectd):
+            agents.append(Agent(tmp, i, b, o.nodes, o.cpu))
+        res = {i: [] for i in range(len(agents))}
+        kinds = {i: [0, 0] for i in range(len(agents))}
+        for _ in range(o.rounds):
+            for i, a in enumerate(agents):
+                ns, pubs, deltas = a.round(o.changes)
+                res[i].append(ns)
+                kinds[i][0] += pubs
+                kinds[i][1] += deltas
+        print(f"publish of one node's RTT change at {o.nodes} nodes, mean per publish "
+              f"(publish_duration histogram), {o.rounds} rounds x {o.changes} changes, "
+              f"taskset -c {o.cpu}")
+        for i, b in enumerate(o.netelectd):
+            v = res[i]
+            print(f"  {b}: median {statistics.median(v) / 1e3:.1f} us (min {min(v) / 1e3:.1f}, "
+                  f"max {max(v) / 1e3:.1f}); {kinds[i][0]} publishes, {kinds[i][1]} deltas")
+    finally:
+        for a in agents:
+            a.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
