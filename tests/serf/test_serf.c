@@ -85,6 +85,41 @@ static void pack_setup(struct mp *m, const struct tmember *t, size_t n)
     mp_members_body(m, t, n);
 }
 
+/* The fixture of the tests that drive one client: a recorder for its
+ * callbacks and a packer for the replies fed to it.  The test creates the
+ * client (with its own configuration) through fx_up or fx_client; .fini
+ * frees all three whether the test passed or failed. */
+static struct {
+    struct rec *r;
+    struct netelect_serf *s;
+    struct mp m;
+} fx;
+
+static void fx_init(void)
+{
+    fx.r = calloc(1, sizeof *fx.r);
+    cr_assert_not_null(fx.r);
+    mp_init(&fx.m);
+}
+
+static void fx_fini(void)
+{
+    mp_free(&fx.m);
+    netelect__serf_free(fx.s);
+    free(fx.r);
+}
+
+/* A client through the handshake (up_session), or just created (client). */
+static struct netelect_serf *fx_up(const struct netelect_serf_config *cfg)
+{
+    return fx.s = up_session(fx.r, cfg);
+}
+
+static struct netelect_serf *fx_client(const struct netelect_serf_config *cfg)
+{
+    return fx.s = client(fx.r, cfg);
+}
+
 static void last_conn_is(const struct rec *r, int up, int err)
 {
     cr_assert_gt(r->nconn, 0);
@@ -93,14 +128,13 @@ static void last_conn_is(const struct rec *r, int up, int err)
                  r->conn[r->nconn - 1].err, err);
 }
 
-Test(serf, handshake_stats_members_snapshot, .timeout = 10)
+Test(serf, handshake_stats_members_snapshot, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
+    struct mp *m = &fx.m;
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_str_eq(netelect__serf_self_name(s), "n1");
     cr_assert_eq(r->nm, 3);
     for (int i = 0; i < 3; i++) {
@@ -124,16 +158,13 @@ Test(serf, handshake_stats_members_snapshot, .timeout = 10)
     cr_assert_eq(st.members, 3);
     cr_assert_eq(st.members_without_id, 1);
     cr_assert_eq(st.malformed, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, auth_then_ready, .timeout = 10)
+Test(serf, auth_then_ready, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.auth_key = "s3cret"};
-    struct netelect_serf *s = client(r, &cfg);
+    struct netelect_serf *s = fx_client(&cfg);
     cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
     struct treq q[8];
     cr_assert_eq(take_requests(s, q, 8), 2);
@@ -141,33 +172,28 @@ Test(serf, auth_then_ready, .timeout = 10)
     cr_assert_eq(q[1].seq, 1);
     cr_assert_str_eq(q[1].arg_key, "AuthKey");
     cr_assert_str_eq(q[1].arg, "s3cret");
-    struct mp m;
-    mp_init(&m);
-    mp_header(&m, 0, NULL);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    mp_header(m, 0, NULL);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nconn, 0, "up before auth succeeded");
-    mp_header(&m, 1, NULL);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 1, NULL);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     last_conn_is(r, 1, 0);
     cr_assert_eq(take_requests(s, q, 8), 3);
     cr_assert_str_eq(q[0].cmd, "stats");
     cr_assert_eq(q[0].seq, 2);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, auth_rejected, .timeout = 10)
+Test(serf, auth_rejected, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.auth_key = "wrong"};
-    struct netelect_serf *s = client(r, &cfg);
+    struct netelect_serf *s = fx_client(&cfg);
     cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
-    struct mp m;
-    mp_init(&m);
-    mp_header(&m, 0, NULL);
-    mp_header(&m, 1, "Invalid authentication token");
-    cr_assert_eq(feed_mp(s, &m, T0), -EACCES);
+    struct mp *m = &fx.m;
+    mp_header(m, 0, NULL);
+    mp_header(m, 1, "Invalid authentication token");
+    cr_assert_eq(feed_mp(s, m, T0), -EACCES);
     last_conn_is(r, 0, -EACCES);
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
@@ -175,35 +201,27 @@ Test(serf, auth_rejected, .timeout = 10)
     cr_assert_eq(st.rpc_errors, 1);
     cr_assert_eq(st.malformed, 0);
     cr_assert_eq(netelect__serf_next_deadline(s), T0 + 100000000ull, "backoff_min default");
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, handshake_rejected, .timeout = 10)
+Test(serf, handshake_rejected, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = client(r, NULL);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_client(NULL);
     netelect__serf_test_connected(s, T0);
-    struct mp m;
-    mp_init(&m);
-    mp_header(&m, 0, "Unsupported IPC version");
-    cr_assert_eq(feed_mp(s, &m, T0), -EPROTO);
+    struct mp *m = &fx.m;
+    mp_header(m, 0, "Unsupported IPC version");
+    cr_assert_eq(feed_mp(s, m, T0), -EPROTO);
     last_conn_is(r, 0, -EPROTO);
     cr_assert_eq(netelect__serf_feed(s, "x", 1, T0), -ENOTCONN);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, stream_events, .timeout = 10)
+Test(serf, stream_events, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
+    struct mp *m = &fx.m;
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     r->nm = 0;
 
     struct tmember n4 = {"n4", "4", "ch9", "alive", {127, 0, 0, 4}, 7949};
@@ -211,21 +229,21 @@ Test(serf, stream_events, .timeout = 10)
     struct tmember n2l = {"n2", "0x2A", "ch1,ch3", "left", {127, 0, 0, 2}, 7947};
     struct tmember n1f = {"n1", "1", "ch1,ch2", "failed", {127, 0, 0, 1}, 7946};
     struct tmember n4r = {"n4", "4", "ch9", "left", {127, 0, 0, 4}, 7949};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-join", &n4, 1);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-update", &n2u, 1);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-leave", &n2l, 1);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-failed", &n1f, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-join", &n4, 1);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-update", &n2u, 1);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-leave", &n2l, 1);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-failed", &n1f, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_member_count(s), 4);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-reap", &n4r, 1);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "user", NULL, 0); /* not ours: ignored, not an error */
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-reap", &n4r, 1);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "user", NULL, 0); /* not ours: ignored, not an error */
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_member_count(s), 3);
 
     cr_assert_eq(r->nm, 5);
@@ -244,9 +262,6 @@ Test(serf, stream_events, .timeout = 10)
     cr_assert_eq(st.events, 5);
     cr_assert_eq(st.malformed, 0);
     cr_assert_eq(st.connected, 1);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 static void set_coord(struct netelect_serf_coord *c, double x, double y, double h, double adj,
@@ -300,17 +315,16 @@ Test(serf, distance_formula, .timeout = 5)
     cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), -EINVAL);
 }
 
-Test(serf, coordinates_polled_and_reported, .timeout = 10)
+Test(serf, coordinates_polled_and_reported, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     /* Only the coordinate timer here: status polls have their own test. */
     struct netelect_serf_config cfg = {.coord_period_ns = 2 * S,
                                        .status_poll_ns = NETELECT_SERF_STATUS_POLL_OFF};
-    struct netelect_serf *s = up_session(r, &cfg);
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct netelect_serf *s = fx_up(&cfg);
+    struct mp *m = &fx.m;
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_next_deadline(s), T0, "polls at once after stats");
     cr_assert_eq(netelect__serf_tick(s, T0), 0);
     struct treq q[8];
@@ -325,11 +339,11 @@ Test(serf, coordinates_polled_and_reported, .timeout = 10)
     struct netelect_serf_coord self, peer;
     set_coord(&self, 0.003, 0.004, 0.0001, -0.001, 0.2);
     set_coord(&peer, 0, 0, 0.0002, 0.0002, 0.3);
-    mp_header(&m, 4, NULL);
-    mp_coord_body(&m, &self, 1);
-    mp_header(&m, 5, NULL);
-    mp_coord_body(&m, &peer, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 4, NULL);
+    mp_coord_body(m, &self, 1);
+    mp_header(m, 5, NULL);
+    mp_coord_body(m, &peer, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nc, 1);
     cr_assert_eq(r->c[0].id, 42);
     cr_assert(r->c[0].rtt >= 4499999 && r->c[0].rtt <= 4500000, "%" PRIu64, r->c[0].rtt);
@@ -342,19 +356,16 @@ Test(serf, coordinates_polled_and_reported, .timeout = 10)
     cr_assert_eq(take_requests(s, q, 8), 0);
     cr_assert_eq(netelect__serf_tick(s, T0 + 2 * S), 0);
     cr_assert_eq(take_requests(s, q, 8), 2);
-    mp_header(&m, q[0].seq, NULL);
-    mp_coord_body(&m, &self, 1);
-    mp_header(&m, q[1].seq, NULL);
-    mp_coord_body(&m, NULL, 0);
-    cr_assert_eq(feed_mp(s, &m, T0 + 2 * S), 0);
+    mp_header(m, q[0].seq, NULL);
+    mp_coord_body(m, &self, 1);
+    mp_header(m, q[1].seq, NULL);
+    mp_coord_body(m, NULL, 0);
+    cr_assert_eq(feed_mp(s, m, T0 + 2 * S), 0);
     cr_assert_eq(r->nc, 1);
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.coord_polls, 4);
     cr_assert_eq(st.malformed, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 /* The whole session as one byte string, replayed with different splits. */
@@ -605,39 +616,35 @@ Test(serf, malformed_replies, .timeout = 20)
     mp_free(&m);
 }
 
-Test(serf, malformed_coordinate, .timeout = 10)
+Test(serf, malformed_coordinate, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
+    struct mp *m = &fx.m;
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_tick(s, T0), 0);
-    mp_header(&m, 4, NULL);
-    msgpack_pack_map(&m.pk, 2);
-    mp_str(&m, "Coord");
-    msgpack_pack_map(&m.pk, 4);
-    mp_str(&m, "Adjustment");
-    msgpack_pack_double(&m.pk, 0);
-    mp_str(&m, "Error");
-    msgpack_pack_double(&m.pk, 0);
-    mp_str(&m, "Height");
-    msgpack_pack_double(&m.pk, 0);
-    mp_str(&m, "Vec");
-    msgpack_pack_array(&m.pk, 2);
-    msgpack_pack_double(&m.pk, 0);
-    mp_str(&m, "0.1");
-    mp_str(&m, "Ok");
-    msgpack_pack_true(&m.pk);
-    cr_assert_eq(feed_mp(s, &m, T0), -EBADMSG);
+    mp_header(m, 4, NULL);
+    msgpack_pack_map(&m->pk, 2);
+    mp_str(m, "Coord");
+    msgpack_pack_map(&m->pk, 4);
+    mp_str(m, "Adjustment");
+    msgpack_pack_double(&m->pk, 0);
+    mp_str(m, "Error");
+    msgpack_pack_double(&m->pk, 0);
+    mp_str(m, "Height");
+    msgpack_pack_double(&m->pk, 0);
+    mp_str(m, "Vec");
+    msgpack_pack_array(&m->pk, 2);
+    msgpack_pack_double(&m->pk, 0);
+    mp_str(m, "0.1");
+    mp_str(m, "Ok");
+    msgpack_pack_true(&m->pk);
+    cr_assert_eq(feed_mp(s, m, T0), -EBADMSG);
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.malformed, 1);
     cr_assert_eq(r->nc, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 Test(serf, oversized_rejected_before_allocation, .timeout = 10)
@@ -680,15 +687,14 @@ Test(serf, oversized_rejected_before_allocation, .timeout = 10)
     mp_free(&m);
 }
 
-Test(serf, truncated_reply_times_out, .timeout = 10)
+Test(serf, truncated_reply_times_out, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
-    struct mp m;
-    mp_init(&m);
-    mp_header(&m, 1, NULL);
-    mp_stats_body(&m, "n1");
-    cr_assert_eq(netelect__serf_feed(s, m.sb.data, m.sb.size - 3, T0), 0);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
+    struct mp *m = &fx.m;
+    mp_header(m, 1, NULL);
+    mp_stats_body(m, "n1");
+    cr_assert_eq(netelect__serf_feed(s, m->sb.data, m->sb.size - 3, T0), 0);
     cr_assert_eq(netelect__serf_tick(s, T0 + 5 * S), 0);
     cr_assert_eq(netelect__serf_next_deadline(s), T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS);
     cr_assert_eq(netelect__serf_tick(s, T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS), -ETIMEDOUT);
@@ -697,19 +703,15 @@ Test(serf, truncated_reply_times_out, .timeout = 10)
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.timeouts, 1);
     cr_assert_eq(st.malformed, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, resnapshot_reaps_vanished, .timeout = 10)
+Test(serf, resnapshot_reaps_vanished, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
+    struct mp *m = &fx.m;
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     static const unsigned char junk[] = {0xc1};
     cr_assert_eq(netelect__serf_feed(s, junk, 1, T0), -EBADMSG);
     cr_assert_eq(netelect__serf_member_count(s), 3, "members kept while disconnected");
@@ -717,9 +719,9 @@ Test(serf, resnapshot_reaps_vanished, .timeout = 10)
     cr_assert_eq(netelect__serf_test_connected(s, T0 + S), 0);
     netelect__serf_take_output(s, NULL, SIZE_MAX);
     r->nm = 0;
-    mp_header(&m, 0, NULL);
-    pack_setup(&m, three, 2);
-    cr_assert_eq(feed_mp(s, &m, T0 + S), 0);
+    mp_header(m, 0, NULL);
+    pack_setup(m, three, 2);
+    cr_assert_eq(feed_mp(s, m, T0 + S), 0);
     cr_assert_eq(r->nm, 3);
     cr_assert_eq(r->m[0].ev, NETELECT_SERF_EV_SNAPSHOT);
     cr_assert_eq(r->m[1].ev, NETELECT_SERF_EV_SNAPSHOT);
@@ -730,9 +732,6 @@ Test(serf, resnapshot_reaps_vanished, .timeout = 10)
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.connects, 2);
     cr_assert_eq(st.members_without_id, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 Test(serf, parse_id, .timeout = 5)
@@ -852,17 +851,17 @@ static int drive(struct netelect_serf *s, int extra, int ms, const struct rec *r
     return r && r->nconn >= nconn;
 }
 
-Test(serf, backoff_when_serf_is_down, .timeout = 20)
+Test(serf, backoff_when_serf_is_down, .timeout = 20, .init = fx_init, .fini = fx_fini)
 {
     uint16_t port;
     int l = listener(&port);
     close(l); /* nothing listens there now */
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     struct netelect_serf_config cfg = {
         .rpc_addr = addr, .backoff_min_ns = 50000000ull, .backoff_max_ns = 200000000ull};
-    struct netelect_serf *s = client(r, &cfg);
+    struct netelect_serf *s = fx_client(&cfg);
     uint64_t prev = 0, gaps[6];
     int ngaps = 0;
     uint64_t end = mono() + 3 * S;
@@ -886,8 +885,6 @@ Test(serf, backoff_when_serf_is_down, .timeout = 20)
     }
     cr_assert_eq(r->nconn, 1, "one report per outage, not per attempt");
     last_conn_is(r, 0, -ECONNREFUSED);
-    netelect__serf_free(s);
-    free(r);
 }
 
 Test(serf, socket_connect_lose_reconnect, .timeout = 20)
@@ -996,12 +993,12 @@ Test(serf, real_serf_replies, .timeout = 10)
     }
 }
 
-Test(serf, coordinate_polls_are_windowed, .timeout = 10)
+Test(serf, coordinate_polls_are_windowed, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
     enum { N = 200 };
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     const struct netelect_serf_config cfg = {.status_poll_ns = NETELECT_SERF_STATUS_POLL_OFF};
-    struct netelect_serf *s = up_session(r, &cfg);
+    struct netelect_serf *s = fx_up(&cfg);
     static struct tmember many[N];
     static char names[N][16], ids[N][16];
     for (int i = 0; i < N; i++) {
@@ -1009,10 +1006,9 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10)
         snprintf(ids[i], sizeof(ids[i]), "%d", 1000 + i);
         many[i] = (struct tmember){names[i], ids[i], "ch", "alive", {10, 0, 0, 1}, 7946};
     }
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, many, N); /* self is "n1", the first */
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    pack_setup(m, many, N); /* self is "n1", the first */
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_member_count(s), N);
     cr_assert_eq(netelect__serf_tick(s, T0), 0);
 
@@ -1025,10 +1021,10 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10)
         cr_assert_leq(k, 64, "round %d: %d requests in flight", rounds, k);
         for (int i = 0; i < k; i++) {
             cr_assert_str_eq(q[i].cmd, "get-coordinate");
-            mp_header(&m, q[i].seq, NULL);
-            mp_coord_body(&m, &c, 1);
+            mp_header(m, q[i].seq, NULL);
+            mp_coord_body(m, &c, 1);
         }
-        cr_assert_eq(feed_mp(s, &m, T0), 0);
+        cr_assert_eq(feed_mp(s, m, T0), 0);
         total += k;
         rounds++;
     }
@@ -1038,15 +1034,11 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10)
     cr_assert_eq(r->nc, N - 1);
     /* The cycle is over: nothing until the next period. */
     cr_assert_eq(netelect__serf_next_deadline(s), T0 + 2 * S);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10)
+Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
+    struct netelect_serf *s = fx_up(NULL);
     static const unsigned char junk[] = {0xc1};
     const uint64_t ms = 1000000ull;
     /* Handshake accepted, then garbage, three times: 100, 200, 400 ms. */
@@ -1063,16 +1055,12 @@ Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10)
     /* A session that completes its snapshot resets it. */
     uint64_t now = T0 + 10 * S;
     cr_assert_eq(netelect__serf_test_connected(s, now), 0);
-    struct mp m;
-    mp_init(&m);
-    mp_header(&m, 0, NULL);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, now), 0);
+    struct mp *m = &fx.m;
+    mp_header(m, 0, NULL);
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, now), 0);
     cr_assert_eq(netelect__serf_feed(s, junk, 1, now), -EBADMSG);
     cr_assert_eq(netelect__serf_next_deadline(s), now + 100 * ms);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 /* Answers every get-coordinate in q with "no coordinate"; @return how many
@@ -1109,33 +1097,32 @@ static uint64_t status_poll(struct netelect_serf *s, uint64_t now)
     return q[0].seq;
 }
 
-Test(serf, status_poll_reports_changes_once, .timeout = 10)
+Test(serf, status_poll_reports_changes_once, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
     const uint64_t P = 50 * 1000000ull;
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL); /* the default period: 50 ms */
-    struct mp m;
-    mp_init(&m);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL); /* the default period: 50 ms */
+    struct mp *m = &fx.m;
     struct treq q[8];
     int other = -1;
 
     /* No poll before this session's snapshot: until then there is nothing
      * to compare a reply with. */
-    mp_header(&m, 1, NULL);
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 1, NULL);
+    mp_stats_body(m, "n1");
+    mp_header(m, 2, NULL);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_tick(s, T0 + S), 0);
     int k = take_requests(s, q, 8);
-    mp_header(&m, 3, NULL); /* the snapshot, then the coordinates asked after it */
-    mp_members_body(&m, three, 3);
-    cr_assert_eq(answer_coords(&m, q, k, &other), 0, "only get-coordinate before the snapshot");
-    cr_assert_eq(feed_mp(s, &m, T0 + S), 0);
+    mp_header(m, 3, NULL); /* the snapshot, then the coordinates asked after it */
+    mp_members_body(m, three, 3);
+    cr_assert_eq(answer_coords(m, q, k, &other), 0, "only get-coordinate before the snapshot");
+    cr_assert_eq(feed_mp(s, m, T0 + S), 0);
     cr_assert_eq(r->nm, 3);
     r->nm = 0;
     k = take_requests(s, q, 8); /* the rest of the coordinate cycle */
-    cr_assert_eq(answer_coords(&m, q, k, &other), 0);
-    cr_assert_eq(feed_mp(s, &m, T0 + S), 0);
+    cr_assert_eq(answer_coords(m, q, k, &other), 0);
+    cr_assert_eq(feed_mp(s, m, T0 + S), 0);
 
     /* Due one period after the snapshot; one in flight at a time. */
     uint64_t t = T0 + S;
@@ -1148,9 +1135,9 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10)
 
     /* Serf has n2 failed (its stream event is still being coalesced). */
     struct tmember n2f = {"n2", "0x2A", "ch1", "failed", {127, 0, 0, 2}, 7947};
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, &n2f, 1);
-    cr_assert_eq(feed_mp(s, &m, t + 3 * P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, &n2f, 1);
+    cr_assert_eq(feed_mp(s, m, t + 3 * P), 0);
     cr_assert_eq(r->nm, 1);
     cr_assert_eq(r->m[0].ev, NETELECT_SERF_EV_FAILED);
     cr_assert_str_eq(r->m[0].name, "n2");
@@ -1163,23 +1150,23 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10)
     t += 3 * P;
     struct tmember again[] = {n2f, three[2]};
     seq = status_poll(s, t + P);
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, again, 2);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, again, 2);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 1, "an unchanged status was reported again");
 
     /* The stream's own member-failed, a second later, is the usual event;
      * a further poll still reports nothing new. */
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-failed", &n2f, 1);
-    cr_assert_eq(feed_mp(s, &m, t + 20 * P), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-failed", &n2f, 1);
+    cr_assert_eq(feed_mp(s, m, t + 20 * P), 0);
     cr_assert_eq(r->nm, 2);
     cr_assert_eq(r->m[1].ev, NETELECT_SERF_EV_FAILED);
     t += 20 * P;
     seq = status_poll(s, t + P);
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, &n2f, 1);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, &n2f, 1);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 2);
 
     /* leaving, then left: each a change, both EV_LEAVE with Serf's status;
@@ -1189,9 +1176,9 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10)
     struct tmember n9 = {"n9", "9", "ch9", "failed", {10, 0, 0, 9}, 7946};
     struct tmember b1[] = {n2f, n3l, n9};
     seq = status_poll(s, t + P);
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, b1, 3);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, b1, 3);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 4);
     cr_assert_eq(r->m[2].ev, NETELECT_SERF_EV_LEAVE);
     cr_assert_eq(r->m[2].status, NETELECT_SERF_LEAVING);
@@ -1202,9 +1189,9 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10)
     n3l.status = "left";
     struct tmember b2[] = {n2f, n3l, n9};
     seq = status_poll(s, t + P);
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, b2, 3);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, b2, 3);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 5);
     cr_assert_eq(r->m[4].ev, NETELECT_SERF_EV_LEAVE);
     cr_assert_eq(r->m[4].status, NETELECT_SERF_LEFT);
@@ -1214,21 +1201,21 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10)
     t += P;
     struct tmember b3[] = {n3l, n9};
     seq = status_poll(s, t + P);
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, b3, 2);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, b3, 2);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 5);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-join", &three[1], 1);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-join", &three[1], 1);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 6);
     cr_assert_eq(r->m[5].status, NETELECT_SERF_ALIVE);
     t += P;
     struct tmember b4[] = {n2f, n3l, n9};
     seq = status_poll(s, t + P);
-    mp_header(&m, seq, NULL);
-    mp_members_body(&m, b4, 3);
-    cr_assert_eq(feed_mp(s, &m, t + P), 0);
+    mp_header(m, seq, NULL);
+    mp_members_body(m, b4, 3);
+    cr_assert_eq(feed_mp(s, m, t + P), 0);
     cr_assert_eq(r->nm, 7);
     cr_assert_eq(r->m[6].ev, NETELECT_SERF_EV_FAILED);
 
@@ -1238,9 +1225,6 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10)
     cr_assert_eq(st.status_changes, 5);
     cr_assert_eq(st.malformed, 0);
     cr_assert_eq(st.connected, 1);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 /* Brings a default client to its first status poll; @return the poll's seq. */
@@ -1319,22 +1303,20 @@ Test(serf, status_poll_malformed_or_refused, .timeout = 10)
     }
 }
 
-Test(serf, status_poll_off, .timeout = 10)
+Test(serf, status_poll_off, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
     const struct netelect_serf_config cfg = {.coord_period_ns = 3600 * S,
                                              .status_poll_ns = NETELECT_SERF_STATUS_POLL_OFF};
-    struct netelect_serf *s = up_session(r, &cfg);
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, three, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct netelect_serf *s = fx_up(&cfg);
+    struct mp *m = &fx.m;
+    pack_setup(m, three, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_tick(s, T0), 0);
     struct treq q[8];
     int other = -1;
     int k = take_requests(s, q, 8);
-    cr_assert_eq(answer_coords(&m, q, k, &other), 0);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    cr_assert_eq(answer_coords(m, q, k, &other), 0);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(netelect__serf_next_deadline(s), T0 + 3600 * S, "only the coordinate timer");
     for (uint64_t t = T0; t < T0 + 10 * S; t += S / 10) {
         cr_assert_eq(netelect__serf_tick(s, t), 0);
@@ -1343,9 +1325,6 @@ Test(serf, status_poll_off, .timeout = 10)
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.status_polls, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 /* ---- trust (issue 10 item 3): who listens, who may carry which node id ---- */
@@ -1433,7 +1412,7 @@ static size_t fake_serf_result(pid_t pid, int res[2], unsigned char *buf, size_t
 #define NOBODY 65534
 #define KEY "k3y-0f-the-real-serf"
 
-Test(serf, listener_of_another_uid_gets_nothing, .timeout = 20)
+Test(serf, listener_of_another_uid_gets_nothing, .timeout = 20, .init = fx_init, .fini = fx_fini)
 {
     if (geteuid() != 0)
         cr_skip_test("needs root to run the fake Serf as uid %d", NOBODY);
@@ -1442,10 +1421,10 @@ Test(serf, listener_of_another_uid_gets_nothing, .timeout = 20)
     pid_t pid = fake_serf_as(NOBODY, &port, res);
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.rpc_addr = addr, .auth_key = KEY,
                                       .backoff_min_ns = 50000000ull};
-    struct netelect_serf *s = client(r, &cfg);
+    struct netelect_serf *s = fx_client(&cfg);
     drive(s, -1, 1000, r, 1);
     unsigned char buf[4096];
     size_t got = fake_serf_result(pid, res, buf, sizeof(buf));
@@ -1457,11 +1436,9 @@ Test(serf, listener_of_another_uid_gets_nothing, .timeout = 20)
     cr_assert_geq(st.listener_refused, 1);
     cr_assert_eq(st.listener_uid, NOBODY);
     cr_assert_eq(st.connects, 0);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, listener_of_the_configured_uid_gets_the_key, .timeout = 20)
+Test(serf, listener_of_the_configured_uid_gets_the_key, .timeout = 20, .init = fx_init, .fini = fx_fini)
 {
     if (geteuid() != 0)
         cr_skip_test("needs root to run the fake Serf as uid %d", NOBODY);
@@ -1470,11 +1447,10 @@ Test(serf, listener_of_the_configured_uid_gets_the_key, .timeout = 20)
     pid_t pid = fake_serf_as(NOBODY, &port, res);
     char addr[32];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
-    struct rec *r = calloc(1, sizeof(*r));
     static const uint32_t serf_uid[] = {NOBODY};
     struct netelect_serf_config cfg = {.rpc_addr = addr, .auth_key = KEY,
                                       .rpc_uids = serf_uid, .n_rpc_uids = 1};
-    struct netelect_serf *s = client(r, &cfg);
+    struct netelect_serf *s = fx_client(&cfg);
     drive(s, -1, 1000, NULL, 0);
     unsigned char buf[4096];
     size_t got = fake_serf_result(pid, res, buf, sizeof(buf));
@@ -1484,8 +1460,6 @@ Test(serf, listener_of_the_configured_uid_gets_the_key, .timeout = 20)
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.listener_refused, 0);
     cr_assert_eq(st.listener_uid, NOBODY);
-    netelect__serf_free(s);
-    free(r);
 }
 
 /* The rec's last report for member `name`, or NULL. */
@@ -1497,20 +1471,19 @@ static const struct rec_member *last_of(const struct rec *r, const char *name)
     return NULL;
 }
 
-Test(serf, only_this_hosts_member_carries_its_id, .timeout = 10)
+Test(serf, only_this_hosts_member_carries_its_id, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.self_id = 0x10};
-    struct netelect_serf *s = up_session(r, &cfg);
+    struct netelect_serf *s = fx_up(&cfg);
     static const struct tmember t[] = {
         {"evil", "0x10", "other", "alive", {10, 0, 0, 6}, 7946}, /* before ours, on purpose */
         {"n1", "0x10", "mine", "alive", {127, 0, 0, 1}, 7946},   /* stats names n1 */
         {"n2", "0x20", "mine", "alive", {127, 0, 0, 2}, 7946},
     };
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, t, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    pack_setup(m, t, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nm, 3);
     cr_assert_str_eq(r->m[0].name, "evil");
     cr_assert_eq(r->m[0].has_id, 0, "a member claiming this host's id was reported with it");
@@ -1524,11 +1497,11 @@ Test(serf, only_this_hosts_member_carries_its_id, .timeout = 10)
     /* Later events change nothing, and are not refused again. */
     struct tmember evil2 = {"evil", "0x10", "other,more", "alive", {10, 0, 0, 6}, 7946};
     struct tmember late = {"late", "16", "x", "alive", {10, 0, 0, 7}, 7946};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-update", &evil2, 1);
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-join", &late, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-update", &evil2, 1);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-join", &late, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "evil")->has_id, 0);
     cr_assert_eq(last_of(r, "late")->has_id, 0);
     cr_assert_eq(r->nrej, 2);
@@ -1546,24 +1519,20 @@ Test(serf, only_this_hosts_member_carries_its_id, .timeout = 10)
         if (!strcmp(q[i].cmd, "get-coordinate"))
             cr_assert(strcmp(q[i].arg, "evil") && strcmp(q[i].arg, "late"),
                       "coordinate polled for %s", q[i].arg);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10)
+Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
     static const struct tmember t[] = {
         {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
         {"a", "0x55", "a", "alive", {127, 0, 0, 2}, 7946},
         {"b", "85", "b", "alive", {127, 0, 0, 3}, 7946}, /* 85 == 0x55 */
     };
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, t, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    pack_setup(m, t, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nm, 3);
     cr_assert_eq(r->m[1].has_id, 1);
     cr_assert_eq(r->m[1].id, 0x55);
@@ -1573,15 +1542,15 @@ Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10)
     cr_assert_str_eq(r->rej[0].name, "b");
     /* The holder fails: b still waits (a failed host may come back). */
     struct tmember af = {"a", "0x55", "a", "failed", {127, 0, 0, 2}, 7946};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-failed", &af, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-failed", &af, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "b")->has_id, 0);
     /* The holder is reaped: reported under the id, then b takes it over. */
     size_t before = r->nm;
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-reap", &af, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-reap", &af, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nm, before + 2);
     cr_assert_eq(r->m[before].ev, NETELECT_SERF_EV_REAP);
     cr_assert_str_eq(r->m[before].name, "a");
@@ -1594,9 +1563,9 @@ Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10)
     /* A holder that changes its tag gives its old id up first. */
     struct tmember b2 = {"b", "0x56", "b", "alive", {127, 0, 0, 3}, 7946};
     before = r->nm;
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-update", &b2, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-update", &b2, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nm, before + 2);
     cr_assert_eq(r->m[before].ev, NETELECT_SERF_EV_REAP);
     cr_assert_eq(r->m[before].id, 0x55);
@@ -1606,31 +1575,27 @@ Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10)
     struct netelect_serf_stats st;
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.ids_refused, 0);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, a_left_holder_yields_its_id, .timeout = 10)
+Test(serf, a_left_holder_yields_its_id, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
     static const struct tmember t[] = {
         {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
         {"old", "7", "a", "alive", {127, 0, 0, 2}, 7946},
         {"new", "7", "a", "alive", {127, 0, 0, 3}, 7946},
     };
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, t, 3);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    pack_setup(m, t, 3);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "new")->has_id, 0);
     /* `old` leaves for good (tombstoned for a day in Serf): `new` may have it. */
     struct tmember left = {"old", "7", "a", "left", {127, 0, 0, 2}, 7946};
     size_t before = r->nm;
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-leave", &left, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-leave", &left, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nm, before + 2);
     cr_assert_str_eq(r->m[before].name, "old");
     cr_assert_eq(r->m[before].has_id, 1, "the leave is reported under the id");
@@ -1638,60 +1603,53 @@ Test(serf, a_left_holder_yields_its_id, .timeout = 10)
     cr_assert_str_eq(r->m[before + 1].name, "new");
     cr_assert_eq(r->m[before + 1].has_id, 1);
     cr_assert_eq(r->m[before + 1].id, 7);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
 /* A failed holder keeps its id against members elsewhere, but yields it to
  * one at its own address (its host came back under a new name); a leaving
  * holder yields at once.  agent-serf_fleet met both under load. */
-Test(serf, a_failed_holder_yields_only_to_its_own_address, .timeout = 10)
+Test(serf, a_failed_holder_yields_only_to_its_own_address, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
-    struct netelect_serf *s = up_session(r, NULL);
+    struct rec *r = fx.r;
+    struct netelect_serf *s = fx_up(NULL);
     static const struct tmember t[] = {
         {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
         {"old", "7", "a", "alive", {127, 0, 0, 2}, 7946},
         {"far", "7", "a", "alive", {127, 0, 0, 3}, 7946},
         {"goer", "8", "a", "alive", {127, 0, 0, 4}, 7946},
     };
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, t, 4);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    pack_setup(m, t, 4);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "far")->has_id, 0, "a duplicate of a live holder is refused");
     struct tmember failed = {"old", "7", "a", "failed", {127, 0, 0, 2}, 7946};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-failed", &failed, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-failed", &failed, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "far")->has_id, 0, "a failed holder keeps its id against another host");
     struct tmember back = {"old2", "7", "a", "alive", {127, 0, 0, 2}, 7946};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-join", &back, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-join", &back, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "old2")->has_id, 1, "the same host, back under a new name, has it");
     cr_assert_eq(last_of(r, "old2")->id, 7);
     /* A graceful leave is reported as leaving first: the id is free then. */
     struct tmember leaving = {"goer", "8", "a", "leaving", {127, 0, 0, 4}, 7946};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-update", &leaving, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-update", &leaving, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     struct tmember again = {"goer2", "8", "a", "alive", {127, 0, 0, 5}, 7946};
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-join", &again, 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-join", &again, 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(last_of(r, "goer2")->has_id, 1, "a leaving holder yields its id");
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
 
-Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10)
+Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
-    struct rec *r = calloc(1, sizeof(*r));
+    struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.max_ids = 3};
-    struct netelect_serf *s = up_session(r, &cfg);
+    struct netelect_serf *s = fx_up(&cfg);
     static const struct tmember t[] = {
         {"n1", "1", "a", "alive", {127, 0, 0, 1}, 7946},
         {"m2", "2", "a", "alive", {127, 0, 0, 2}, 7946},
@@ -1700,10 +1658,9 @@ Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10)
         {"m5", "5", "a", "alive", {127, 0, 0, 5}, 7946},
         {"noid", NULL, "a", "alive", {127, 0, 0, 6}, 7946}, /* does not count */
     };
-    struct mp m;
-    mp_init(&m);
-    pack_setup(&m, t, 6);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    struct mp *m = &fx.m;
+    pack_setup(m, t, 6);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     size_t with_id = 0;
     for (size_t i = 0; i < r->nm; i++)
         with_id += r->m[i].has_id != 0;
@@ -1716,16 +1673,13 @@ Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10)
     cr_assert_eq(st.ids_refused, 2);
     /* One holder is reaped: the first one waiting takes its place. */
     size_t before = r->nm;
-    mp_header(&m, 2, NULL);
-    mp_event_body(&m, "member-reap", &t[1], 1);
-    cr_assert_eq(feed_mp(s, &m, T0), 0);
+    mp_header(m, 2, NULL);
+    mp_event_body(m, "member-reap", &t[1], 1);
+    cr_assert_eq(feed_mp(s, m, T0), 0);
     cr_assert_eq(r->nm, before + 2);
     cr_assert_str_eq(r->m[before + 1].name, "m4");
     cr_assert_eq(r->m[before + 1].has_id, 1);
     cr_assert_eq(r->m[before + 1].id, 4);
     netelect__serf_stats(s, &st);
     cr_assert_eq(st.ids_refused, 1);
-    mp_free(&m);
-    netelect__serf_free(s);
-    free(r);
 }
