@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Change notification (netelect_view_wait, issue 11): what a waiter costs
+// Change notification (netelect_view_wait): what a waiter costs
 // the writer, and how soon it is woken.
 //
 // Rows (group "shm_mt": need two CPUs, report.py runs them unpinned):

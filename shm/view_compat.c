@@ -4,12 +4,13 @@
  * whose struct netelect_view_status and struct netelect_view_opts had no
  * `size` field: their binaries call netelect_view_status@NETELECT_0 and
  * netelect_view_open_opts@NETELECT_0, which these functions answer with
- * exactly the struct those programs allocated.  Programs built now bind to
- * the @@NETELECT_0.2 versions (libnetelect.map), which take `size`.
+ * exactly the struct those programs allocated.  Programs built against the
+ * current header bind to the @@NETELECT_0.2 versions (libnetelect.map),
+ * which take `size`.
  *
- * The NETELECT_0 structs are today's minus the leading size and reserved0
- * (8 bytes), ending with clock_shared; fields appended from now on are
- * never part of them.
+ * The NETELECT_0 structs are the current ones minus the leading size and
+ * reserved0 (8 bytes), ending with clock_shared; fields appended after
+ * clock_shared are never part of them.
  */
 #include <errno.h>
 #include <stddef.h>

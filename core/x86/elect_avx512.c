@@ -337,8 +337,8 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
         /* Random order inserts about k ln(i/k) times; far more means the
          * order is working against the threshold.  The first full block
          * inserts everything it sees while the buffer fills, whatever the
-         * order, so it is allowance, not evidence (small k used to trip the
-         * bound on every input). */
+         * order, so it is allowance, not evidence (counted, it would make a
+         * small k trip the bound on every input). */
         if (!bounded && inserts > 8 * k + BLOCK + i / 64 && i + BLOCK < n) {
             const uint64_t bound = suffix_bound(ids, rtt, healthy, i + BLOCK, n, self_id, k);
             thr = bound < thr ? bound : thr;

@@ -432,7 +432,7 @@ class LoopReader:
 
 
 def scenario_restart(h):
-    """Issue 3: an agent restart (kill -9, then SIGTERM) under a reader that never stops electing.
+    """An agent restart (kill -9, then SIGTERM) under a reader that never stops electing.
 
     A's peers differ clearly in RTT (B behind a 10 ms relay each way, C direct),
     so 'pair' = {B, C} has one right answer on A, C, and only a restart could
@@ -833,7 +833,7 @@ class LineReader:
 
 
 def scenario_serf_fleet(h):
-    """Issue 6's integration requirement: 3 Serf agents + a witness, 3 netelectd fed by Serf alone.
+    """The integration requirement: 3 Serf agents + a witness, 3 netelectd fed by Serf alone.
 
     The witness (a 4th Serf agent with no nid tag, so no netelect node) is
     there because Serf's failure detector needs company: after one agent is
@@ -849,7 +849,7 @@ def scenario_serf_fleet(h):
     Detection is timed three ways (see the kill step): when Serf detects the
     failure, when the Serf agent streams it (about 1 s later: `serf agent`
     coalesces member events for a hard-coded 1 s), and when the segment
-    flips.  The assertion is issue 6's as written: flip - Serf's detection
+    flips.  The assertion is the requirement as written: flip - Serf's detection
     <= 100 ms (+ 1 ms, the resolution of `netelect watch`'s polling).  It
     holds because the client polls `members-filtered` for non-alive members
     every 50 ms (the default [serf] status_poll) besides the stream; with
@@ -964,7 +964,7 @@ def scenario_serf_fleet(h):
     #    ("agent: Received event: member-failed"): the serf agent holds member events for its
     #    CoalescePeriod (1 s, hard-coded in `serf agent`) before any stream subscriber sees them;
     #  - the segment flips: `netelect watch` (1 ms polling) sees 'cc' lose its only replica.
-    # Issue 6: flip - Serf detects <= 100 ms, + 1 ms for the watch's polling.  The detection instant
+    # The requirement: flip - Serf detects <= 100 ms, + 1 ms for the watch's polling.  The detection instant
     # is the earlier of a pushed monitor line and a `serf members` poll completion; both can only be
     # late (the line by a few ms), which makes the check lenient by that much, far less than the
     # margin measured (docs/serf.md section 5).  flip - emits is for information: the status poll
@@ -1181,7 +1181,7 @@ def scenario_scale(h):
 
 
 def scenario_spoof(h):
-    """Issue 10 item 5: 15k pps of bad-MAC packets spoofed as peer B's address (raw socket,
+    """15k pps of bad-MAC packets spoofed as peer B's address (raw socket,
     B at 127.0.0.2) must not make B unhealthy at A, nor spend B's rate budget."""
     if os.geteuid() != 0:
         log("SKIP: forging source addresses needs a raw socket (root)")
@@ -1256,14 +1256,14 @@ def ctl_lines(path, lines, timeout=30):
 
 
 def scenario_control(h):
-    """Issue 10 items 8, 9, 10 on the control socket: half-requests from a non-root uid cannot
+    """The control socket: half-requests from a non-root uid cannot
     lock root out and time out; stats pages 10k nodes; node/channel/member limits."""
     n_nodes = 10000
     a = Agent(h, 1, 0x401, h.free_udp_port(), [], [("c0", ["self"])], key=False,
               extra="control_request_timeout = 1s\ncontrol_idle_timeout = 3s\n"
                     "control_clients_per_uid = 8\n"
                     f"[limits]\nnodes = {n_nodes}\nchannels = 3\nmembers = 3").start()
-    # item 9: a stats reply for 10k nodes (~2.5 MB as one line) used to be dropped silently
+    # a stats reply for 10k nodes (~2.5 MB as one line) must arrive whole, not be dropped
     reps = ctl_lines(a.ctl, [json.dumps({"cmd": "set-rtt", "id": hex(0x10000 + i), "rtt_ns": 1000 + i})
                              for i in range(n_nodes)])
     check(all(r["ok"] for r in reps), f"{n_nodes} nodes added over the control socket")
@@ -1276,7 +1276,7 @@ def scenario_control(h):
     page = ctl_lines(a.ctl, ['{"cmd":"stats","limit":10}'])[0]
     check(len(page["peers"]) == 10 and page["peers_next"] == page["peers"][-1]["id"],
           "a page ends with its cursor")
-    # item 10: limits, with a clear error and nothing changed
+    # limits, with a clear error and nothing changed
     r = a.cli("set-rtt", "0x99999999", "5ms", rc=1)
     check("node limit reached" in r.stderr and "[limits] nodes" in r.stderr,
           f"node limit: {r.stderr.strip()}")
@@ -1290,7 +1290,7 @@ def scenario_control(h):
     c1 = [c for c in a.view()["channels"] if c["name"] == "c1"]
     check(c1 and len(c1[0]["members"]) == 2, "a refused channel-add changed nothing (all or nothing)")
     a.cli("channel", "add", "c1", "0x10001")
-    # item 8: connection limits and timeouts
+    # connection limits and timeouts
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         log("SKIP (part): the per-uid test needs root and setpriv")
         return 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Integration test: structured journal fields (issue 13, part 3).
+"""Integration test: structured journal fields.
 
 usage: it_journal.py BUILD_DIR
 

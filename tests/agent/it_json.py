@@ -4,7 +4,6 @@
 
 usage: it_json.py BUILD_DIR json|authlog [CLI]
 
-Issue 11, part 4.
   json     Two live agents (A probes B, and a peer that never answers).
            Every verb of `netelect --json` (status, view, elect, rank,
            stats, the control verbs' replies, and errors: unknown channel,

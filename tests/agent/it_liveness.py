@@ -4,7 +4,7 @@
 
 usage: it_liveness.py BUILD_DIR
 
-Issue 11, part 1.  One agent, a reader attached before it dies (view_check
+One agent, a reader attached before it dies (view_check
 `loop`), and readers that attach at several times after a `kill -9` and
 after a SIGTERM: `netelect status/elect` as root (which may read the
 agent's lock) and as an unprivileged user (heartbeat time alone).  All of

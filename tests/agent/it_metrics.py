@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Integration test: Prometheus metrics (issue 13, part 4).
+"""Integration test: Prometheus metrics.
 
 usage: it_metrics.py BUILD_DIR
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""netelectd's systemd notifications (Type=notify, issue 13).
+"""netelectd's systemd notifications (Type=notify).
 
 usage: it_notify.py BUILD_DIR
 

@@ -4,7 +4,7 @@
 
 usage: it_stability.py BUILD_DIR [stability|drain|all]
 
-Issue 11, part 3.  Agent A watches channel 'pair' = {B, C}; B and C sit
+Agent A watches channel 'pair' = {B, C}; B and C sit
 behind delaying relays with the same delay and a random jitter (udp_delay
 --jitter), so their RTTs, seen from A, are equal on average and trade
 places all the time.

@@ -450,7 +450,7 @@ Test(config, channel_members_continue_on_indented_lines, .timeout = 10)
     netelect__cfg_free(&c);
 }
 
-/* Issue 10 item 11: the configuration (which can hold the Serf auth key)
+/* The configuration (which can hold the Serf auth key)
  * is checked like the key file: owner, and who may write or read it. */
 Test(config, config_file_owner_and_mode, .timeout = 10)
 {

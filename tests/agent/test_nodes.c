@@ -344,8 +344,9 @@ Test(nodes, membership_set_matches_reference, .timeout = 30)
     netelect__chan_forget_orig(a, ORIG_CFG);
 }
 
-/* Issue 10: adding members used to scan the channel (O(n^2) for a big Serf
- * channel: 400k members took minutes); with the set it takes milliseconds. */
+/* Adding members goes through the channel's member set, not a scan of the
+ * channel: a scan is O(n^2) for a big Serf channel (400k members take
+ * minutes), the set milliseconds. */
 Test(nodes, big_channel_adds_are_not_quadratic, .timeout = 10)
 {
     struct agent *a = mk();
@@ -397,7 +398,7 @@ Test(nodes, limits_refuse_with_a_clear_error, .timeout = 10)
     cr_assert_eq(c->n, 3);
 }
 
-/* Issue 10 item 5: the receive path knows a probed peer's address (so it can
+/* The receive path knows a probed peer's address (so it can
  * verify before rate-limiting); peers may share an address. */
 Test(nodes, peer_address_multiset, .timeout = 10)
 {

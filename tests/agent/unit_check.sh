@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The generated netelectd.service (issue 13): names this build's prefix,
+# The generated netelectd.service: names this build's prefix,
 # passes `systemd-analyze verify` as installed (its ExecStart/ExecReload
 # binaries and Documentation= man pages present), and `systemd-analyze
 # security --offline=yes` rates it at most MAX_EXPOSURE.

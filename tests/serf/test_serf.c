@@ -1327,7 +1327,7 @@ Test(serf, status_poll_off, .timeout = 10, .init = fx_init, .fini = fx_fini)
     cr_assert_eq(st.status_polls, 0);
 }
 
-/* ---- trust (issue 10 item 3): who listens, who may carry which node id ---- */
+/* ---- trust: who listens, who may carry which node id ---- */
 
 /* A fake Serf in a child process that drops to `uid` before it creates its
  * listening socket, accepts one connection, and sends back to the parent

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * netelectd against a fake Serf (issue 10 item 3, the glue's part): the
+ * netelectd against a fake Serf (the glue's part of the trust rules): the
  * agent is started on a config whose [serf] rpc_addr is a listener of this
  * test (same uid, so trusted), which answers the client's requests with a
  * member snapshot holding, besides this host's own member:

@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rank_race: the real writer republishing a big channel while readers
- * without a registry slot rank, top-k and elect over it (issue 10, item 2).
+ * without a registry slot rank, top-k and elect over it.
  *
  *   rank_race [--seconds S]
  *
  * A reader that has no slot in the <name>.readers registry (the default
  * for every uid but the agent's group, and everyone after the writer's
  * 2 ms forced reuse) is protected by the seq re-check alone, so the writer
- * may rewrite the very slot it is reading.  Rank and top-k used to run
- * their multi-pass sort on the live mapping: a pass that counted few
- * healthy members sized the scratch, the next pass met many (ASan: SEGV
- * WRITE in rank_packed, from do_rank, within seconds).
+ * may rewrite the very slot it is reading.  Rank and top-k must therefore
+ * not run their multi-pass sort on the live mapping: a pass that counted
+ * few healthy members would size the scratch and the next pass meet many
+ * (under ASan: a SEGV WRITE in rank_packed, from do_rank, within seconds).
  *
  * Here one writer thread (netelect__writer_*, K = 2 slots) publishes two
  * versions of three channels, in random order; they differ in health and

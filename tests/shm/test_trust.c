@@ -3,8 +3,7 @@
  * The trust model (shm/README.md, "Trust"), tried the way an unprivileged
  * local user would attack it: each test plays the attacker in a child that
  * dropped to an unprivileged uid, so the suite needs root (it skips
- * otherwise).  Every test here failed on the code before the fix it names
- * (issue 10, items 1, 4, 6, 7, 12, 13).
+ * otherwise).  Each test is one attack and the protection that defeats it.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -107,7 +106,7 @@ static pid_t evil_agent(int *hold_fd)
     return pid;
 }
 
-/* Item 1: a segment published by another uid is refused by default, and
+/* A segment published by another uid is refused by default, and
  * the real (root) agent starts over the attacker's files. */
 Test(trust, forged_view_refused_and_replaced)
 {
@@ -154,7 +153,7 @@ Test(trust, forged_view_refused_and_replaced)
     cr_assert_eq(wait_child(pid), 0);
 }
 
-/* Item 1: a non-root writer cannot remove another user's file in sticky
+/* A non-root writer cannot remove another user's file in sticky
  * /dev/shm, and says so with -EPERM instead of touching it. */
 Test(trust, unprivileged_writer_refuses_squatter)
 {
@@ -181,7 +180,7 @@ Test(trust, unprivileged_writer_refuses_squatter)
     unlink(p);
 }
 
-/* Item 4: the lock file is the agent's alone: another user cannot open it,
+/* The lock file is the agent's alone: another user cannot open it,
  * so cannot hold a lock on it that keeps the agent from restarting. */
 Test(trust, lock_file_closed_to_others)
 {
@@ -227,7 +226,7 @@ Test(trust, lock_file_closed_to_others)
     netelect__writer_close(w, true);
 }
 
-/* Item 12: a planted segment cannot push the generation to its limit (the
+/* A planted segment cannot push the generation to its limit (the
  * agent would never start again: -EOVERFLOW). */
 Test(trust, planted_generation_ignored)
 {
@@ -251,7 +250,7 @@ Test(trust, planted_generation_ignored)
     netelect__writer_close(w, true);
 }
 
-/* Item 13: temporaries of a writer killed between link and rename are
+/* Temporaries of a writer killed between link and rename are
  * removed at start (ours only). */
 Test(trust, stale_temporaries_removed)
 {
@@ -284,7 +283,7 @@ Test(trust, stale_temporaries_removed)
     cr_assert_eq(rep.stale_tmps, 2);
 }
 
-/* Item 6: publishes that keep failing (a full tmpfs) mark the segment
+/* Publishes that keep failing (a full tmpfs) mark the segment
  * stalled, readers go fail-static and then get ESTALE, although the
  * heartbeat goes on; a good publish makes it live again. */
 Test(trust, failing_publishes_go_stale)
@@ -351,7 +350,7 @@ Test(trust, failing_publishes_go_stale)
     cr_assert_eq(rc3, 0, "not live again after a good publish: %s", netelect_strerror(rc3));
 }
 
-/* Item 7: a group member truncating the registry cannot kill the agent
+/* A group member truncating the registry cannot kill the agent
  * (SIGBUS in the writer's mapping), and publishing goes on. */
 Test(trust, truncated_registry_survived)
 {
@@ -373,7 +372,7 @@ Test(trust, truncated_registry_survived)
 }
 
 /*
- * Item 7: a registry member that pins every slot all the time (re-reading
+ * A registry member that pins every slot all the time (re-reading
  * the slots' generations and announcing them from two records) makes each
  * publish wait out the reader deadline (2 ms).  The waiting is capped at one
  * deadline per 100 ms in all: 40 publishes take far less than 40 x 2 ms.
