@@ -159,19 +159,19 @@ impl<'a> Columns<'a> {
         self.ids.is_empty()
     }
 
+    /// The C library's first four arguments: the three arrays and their
+    /// one length (equal by construction), as every call here passes them.
+    #[inline]
+    fn raw(&self) -> (*const u64, *const u64, *const u8, usize) {
+        (self.ids.as_ptr(), self.rtt_ns.as_ptr(), self.healthy.as_ptr(), self.ids.len())
+    }
+
     /// `netelect_elect` on the slices themselves.
     #[inline]
     pub fn elect(&self, self_id: NodeId) -> Outcome {
-        // SAFETY: three valid arrays of len() elements (checked at construction).
-        Outcome::from_c(unsafe {
-            sys::netelect_elect(
-                self.ids.as_ptr(),
-                self.rtt_ns.as_ptr(),
-                self.healthy.as_ptr(),
-                self.ids.len(),
-                self_id,
-            )
-        })
+        let (ids, rtt, healthy, n) = self.raw();
+        // SAFETY: three valid arrays of n elements.
+        Outcome::from_c(unsafe { sys::netelect_elect(ids, rtt, healthy, n, self_id) })
     }
 
     /// The failover order (every candidate, the winner first).
@@ -197,14 +197,8 @@ impl<'a> Columns<'a> {
     }
 
     unsafe fn rank_raw(&self, self_id: NodeId, out: *mut u64) -> usize {
-        sys::netelect_rank(
-            self.ids.as_ptr(),
-            self.rtt_ns.as_ptr(),
-            self.healthy.as_ptr(),
-            self.ids.len(),
-            self_id,
-            out,
-        )
+        let (ids, rtt, healthy, n) = self.raw();
+        sys::netelect_rank(ids, rtt, healthy, n, self_id, out)
     }
 
     /// The first `k` ids of the failover order.
@@ -227,15 +221,8 @@ impl<'a> Columns<'a> {
     }
 
     unsafe fn topk_raw(&self, self_id: NodeId, k: usize, out: *mut u64) -> usize {
-        sys::netelect_topk(
-            self.ids.as_ptr(),
-            self.rtt_ns.as_ptr(),
-            self.healthy.as_ptr(),
-            self.ids.len(),
-            self_id,
-            k,
-            out,
-        )
+        let (ids, rtt, healthy, n) = self.raw();
+        sys::netelect_topk(ids, rtt, healthy, n, self_id, k, out)
     }
 }
 
