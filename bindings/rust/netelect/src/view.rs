@@ -84,6 +84,13 @@ impl ChannelName for CString {
     }
 }
 
+/// Runs the C call `f` on `channel`'s NUL-terminated name: a name C would
+/// refuse, or a negative errno from the call, is the error.
+#[inline]
+fn on_channel<C: ChannelName + ?Sized>(channel: &C, f: impl FnOnce(*const c_char) -> libc::c_int) -> Result<(), Error> {
+    check(channel.with_c_name(f)?)
+}
+
 /// Options of [`View::open_with`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ViewOptions {
@@ -305,8 +312,7 @@ impl View {
     pub fn elect<C: ChannelName + ?Sized>(&self, channel: &C, self_id: NodeId) -> Result<Outcome, Error> {
         let mut r = sys::netelect_result::default();
         // SAFETY: a live handle, a NUL-terminated name, a valid out pointer.
-        let rc = channel.with_c_name(|c| unsafe { sys::netelect_view_elect(self.as_ptr(), c, self_id, &mut r) })?;
-        check(rc)?;
+        on_channel(channel, |c| unsafe { sys::netelect_view_elect(self.as_ptr(), c, self_id, &mut r) })?;
         Ok(Outcome::from_c(r))
     }
 
@@ -317,10 +323,9 @@ impl View {
         let mut r = sys::netelect_result::default();
         let mut gen = 0;
         // SAFETY: as elect.
-        let rc = channel.with_c_name(|c| unsafe {
+        on_channel(channel, |c| unsafe {
             sys::netelect_view_elect_gen(self.as_ptr(), c, self_id, &mut r, &mut gen)
         })?;
-        check(rc)?;
         Ok((Outcome::from_c(r), gen))
     }
 
@@ -330,10 +335,9 @@ impl View {
     pub fn rank_into<C: ChannelName + ?Sized>(&self, channel: &C, self_id: NodeId, out: &mut [NodeId]) -> Result<usize, Error> {
         let mut count = 0;
         // SAFETY: out has room for out.len() ids.
-        let rc = channel.with_c_name(|c| unsafe {
+        on_channel(channel, |c| unsafe {
             sys::netelect_view_rank(self.as_ptr(), c, self_id, out.as_mut_ptr(), out.len(), &mut count)
         })?;
-        check(rc)?;
         Ok(count)
     }
 
