@@ -34,8 +34,8 @@ __attribute__((visibility("default"))) int netelect__view_open_opts_v0(const cha
                                                                        const void *opts,
                                                                        struct netelect_view **out);
 /* clang 14's integrated assembler ignores .symver's "remove", which leaves
- * view.c's objects defining the plain name twice in a static link (the fuzz
- * build's netelectd).  A clang-built library therefore exports only the
+ * view.c's objects defining the plain name twice in a static link of
+ * libnetelect.a.  A clang-built library therefore exports only the
  * sized entry points, under NETELECT_0; the compatibility split needs gcc. */
 #if !defined(__clang__)
 __asm__(".symver netelect__view_status_v0, netelect_view_status@NETELECT_0");

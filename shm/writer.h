@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The segment writer, used by netelectd (internal: not installed; link
- * netelect_internal_dep).  One writer per segment name, enforced by an OFD
+ * netelect_writer_dep, the static library netelect_shm beside
+ * libnetelect.so).  One writer per segment name, enforced by an OFD
  * lock the kernel drops when the writer dies.
  */
 #ifndef SHM_WRITER_H
