@@ -110,6 +110,8 @@ struct netelect_result netelect__elect_avx512(const uint64_t *ids, const uint64_
                                               uint64_t self_id);
 size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, size_t k, uint64_t *out_ids);
+size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, uint64_t *out_ids);
 struct netelect_result netelect__elect_neon(const uint64_t *ids, const uint64_t *rtt,
                                             const uint8_t *healthy, size_t n, uint64_t self_id);
 size_t netelect__rank_neon(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,

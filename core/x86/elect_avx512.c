@@ -361,3 +361,283 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
         return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
     return topk_simd(ids, rtt, healthy, n, self_id, k, out_ids);
 }
+
+/*
+ * rank.  Pass 1 (count, RTT range, varying id bits) is vectorized for
+ * every n.  Below BITONIC_MAX candidates, when the rebased RTT and the
+ * index fit one 64-bit key with room to spare, the keys are sorted by a
+ * bitonic network in zmm registers instead of the radix passes, whose
+ * fixed costs (histograms, one pass per digit) dominate at that size:
+ *
+ *   key = rebased rtt | top varying id bits | index   (MSB to LSB)
+ *
+ * "Unknown" is one past the largest rebased measurement, as in scalar.c.
+ * Keys equal above the index bits (same rtt, same top id bits) are put in
+ * id order afterwards by looking the ids up through the index; with
+ * random ids that almost never happens.  Everything else takes
+ * netelect__rank_scanned, the portable passes, with this pass 1.
+ */
+enum { RANK_SMALL = 8, BITONIC_MAX = 256, BITONIC_REGS = BITONIC_MAX / 8 };
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static int top_bit64(uint64_t x)
+{
+    return x ? 64 - __builtin_clzll(x) : 0;
+}
+
+/* Pass 1 over [0, n) with masked 8-lane blocks (no read past n). */
+static void rank_scan(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+                      uint64_t self_id, struct netelect__rank_scan *sc)
+{
+    const __m512i vself = _mm512_set1_epi64((long long)self_id);
+    const __m512i vunk = _mm512_set1_epi64((long long)NETELECT_RTT_UNKNOWN);
+    __m512i vmn = _mm512_set1_epi64(-1), vmx = _mm512_setzero_si512();
+    __m512i vor = _mm512_setzero_si512(), vand = _mm512_set1_epi64(-1);
+    size_t m = 0, measured = 0;
+    for (size_t i = 0; i < n; i += 8) {
+        const __mmask8 lm = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+        const __m128i hb = _mm_maskz_loadu_epi8(lm, healthy + i);
+        const __mmask8 h = (__mmask8)_mm_mask_test_epi8_mask(lm, hb, hb);
+        const __m512i d = _mm512_maskz_loadu_epi64(h, ids + i);
+        __m512i r = _mm512_maskz_loadu_epi64(h, rtt + i);
+        r = _mm512_mask_mov_epi64(r, _mm512_mask_cmpeq_epu64_mask(h, d, vself),
+                                  _mm512_setzero_si512());
+        const __mmask8 v = _mm512_mask_cmpneq_epu64_mask(h, r, vunk);
+        m += (size_t)__builtin_popcount(_cvtmask8_u32(h));
+        measured += (size_t)__builtin_popcount(_cvtmask8_u32(v));
+        vmn = _mm512_mask_min_epu64(vmn, v, vmn, r);
+        vmx = _mm512_mask_max_epu64(vmx, v, vmx, r);
+        vor = _mm512_mask_or_epi64(vor, h, vor, d);
+        vand = _mm512_mask_and_epi64(vand, h, vand, d);
+    }
+    sc->m = m;
+    sc->measured = measured;
+    sc->mn = measured ? _mm512_reduce_min_epu64(vmn) : 0;
+    sc->mx = _mm512_reduce_max_epu64(vmx);
+    sc->id_or = (uint64_t)_mm512_reduce_or_epi64(vor);
+    sc->id_and = (uint64_t)_mm512_reduce_and_epi64(vand);
+}
+
+/* Compare-exchange of lanes l and l ^ j (j = 1, 2, 4) inside one vector:
+ * the lanes with bit j set keep the maximum. */
+ALWAYS_INLINE __m512i cx_lanes(__m512i x, int j)
+{
+    __m512i p;
+    __mmask8 hi;
+    if (j == 1) {
+        p = _mm512_shuffle_epi32(x, _MM_PERM_BADC);
+        hi = 0xaa;
+    } else if (j == 2) {
+        p = _mm512_permutex_epi64(x, 0x4e);
+        hi = 0xcc;
+    } else {
+        p = _mm512_shuffle_i64x2(x, x, 0x4e);
+        hi = 0xf0;
+    }
+    return _mm512_mask_max_epu64(_mm512_min_epu64(x, p), hi, x, p);
+}
+
+/* The first step of merging sorted runs of k/2 into runs of k (k = 4, 8)
+ * inside one vector: lane l against lane l ^ (k - 1). */
+ALWAYS_INLINE __m512i flip_lanes(__m512i x, int k)
+{
+    __m512i p;
+    __mmask8 hi;
+    if (k == 4) {
+        p = _mm512_permutex_epi64(x, 0x1b);
+        hi = 0xcc;
+    } else {
+        p = _mm512_permutexvar_epi64(_mm512_set_epi64(0, 1, 2, 3, 4, 5, 6, 7), x);
+        hi = 0xf0;
+    }
+    return _mm512_mask_max_epu64(_mm512_min_epu64(x, p), hi, x, p);
+}
+
+ALWAYS_INLINE __m512i reverse8(__m512i x)
+{
+    return _mm512_permutexvar_epi64(_mm512_set_epi64(0, 1, 2, 3, 4, 5, 6, 7), x);
+}
+
+/*
+ * Ascending bitonic sort of 8 * nr keys held in v[0..nr), nr a power of
+ * two; element e is lane e % 8 of v[e / 8].  Merging runs of k/2 into runs
+ * of k starts with the "flip" (element e against e ^ (k - 1), which makes
+ * every comparator ascending) and continues with half-cleaners e ^ j for
+ * j = k/4 .. 1.  With nr a constant the loops unroll and v lives in
+ * registers.
+ */
+ALWAYS_INLINE void bitonic_sort(__m512i *v, int nr)
+{
+    for (int r = 0; r < nr; r++) { /* runs of 8, inside each vector */
+        v[r] = cx_lanes(v[r], 1);
+        v[r] = flip_lanes(v[r], 4);
+        v[r] = cx_lanes(v[r], 1);
+        v[r] = flip_lanes(v[r], 8);
+        v[r] = cx_lanes(v[r], 2);
+        v[r] = cx_lanes(v[r], 1);
+    }
+    for (int kr = 2; kr <= nr; kr *= 2) { /* runs of 8 * kr */
+        for (int a = 0; a < nr; a++) {
+            const int b = a ^ (kr - 1);
+            if (b < a)
+                continue;
+            const __m512i rb = reverse8(v[b]);
+            const __m512i lo = _mm512_min_epu64(v[a], rb), hi = _mm512_max_epu64(v[a], rb);
+            v[a] = lo;
+            v[b] = reverse8(hi);
+        }
+        for (int jr = kr / 4; jr >= 1; jr /= 2)
+            for (int a = 0; a < nr; a++) {
+                if (a & jr)
+                    continue;
+                const __m512i lo = _mm512_min_epu64(v[a], v[a | jr]);
+                const __m512i hi = _mm512_max_epu64(v[a], v[a | jr]);
+                v[a] = lo;
+                v[a | jr] = hi;
+            }
+        for (int r = 0; r < nr; r++) {
+            v[r] = cx_lanes(v[r], 4);
+            v[r] = cx_lanes(v[r], 2);
+            v[r] = cx_lanes(v[r], 1);
+        }
+    }
+}
+
+/* Sorts keys[0, 8 * nr) in place, nr a constant power of two. */
+ALWAYS_INLINE void sort_keys_n(uint64_t *keys, int nr)
+{
+    __m512i v[BITONIC_REGS];
+    for (int r = 0; r < nr; r++)
+        v[r] = _mm512_loadu_si512(keys + 8 * r);
+    bitonic_sort(v, nr);
+    for (int r = 0; r < nr; r++)
+        _mm512_storeu_si512(keys + 8 * r, v[r]);
+}
+
+static void sort_keys(uint64_t *keys, size_t nr)
+{
+    switch (nr) {
+    case 1:
+        sort_keys_n(keys, 1);
+        break;
+    case 2:
+        sort_keys_n(keys, 2);
+        break;
+    case 4:
+        sort_keys_n(keys, 4);
+        break;
+    case 8:
+        sort_keys_n(keys, 8);
+        break;
+    case 16:
+        sort_keys_n(keys, 16);
+        break;
+    default:
+        sort_keys_n(keys, BITONIC_REGS);
+        break;
+    }
+}
+
+/*
+ * The bitonic path; the caller checked that n <= BITONIC_MAX and that
+ * rbits + index bits <= 64.  Returns at most sc->m ids (clamping its own
+ * count, "inputs that change").
+ */
+static size_t rank_bitonic(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                           size_t n, uint64_t self_id, uint64_t *out_ids,
+                           const struct netelect__rank_scan *sc, int rbits, uint64_t unknown)
+{
+    const size_t cap = sc->m;
+    const int ib = top_bit64(n - 1), id_bits = top_bit64(sc->id_or ^ sc->id_and);
+    const int room = 64 - rbits - ib, wid = room < id_bits ? room : id_bits;
+    const int id_shift = id_bits - wid;
+    const uint64_t idx_mask = ib ? UINT64_MAX >> (64 - ib) : 0;
+    const uint64_t id_mask = wid ? UINT64_MAX >> (64 - wid) : 0;
+    uint64_t keys[BITONIC_MAX] __attribute__((aligned(64)));
+
+    const __m512i vself = _mm512_set1_epi64((long long)self_id);
+    const __m512i vunk = _mm512_set1_epi64((long long)NETELECT_RTT_UNKNOWN);
+    const __m512i vunknown = _mm512_set1_epi64((long long)unknown);
+    const __m512i vmn = _mm512_set1_epi64((long long)sc->mn);
+    const __m512i vidm = _mm512_set1_epi64((long long)id_mask);
+    const __m512i rsh = _mm512_set1_epi64(wid + ib), ish = _mm512_set1_epi64(id_shift);
+    const __m512i ibv = _mm512_set1_epi64(ib);
+    __m512i vi = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i eight = _mm512_set1_epi64(8), vmax = _mm512_set1_epi64(-1);
+    /* Every lane is stored, an unhealthy one as MAX, which sorts after
+     * every candidate: no compress (slow on Zen 4) and no count-dependent
+     * stores.  A candidate whose key is MAX has index bits i, equal to the
+     * padding's, so the first m keys are candidates' whatever ties. */
+    size_t m = 0;
+    size_t i = 0;
+    for (; i < n; i += 8, vi = _mm512_add_epi64(vi, eight)) {
+        const __mmask8 lm = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+        const __m128i hb = _mm_maskz_loadu_epi8(lm, healthy + i);
+        const __mmask8 h = (__mmask8)_mm_mask_test_epi8_mask(lm, hb, hb);
+        const __m512i d = _mm512_maskz_loadu_epi64(h, ids + i);
+        __m512i r = _mm512_maskz_loadu_epi64(h, rtt + i);
+        r = _mm512_mask_mov_epi64(r, _mm512_cmpeq_epu64_mask(d, vself), _mm512_setzero_si512());
+        r = _mm512_mask_mov_epi64(_mm512_sub_epi64(r, vmn), _mm512_cmpeq_epu64_mask(r, vunk),
+                                  vunknown);
+        const __m512i idp = _mm512_and_si512(_mm512_srlv_epi64(d, ish), vidm);
+        const __m512i key = _mm512_or_si512(
+            _mm512_or_si512(_mm512_sllv_epi64(r, rsh), _mm512_sllv_epi64(idp, ibv)), vi);
+        _mm512_store_si512(keys + i, _mm512_mask_mov_epi64(vmax, h, key));
+        m += (size_t)__builtin_popcount(_cvtmask8_u32(h));
+    }
+    m = m < cap ? m : cap;
+    size_t nr = 1;
+    while (8 * nr < n)
+        nr *= 2;
+    for (; i < 8 * nr; i += 8)
+        _mm512_store_si512(keys + i, vmax);
+    if (m) /* even one: unhealthy lanes may precede it */
+        sort_keys(keys, nr);
+
+    /* Runs equal above the index bits are put in id order; the test is
+     * one vector compare per 8 keys, the fix is scalar and rare. */
+    const __m512i vib = _mm512_set1_epi64(ib);
+    for (size_t j = 1; j < m; j += 8) {
+        const __mmask8 lm = m - j >= 8 ? 0xff : (__mmask8)((1u << (m - j)) - 1);
+        const __m512i cur = _mm512_srlv_epi64(_mm512_loadu_si512(keys + j), vib);
+        const __m512i prev = _mm512_srlv_epi64(_mm512_loadu_si512(keys + j - 1), vib);
+        if (__builtin_expect(!_mm512_mask_cmpeq_epu64_mask(lm, cur, prev), 1))
+            continue;
+        for (size_t q = j; q < j + 8 && q < m; q++) {
+            const uint64_t k = keys[q], kid = ids[k & idx_mask];
+            size_t t = q;
+            while (t > 0 && (keys[t - 1] ^ k) >> ib == 0 && ids[keys[t - 1] & idx_mask] > kid) {
+                keys[t] = keys[t - 1];
+                t--;
+            }
+            keys[t] = k;
+        }
+    }
+    const __m512i vidx = _mm512_set1_epi64((long long)idx_mask);
+    for (size_t o = 0; o < m; o += 8) {
+        const __mmask8 lm = m - o >= 8 ? 0xff : (__mmask8)((1u << (m - o)) - 1);
+        const __m512i ix = _mm512_and_si512(_mm512_load_si512(keys + o), vidx);
+        _mm512_mask_storeu_epi64(out_ids + o, lm,
+                                 _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), lm, ix,
+                                                             (const void *)ids, 8));
+    }
+    return m;
+}
+
+size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, uint64_t *out_ids)
+{
+    if (n <= RANK_SMALL) /* the scalar insertion sort: no scan, no vector set-up */
+        return netelect__rank_scalar(ids, rtt, healthy, n, self_id, out_ids);
+    struct netelect__rank_scan sc;
+    rank_scan(ids, rtt, healthy, n, self_id, &sc);
+    if (n <= BITONIC_MAX) {
+        const uint64_t unknown = sc.measured ? sc.mx - sc.mn + 1 : 0;
+        const uint64_t range = sc.measured < sc.m ? unknown : sc.mx - sc.mn;
+        const int rbits = top_bit64(range);
+        if (rbits + top_bit64(n - 1) <= 64)
+            return rank_bitonic(ids, rtt, healthy, n, self_id, out_ids, &sc, rbits, unknown);
+    }
+    return netelect__rank_scanned(ids, rtt, healthy, n, self_id, out_ids, &sc);
+}

@@ -4,7 +4,8 @@
  * implements and returns as soon as the CPU lacks the next one, so a table
  * never holds a kernel the flags do not allow (dav1d's ladder).  rank is a
  * radix sort whose passes are scatters, which gain nothing from wider
- * vectors, so every level keeps the portable one.
+ * vectors; avx512 vectorizes its pass 1 and sorts few candidates with a
+ * bitonic network instead of the passes.
  */
 #include "core/dispatch.h"
 
@@ -19,4 +20,5 @@ void netelect__kernels_init_x86(struct netelect__kernels *d, unsigned flags)
         return;
     d->elect = netelect__elect_avx512;
     d->topk = netelect__topk_avx512;
+    d->rank = netelect__rank_avx512;
 }
