@@ -377,7 +377,7 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
  * random ids that almost never happens.  Everything else takes
  * netelect__rank_scanned, the portable passes, with this pass 1.
  */
-enum { RANK_SMALL = 8, BITONIC_MAX = 256, BITONIC_REGS = BITONIC_MAX / 8 };
+enum { RANK_SMALL = 12, BITONIC_MAX = 256, BITONIC_REGS = BITONIC_MAX / 8 };
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -628,7 +628,7 @@ static size_t rank_bitonic(const uint64_t *ids, const uint64_t *rtt, const uint8
 size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, uint64_t *out_ids)
 {
-    if (n <= RANK_SMALL) /* the scalar insertion sort: no scan, no vector set-up */
+    if (n <= RANK_SMALL) /* the scalar insertion sort: no pass 1, no vector set-up */
         return netelect__rank_scalar(ids, rtt, healthy, n, self_id, out_ids);
     struct netelect__rank_scan sc;
     rank_scan(ids, rtt, healthy, n, self_id, &sc);
@@ -641,3 +641,4 @@ size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
     }
     return netelect__rank_scanned(ids, rtt, healthy, n, self_id, out_ids, &sc);
 }
+
