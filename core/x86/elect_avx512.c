@@ -282,6 +282,43 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
 }
 
 /*
+ * A starting threshold for top-k (k <= 8), so the first blocks do not
+ * insert everything they see while the buffer fills: the per-lane minima
+ * (rtt with self at 0, healthy only) of SAMPLE_CHUNKS chunks of 32 entries
+ * spread over the whole input, and their k-th smallest.  Chunks start at
+ * multiples of 8, so lane l only ever holds entries with index = l mod 8:
+ * the 8 lanes are disjoint classes, and k lanes at or below the bound are
+ * k distinct candidates (netelect__kth_of_mins).  Spread rather than a
+ * prefix, so an input sorted by descending RTT gets its tight bound too.
+ */
+enum { SAMPLE_CHUNKS = 8, SAMPLE_MIN_N = 1024 };
+
+static uint64_t sample_bound(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, size_t k)
+{
+    const __m512i vmax = _mm512_set1_epi64(-1), vself = _mm512_set1_epi64((long long)self_id);
+    __m512i acc = vmax;
+    const size_t step = (n - BLOCK) / (SAMPLE_CHUNKS - 1);
+    for (size_t c = 0; c < SAMPLE_CHUNKS; c++) {
+        const size_t s = (c * step) & ~(size_t)7; /* s + BLOCK <= n */
+        const __mmask32 h = health_mask(healthy, s, BLOCK);
+        const uint32_t hg = opaque32((uint32_t)h);
+        _Pragma("GCC unroll 8")
+        for (int j = 0; j < 4; j++) {
+            const __mmask8 hj = (__mmask8)(hg >> (8 * j));
+            __m512i r = _mm512_mask_loadu_epi64(vmax, hj, rtt + s + 8 * j);
+            const __m512i d = _mm512_maskz_loadu_epi64(hj, ids + s + 8 * j);
+            r = _mm512_mask_mov_epi64(r, _mm512_mask_cmpeq_epu64_mask(hj, d, vself),
+                                      _mm512_setzero_si512());
+            acc = _mm512_min_epu64(acc, r);
+        }
+    }
+    uint64_t mins[8];
+    _mm512_storeu_si512(mins, acc);
+    return netelect__kth_of_mins(mins, 8, k);
+}
+
+/*
  * Top-k: the same filter with T = the k-th best rtt so far, an insertion
  * buffer for the hits, and an exact (rtt, id) vector test once the buffer
  * is full so that runs of equal rtt do not all reach the buffer.  If
@@ -301,9 +338,12 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
     /* Same peel as elect, to a 64-byte aligned rtt. */
     size_t i = (size_t)(-(uintptr_t)rtt & 63) / 8, inserts = 0;
     i = (uintptr_t)rtt & 7 ? 0 : i;
+    if (n >= SAMPLE_MIN_N && k <= 8)
+        thr = sample_bound(ids, rtt, healthy, n, self_id, k);
     for (size_t j = 0; j < i; j++)
-        netelect__topbuf_offer_idx(&t, ids, rtt, healthy, j, self_id);
-    if (t.len == k)
+        if (rtt[j] <= thr || ids[j] == self_id)
+            netelect__topbuf_offer_idx(&t, ids, rtt, healthy, j, self_id);
+    if (t.len == k && t.r[k - 1] < thr)
         thr = t.r[k - 1];
     vt = _mm512_set1_epi64((long long)thr);
     for (; i + BLOCK <= n; i += BLOCK) {
