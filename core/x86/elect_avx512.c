@@ -665,11 +665,10 @@ static size_t rank_bitonic(const uint64_t *ids, const uint64_t *rtt, const uint8
     return m;
 }
 
-size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                             size_t n, uint64_t self_id, uint64_t *out_ids)
+static size_t __attribute__((noinline))
+rank_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
+          uint64_t self_id, uint64_t *out_ids)
 {
-    if (n <= RANK_SMALL) /* the scalar insertion sort: no pass 1, no vector set-up */
-        return netelect__rank_scalar(ids, rtt, healthy, n, self_id, out_ids);
     struct netelect__rank_scan sc;
     rank_scan(ids, rtt, healthy, n, self_id, &sc);
     if (n <= BITONIC_MAX) {
@@ -682,3 +681,12 @@ size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
     return netelect__rank_scanned(ids, rtt, healthy, n, self_id, out_ids, &sc);
 }
 
+/* Small n tail-calls the scalar insertion sort before the SIMD body's
+ * 64-byte-aligned frame and saved registers are set up. */
+size_t netelect__rank_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
+                             size_t n, uint64_t self_id, uint64_t *out_ids)
+{
+    if (n <= RANK_SMALL)
+        return netelect__rank_scalar(ids, rtt, healthy, n, self_id, out_ids);
+    return rank_simd(ids, rtt, healthy, n, self_id, out_ids);
+}
