@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/dispatch.h"
 #include "netelect.h"
 
 /* The running minimum (rtt, id) of the candidates seen so far. */
@@ -203,6 +204,24 @@ struct netelect__rank_scan {
     uint64_t mn, mx, id_or, id_and;
 };
 
+/* Bits needed to hold x. */
+static inline int netelect__top_bit(uint64_t x)
+{
+    return x ? 64 - __builtin_clzll(x) : 0;
+}
+
+/*
+ * The rebased RTT of rank's keys from a pass 1: "unknown" becomes one past
+ * the largest rebased measurement (*unknown), and the result is how many
+ * bits a rebased RTT needs, unknown included.
+ */
+static inline int netelect__rank_rtt_bits(const struct netelect__rank_scan *sc,
+                                          uint64_t *unknown)
+{
+    *unknown = sc->measured ? sc->mx - sc->mn + 1 : 0;
+    return netelect__top_bit(sc->measured < sc->m ? *unknown : sc->mx - sc->mn);
+}
+
 /* Largest k served by the insertion buffer; larger k sort instead. */
 #define NETELECT__TOPK_BUF_MAX 32
 
@@ -226,6 +245,44 @@ static inline uint64_t netelect__kth_of_mins(uint64_t *mins, size_t lanes, size_
         mins[j] = v;
     }
     return k && k <= lanes ? mins[k - 1] : UINT64_MAX;
+}
+
+/*
+ * Folds entries [i, n) into lane-class minima: entry j goes to class
+ * (j - s) % classes (rtt, self at 0, healthy only).  The scalar end of the
+ * vectorized order-free bounds.
+ */
+static inline void netelect__class_mins_tail(uint64_t *mins, size_t classes,
+                                             const uint64_t *ids, const uint64_t *rtt,
+                                             const uint8_t *healthy, size_t s, size_t i,
+                                             size_t n, uint64_t self_id)
+{
+    for (; i < n; i++) {
+        if (!healthy[i])
+            continue;
+        const uint64_t r = ids[i] == self_id ? 0 : rtt[i];
+        uint64_t *mm = &mins[(i - s) % classes];
+        *mm = r < *mm ? r : *mm;
+    }
+}
+
+/*
+ * The top-k entry point every unit shares: k = 0, k beyond the insertion
+ * buffer (a full sort with the unit's own rank), and n below the unit's
+ * vector threshold (the portable kernel) before its vector body.
+ */
+static inline size_t netelect__topk_entry(const uint64_t *ids, const uint64_t *rtt,
+                                          const uint8_t *healthy, size_t n, uint64_t self_id,
+                                          size_t k, uint64_t *out_ids, netelect__rank_fn rank,
+                                          size_t simd_min_n, netelect__topk_fn simd)
+{
+    if (k == 0)
+        return 0;
+    if (k > NETELECT__TOPK_BUF_MAX)
+        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids, rank);
+    if (n < simd_min_n)
+        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
+    return simd(ids, rtt, healthy, n, self_id, k, out_ids);
 }
 
 #endif /* CORE_KERNEL_H */

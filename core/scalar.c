@@ -75,18 +75,13 @@ static void isort_id(struct rec *a, size_t n)
     }
 }
 
-static int top_bit(uint64_t x) /* bits needed to hold x */
-{
-    return x ? 64 - __builtin_clzll(x) : 0;
-}
-
 /* Stable LSD radix by id over its varying bits; `tmp` has room for n. */
 static void radix_by_id(struct rec *a, struct rec *tmp, size_t n)
 {
     uint64_t vary = 0;
     for (size_t i = 1; i < n; i++)
         vary |= a[i].id ^ a[0].id;
-    const int bits = top_bit(vary);
+    const int bits = netelect__top_bit(vary);
     struct rec *src = a, *dst = tmp;
     for (int shift = 0; shift < bits; shift += 8) {
         size_t cnt[256] = {0};
@@ -129,7 +124,7 @@ static void sort_run_by_id(struct rec *a, struct rec *tmp, size_t len)
         vary |= a[i].id ^ a[0].id;
     if (!vary)
         return;
-    const int hb = top_bit(vary);
+    const int hb = netelect__top_bit(vary);
     int bits = 63 - __builtin_clzll(len);
     bits = bits < 4 ? 4 : bits > 11 ? 11 : bits;
     bits = bits < hb ? bits : hb;
@@ -287,8 +282,8 @@ static size_t rank_packed(const uint64_t *ids, const uint64_t *rtt, const uint8_
                           const struct netelect__rank_scan *sc, int rbits, uint64_t unknown)
 {
     const size_t cap = sc->m; /* pass 1's count: sizes, never indexes */
-    const int ib = top_bit(n - 1), wmax = digit_bits(cap);
-    const int id_bits = top_bit(sc->id_or ^ sc->id_and);
+    const int ib = netelect__top_bit(n - 1), wmax = digit_bits(cap);
+    const int id_bits = netelect__top_bit(sc->id_or ^ sc->id_and);
     /*
      * The passes are sized by the rtt bits alone; the id digit only gets
      * the last pass's spare bits.  A whole pass for the id would cost more
@@ -401,7 +396,7 @@ static size_t rank_records(const uint64_t *ids, const uint64_t *rtt, const uint8
     const int wmax = digit_bits(cap);
     const int passes = (rbits + wmax - 1) / wmax;
     const int w = passes ? (rbits + passes - 1) / passes : 0;
-    const int id_bits = top_bit(sc->id_or ^ sc->id_and);
+    const int id_bits = netelect__top_bit(sc->id_or ^ sc->id_and);
     const int wid = id_bits < wmax ? id_bits : wmax;
     const int id_shift = id_bits - wid;
     const uint64_t id_mask = ((uint64_t)1 << wid) - 1, r_mask = ((uint64_t)1 << w) - 1;
@@ -487,11 +482,9 @@ size_t netelect__rank_scanned(const uint64_t *ids, const uint64_t *rtt, const ui
     if (sc->m > UINT32_MAX) /* the digit counters are 32-bit */
         return netelect__rank_ref(ids, rtt, healthy, n, self_id, out_ids);
 
-    /* Unknown sorts one past the largest rebased measurement. */
-    const uint64_t unknown = sc->measured ? sc->mx - sc->mn + 1 : 0;
-    const uint64_t range = sc->measured < sc->m ? unknown : sc->mx - sc->mn;
-    const int rbits = top_bit(range);
-    if (rbits + top_bit(n - 1) <= 64)
+    uint64_t unknown;
+    const int rbits = netelect__rank_rtt_bits(sc, &unknown);
+    if (rbits + netelect__top_bit(n - 1) <= 64)
         return rank_packed(ids, rtt, healthy, n, self_id, out_ids, sc, rbits, unknown);
     return rank_records(ids, rtt, healthy, n, self_id, out_ids, sc, rbits, unknown);
 }
@@ -558,13 +551,8 @@ size_t netelect__topk_scalar(const uint64_t *ids, const uint64_t *rtt, const uin
             uint64_t mins[NETELECT__TOPK_BUF_MAX];
             for (size_t l = 0; l < NETELECT__TOPK_BUF_MAX; l++)
                 mins[l] = UINT64_MAX;
-            for (size_t j = i + 1; j < n; j++) {
-                if (!healthy[j])
-                    continue;
-                const uint64_t r = ids[j] == self_id ? 0 : rtt[j];
-                uint64_t *mm = &mins[j % NETELECT__TOPK_BUF_MAX];
-                *mm = r < *mm ? r : *mm;
-            }
+            netelect__class_mins_tail(mins, NETELECT__TOPK_BUF_MAX, ids, rtt, healthy, 0, i + 1,
+                                      n, self_id);
             const uint64_t bound = netelect__kth_of_mins(mins, NETELECT__TOPK_BUF_MAX, k);
             thr = bound < thr ? bound : thr;
         }

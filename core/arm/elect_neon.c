@@ -236,13 +236,7 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
         mins[2 * j] = vgetq_lane_u64(acc[j], 0);
         mins[2 * j + 1] = vgetq_lane_u64(acc[j], 1);
     }
-    for (; i < n; i++) {
-        if (!healthy[i])
-            continue;
-        const uint64_t r = ids[i] == self_id ? 0 : rtt[i];
-        uint64_t *mm = &mins[(i - s) % CLASSES];
-        *mm = r < *mm ? r : *mm;
-    }
+    netelect__class_mins_tail(mins, CLASSES, ids, rtt, healthy, s, i, n, self_id);
     return netelect__kth_of_mins(mins, CLASSES, k);
 }
 
@@ -298,14 +292,8 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
 size_t netelect__topk_neon(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                            size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
 {
-    if (k == 0)
-        return 0;
-    if (k > NETELECT__TOPK_BUF_MAX)
-        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
-                                     netelect__rank_neon);
-    if (n < 2 * BLOCK)
-        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
-    return topk_simd(ids, rtt, healthy, n, self_id, k, out_ids);
+    return netelect__topk_entry(ids, rtt, healthy, n, self_id, k, out_ids, netelect__rank_neon,
+                                2 * BLOCK, topk_simd);
 }
 
 /*

@@ -249,13 +249,7 @@ static uint64_t suffix_bound(const uint64_t *ids, const uint64_t *rtt, const uin
         for (int q = 0; q < 4; q++)
             mins[4 * j + q] = (uint64_t)l[q] ^ (uint64_t)BIAS;
     }
-    for (; i < n; i++) {
-        if (!healthy[i])
-            continue;
-        const uint64_t r = ids[i] == self_id ? 0 : rtt[i];
-        uint64_t *mm = &mins[(i - s) % BLOCK];
-        *mm = r < *mm ? r : *mm;
-    }
+    netelect__class_mins_tail(mins, BLOCK, ids, rtt, healthy, s, i, n, self_id);
     return netelect__kth_of_mins(mins, BLOCK, k);
 }
 
@@ -318,12 +312,6 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
 size_t netelect__topk_avx2(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                            size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
 {
-    if (k == 0)
-        return 0;
-    if (k > NETELECT__TOPK_BUF_MAX)
-        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
-                                     netelect__rank_scalar);
-    if (n < 2 * BLOCK)
-        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
-    return topk_simd(ids, rtt, healthy, n, self_id, k, out_ids);
+    return netelect__topk_entry(ids, rtt, healthy, n, self_id, k, out_ids, netelect__rank_scalar,
+                                2 * BLOCK, topk_simd);
 }

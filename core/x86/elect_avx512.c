@@ -392,14 +392,8 @@ topk_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
 size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
                              size_t n, uint64_t self_id, size_t k, uint64_t *out_ids)
 {
-    if (k == 0)
-        return 0;
-    if (k > NETELECT__TOPK_BUF_MAX)
-        return netelect__topk_sorted(ids, rtt, healthy, n, self_id, k, out_ids,
-                                     netelect__rank_scalar);
-    if (n < 2 * BLOCK)
-        return netelect__topk_scalar(ids, rtt, healthy, n, self_id, k, out_ids);
-    return topk_simd(ids, rtt, healthy, n, self_id, k, out_ids);
+    return netelect__topk_entry(ids, rtt, healthy, n, self_id, k, out_ids, netelect__rank_avx512,
+                                2 * BLOCK, topk_simd);
 }
 
 /*
@@ -420,11 +414,6 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
 enum { RANK_SMALL = 12, BITONIC_MAX = 256, BITONIC_REGS = BITONIC_MAX / 8 };
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-static int top_bit64(uint64_t x)
-{
-    return x ? 64 - __builtin_clzll(x) : 0;
-}
 
 /* Pass 1 over [0, n) with masked 8-lane blocks (no read past n). */
 static void rank_scan(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size_t n,
@@ -589,7 +578,7 @@ static size_t rank_bitonic(const uint64_t *ids, const uint64_t *rtt, const uint8
                            const struct netelect__rank_scan *sc, int rbits, uint64_t unknown)
 {
     const size_t cap = sc->m;
-    const int ib = top_bit64(n - 1), id_bits = top_bit64(sc->id_or ^ sc->id_and);
+    const int ib = netelect__top_bit(n - 1), id_bits = netelect__top_bit(sc->id_or ^ sc->id_and);
     const int room = 64 - rbits - ib, wid = room < id_bits ? room : id_bits;
     const int id_shift = id_bits - wid;
     const uint64_t idx_mask = ib ? UINT64_MAX >> (64 - ib) : 0;
@@ -672,10 +661,9 @@ rank_simd(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy, size
     struct netelect__rank_scan sc;
     rank_scan(ids, rtt, healthy, n, self_id, &sc);
     if (n <= BITONIC_MAX) {
-        const uint64_t unknown = sc.measured ? sc.mx - sc.mn + 1 : 0;
-        const uint64_t range = sc.measured < sc.m ? unknown : sc.mx - sc.mn;
-        const int rbits = top_bit64(range);
-        if (rbits + top_bit64(n - 1) <= 64)
+        uint64_t unknown;
+        const int rbits = netelect__rank_rtt_bits(&sc, &unknown);
+        if (rbits + netelect__top_bit(n - 1) <= 64)
             return rank_bitonic(ids, rtt, healthy, n, self_id, out_ids, &sc, rbits, unknown);
     }
     return netelect__rank_scanned(ids, rtt, healthy, n, self_id, out_ids, &sc);
