@@ -27,6 +27,7 @@
 #include "agent/agent.h"
 #include "agent/clock.h"
 #include "agent/control_proto.h"
+#include "agent/evfd.h"
 #include "agent/log.h"
 #include "agent/metrics.h"
 #include "agent/reload.h"
@@ -153,13 +154,7 @@ static void arm_timer(struct agent *a)
         if (!next || d < next)
             next = d;
     }
-    struct itimerspec its = {0};
-    if (next) {
-        its.it_value.tv_sec = (time_t)(next / 1000000000u);
-        its.it_value.tv_nsec = (long)(next % 1000000000u);
-    }
-    if (timerfd_settime(a->ctl_tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
-        DIE("timerfd_settime(control): %s", strerror(errno));
+    agent_timer_arm(a->ctl_tfd, next);
 }
 
 static void client_free(struct agent *a, struct client *c)
@@ -472,7 +467,7 @@ json_t *netelect__control_stats(struct agent *a)
  * (a typo must not look like a drain); undraining one channel while the
  * node is drained from all is refused rather than silently doing nothing.
  */
-static json_t *drain_cmd(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
+static json_t *cmd_drain(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
 {
     char err[256];
     const bool on = q->verb == NETELECT_CTL_DRAIN;
@@ -511,6 +506,166 @@ static json_t *drain_cmd(struct agent *a, const struct client *c, const struct n
     return rep;
 }
 
+static json_t *cmd_ping(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
+{
+    (void)a, (void)c, (void)q;
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_stats(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
+{
+    (void)c;
+    return stats_reply(a, q->after, q->limit);
+}
+
+static json_t *cmd_peer_add(struct agent *a, const struct client *c,
+                            const struct netelect_ctl_req *q)
+{
+    char err[256];
+    struct node *n;
+    if (!a->have_key || a->udp < 0)
+        return err_reply(-ENOKEY, "no key_file is configured, so this agent does not probe: "
+                                  "set [agent] key_file and restart");
+    if (q->addr.ss_family == AF_INET6 && a->cfg.listen_addr.ss_family == AF_INET)
+        return err_reply(-EAFNOSUPPORT, "an IPv6 peer needs an IPv6 listen address "
+                                        "([::]:port reaches both)");
+    if (netelect__node_get_limited(a, q->id, &n, err, sizeof err) < 0)
+        return err_reply(-ENOSPC, err);
+    n->orig |= ORIG_CTL;
+    netelect__node_set_addr(a, n, &q->addr, q->addrlen);
+    LOGA_I(q->id, (const struct sockaddr *)&q->addr, NULL, "control: peer %#llx at %s added (uid %u)",
+           (unsigned long long)q->id,
+          netelect__fmt_addr((const struct sockaddr *)&q->addr, err, sizeof err), (unsigned)c->cred.uid);
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_peer_remove(struct agent *a, const struct client *c,
+                               const struct netelect_ctl_req *q)
+{
+    struct node *n = netelect__node_find(a, q->id);
+    if (!n || !(n->orig & (ORIG_CFG | ORIG_CTL)))
+        return err_reply(-ENOENT, "no such peer");
+    /* Both origins go: the operator asked for it (a reload brings a
+     * configured peer back). */
+    netelect__node_forget_orig(a, n, ORIG_CFG | ORIG_CTL);
+    LOGA_I(q->id, NULL, NULL, "control: peer %#llx removed (uid %u)", (unsigned long long)q->id, (unsigned)c->cred.uid);
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_channel_add(struct agent *a, const struct client *c,
+                               const struct netelect_ctl_req *q)
+{
+    char err[256];
+    /* All or nothing: the limits are checked for the whole request
+     * before anything changes (the parser refused duplicates). */
+    struct chan *ch = netelect__chan_find(a, q->name);
+    size_t fresh = 0;
+    for (size_t i = 0; i < q->n_members; i++)
+        fresh += !ch || !netelect__chan_member(ch, q->members[i] ? q->members[i] : a->self);
+    if ((!ch && netelect__limit_chans(a, 1, err, sizeof err) < 0) ||
+        netelect__limit_members(a, ch, fresh, err, sizeof err) < 0)
+        return err_reply(-ENOSPC, err);
+    if (!ch)
+        ch = netelect__chan_get(a, q->name);
+    for (size_t i = 0; i < q->n_members; i++)
+        if (netelect__chan_add_member(a, ch, q->members[i] ? q->members[i] : a->self,
+                                      ORIG_CTL) < 0)
+            DIE("out of memory adding a channel member");
+    LOGA_I(0, NULL, q->name, "control: channel %s: %zu member(s) added (uid %u)", q->name, q->n_members,
+          (unsigned)c->cred.uid);
+    return json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
+}
+
+static json_t *cmd_channel_remove(struct agent *a, const struct client *c,
+                                  const struct netelect_ctl_req *q)
+{
+    struct chan *ch = netelect__chan_find(a, q->name);
+    if (!ch)
+        return err_reply(NETELECT_ENOCHAN, "no such channel");
+    if (!q->has_members) {
+        netelect__chan_remove(a, ch);
+        LOGA_I(0, NULL, q->name, "control: channel %s removed (uid %u)", q->name, (unsigned)c->cred.uid);
+        return json_pack("{s:b}", "ok", 1);
+    }
+    for (size_t i = 0; i < q->n_members; i++)
+        netelect__chan_remove_member(a, ch, q->members[i] ? q->members[i] : a->self);
+    LOGA_I(0, NULL, q->name, "control: channel %s: member(s) removed (uid %u)", q->name, (unsigned)c->cred.uid);
+    return json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
+}
+
+static json_t *cmd_set_rtt(struct agent *a, const struct client *c,
+                           const struct netelect_ctl_req *q)
+{
+    char err[256];
+    struct node *n;
+    if (netelect__node_get_limited(a, q->id, &n, err, sizeof err) < 0)
+        return err_reply(-ENOSPC, err);
+    n->orig |= ORIG_CTL;
+    n->rtt_ovr = true;
+    n->rtt_ovr_ns = q->rtt_ns;
+    netelect__node_changed(a, n);
+    LOGA_I(q->id, NULL, NULL, "control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q->id,
+          (unsigned long long)q->rtt_ns, (unsigned)c->cred.uid);
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_set_health(struct agent *a, const struct client *c,
+                              const struct netelect_ctl_req *q)
+{
+    char err[256];
+    struct node *n;
+    if (netelect__node_get_limited(a, q->id, &n, err, sizeof err) < 0)
+        return err_reply(-ENOSPC, err);
+    n->orig |= ORIG_CTL;
+    n->health_ovr = true;
+    n->health_ovr_val = (uint8_t)q->healthy;
+    netelect__node_changed(a, n);
+    LOGA_I(q->id, NULL, NULL, "control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q->id,
+          q->healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_clear(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
+{
+    struct node *n = netelect__node_find(a, q->id);
+    if (!n)
+        return err_reply(-ENOENT, "no such node");
+    n->rtt_ovr = n->health_ovr = false;
+    netelect__node_changed(a, n);
+    /* a node that existed only to carry overrides has no reason to stay */
+    if (n->orig == ORIG_CTL && !n->probed)
+        netelect__node_forget_orig(a, n, ORIG_CTL);
+    LOGA_I(q->id, NULL, NULL, "control: overrides of %#llx cleared (uid %u)", (unsigned long long)q->id,
+          (unsigned)c->cred.uid);
+    return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_reload(struct agent *a, const struct client *c,
+                          const struct netelect_ctl_req *q)
+{
+    (void)c, (void)q;
+    char err[256];
+    int r = agent_reload(a, err, sizeof err);
+    return r < 0 ? err_reply(r, err) : json_pack("{s:b}", "ok", 1);
+}
+
+typedef json_t *command_fn(struct agent *a, const struct client *c,
+                           const struct netelect_ctl_req *q);
+
+/* The dispatch table, one entry per verb of NETELECT_CTL_VERBS
+ * (agent/control_proto.h), indexed by enum netelect_ctl_verb. */
+static const struct command {
+    const char *name;
+    command_fn *run;
+    unsigned flags; /* NETELECT_CTL_MUTATES, NETELECT_CTL_PEER */
+} commands[] = {
+#define COMMAND(verb, handler, name, flags, keys) [NETELECT_CTL_##verb] = {name, cmd_##handler, flags},
+    NETELECT_CTL_VERBS(COMMAND)
+#undef COMMAND
+};
+_Static_assert(sizeof commands / sizeof commands[0] == NETELECT_CTL_NVERBS,
+               "one command per verb");
+
 static json_t *dispatch(struct agent *a, struct client *c, const char *line, size_t len)
 {
     char err[256];
@@ -521,156 +676,20 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         a->st.ctl_errors++;
         return err_reply(r, err);
     }
-    json_t *rep = NULL;
-    if (netelect__ctl_mutates(q.verb) && !c->privileged) {
+    const struct command *cmd = &commands[q.verb];
+    json_t *rep;
+    if ((cmd->flags & NETELECT_CTL_MUTATES) && !c->privileged) {
         a->st.ctl_denied++;
         snprintf(err, sizeof err, "%s: permission denied (uid %u is not root, the agent's uid, "
                                   "or in the control group)",
-                 netelect__ctl_verb_name(q.verb), (unsigned)c->cred.uid);
+                 cmd->name, (unsigned)c->cred.uid);
         rep = err_reply(-EPERM, err);
-        goto out;
-    }
-    if ((q.verb == NETELECT_CTL_PEER_ADD || q.verb == NETELECT_CTL_PEER_REMOVE ||
-         q.verb == NETELECT_CTL_SET_RTT || q.verb == NETELECT_CTL_SET_HEALTH ||
-         q.verb == NETELECT_CTL_CLEAR) && q.id == a->self) {
+    } else if ((cmd->flags & NETELECT_CTL_PEER) && q.id == a->self) {
         rep = err_reply(-EINVAL, "that is this node's own id: it is always at RTT 0 and healthy "
                                  "(`netelect drain` stops it being a candidate)");
-        goto out;
+    } else {
+        rep = cmd->run(a, c, &q);
     }
-    struct node *n;
-    switch (q.verb) {
-    case NETELECT_CTL_PING:
-        rep = json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_STATS:
-        rep = stats_reply(a, q.after, q.limit);
-        break;
-    case NETELECT_CTL_PEER_ADD:
-        if (!a->have_key || a->udp < 0) {
-            rep = err_reply(-ENOKEY, "no key_file is configured, so this agent does not probe: "
-                                     "set [agent] key_file and restart");
-            break;
-        }
-        if (q.addr.ss_family == AF_INET6 && a->cfg.listen_addr.ss_family == AF_INET) {
-            rep = err_reply(-EAFNOSUPPORT, "an IPv6 peer needs an IPv6 listen address "
-                                           "([::]:port reaches both)");
-            break;
-        }
-        if (netelect__node_get_limited(a, q.id, &n, err, sizeof err) < 0) {
-            rep = err_reply(-ENOSPC, err);
-            break;
-        }
-        n->orig |= ORIG_CTL;
-        netelect__node_set_addr(a, n, &q.addr, q.addrlen);
-        LOGA_I(q.id, (const struct sockaddr *)&q.addr, NULL, "control: peer %#llx at %s added (uid %u)",
-               (unsigned long long)q.id,
-              netelect__fmt_addr((struct sockaddr *)&q.addr, err, sizeof err), (unsigned)c->cred.uid);
-        rep = json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_PEER_REMOVE:
-        n = netelect__node_find(a, q.id);
-        if (!n || !(n->orig & (ORIG_CFG | ORIG_CTL))) {
-            rep = err_reply(-ENOENT, "no such peer");
-            break;
-        }
-        /* Both origins go: the operator asked for it (a reload brings a
-         * configured peer back). */
-        netelect__node_forget_orig(a, n, ORIG_CFG | ORIG_CTL);
-        LOGA_I(q.id, NULL, NULL, "control: peer %#llx removed (uid %u)", (unsigned long long)q.id, (unsigned)c->cred.uid);
-        rep = json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_CHANNEL_ADD: {
-        /* All or nothing: the limits are checked for the whole request
-         * before anything changes (the parser refused duplicates). */
-        struct chan *ch = netelect__chan_find(a, q.name);
-        size_t fresh = 0;
-        for (size_t i = 0; i < q.n_members; i++)
-            fresh += !ch || !netelect__chan_member(ch, q.members[i] ? q.members[i] : a->self);
-        if ((!ch && netelect__limit_chans(a, 1, err, sizeof err) < 0) ||
-            netelect__limit_members(a, ch, fresh, err, sizeof err) < 0) {
-            rep = err_reply(-ENOSPC, err);
-            break;
-        }
-        if (!ch)
-            ch = netelect__chan_get(a, q.name);
-        for (size_t i = 0; i < q.n_members; i++)
-            if (netelect__chan_add_member(a, ch, q.members[i] ? q.members[i] : a->self,
-                                          ORIG_CTL) < 0)
-                DIE("out of memory adding a channel member");
-        LOGA_I(0, NULL, q.name, "control: channel %s: %zu member(s) added (uid %u)", q.name, q.n_members,
-              (unsigned)c->cred.uid);
-        rep = json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
-        break;
-    }
-    case NETELECT_CTL_CHANNEL_REMOVE: {
-        struct chan *ch = netelect__chan_find(a, q.name);
-        if (!ch) {
-            rep = err_reply(NETELECT_ENOCHAN, "no such channel");
-            break;
-        }
-        if (!q.has_members) {
-            netelect__chan_remove(a, ch);
-            LOGA_I(0, NULL, q.name, "control: channel %s removed (uid %u)", q.name, (unsigned)c->cred.uid);
-            rep = json_pack("{s:b}", "ok", 1);
-            break;
-        }
-        for (size_t i = 0; i < q.n_members; i++)
-            netelect__chan_remove_member(a, ch, q.members[i] ? q.members[i] : a->self);
-        LOGA_I(0, NULL, q.name, "control: channel %s: member(s) removed (uid %u)", q.name, (unsigned)c->cred.uid);
-        rep = json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
-        break;
-    }
-    case NETELECT_CTL_SET_RTT:
-        if (netelect__node_get_limited(a, q.id, &n, err, sizeof err) < 0) {
-            rep = err_reply(-ENOSPC, err);
-            break;
-        }
-        n->orig |= ORIG_CTL;
-        n->rtt_ovr = true;
-        n->rtt_ovr_ns = q.rtt_ns;
-        netelect__node_changed(a, n);
-        LOGA_I(q.id, NULL, NULL, "control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q.id,
-              (unsigned long long)q.rtt_ns, (unsigned)c->cred.uid);
-        rep = json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_SET_HEALTH:
-        if (netelect__node_get_limited(a, q.id, &n, err, sizeof err) < 0) {
-            rep = err_reply(-ENOSPC, err);
-            break;
-        }
-        n->orig |= ORIG_CTL;
-        n->health_ovr = true;
-        n->health_ovr_val = (uint8_t)q.healthy;
-        netelect__node_changed(a, n);
-        LOGA_I(q.id, NULL, NULL, "control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q.id,
-              q.healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
-        rep = json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_CLEAR:
-        n = netelect__node_find(a, q.id);
-        if (!n) {
-            rep = err_reply(-ENOENT, "no such node");
-            break;
-        }
-        n->rtt_ovr = n->health_ovr = false;
-        netelect__node_changed(a, n);
-        /* a node that existed only to carry overrides has no reason to stay */
-        if (n->orig == ORIG_CTL && !n->probed)
-            netelect__node_forget_orig(a, n, ORIG_CTL);
-        LOGA_I(q.id, NULL, NULL, "control: overrides of %#llx cleared (uid %u)", (unsigned long long)q.id,
-              (unsigned)c->cred.uid);
-        rep = json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_RELOAD:
-        r = agent_reload(a, err, sizeof err);
-        rep = r < 0 ? err_reply(r, err) : json_pack("{s:b}", "ok", 1);
-        break;
-    case NETELECT_CTL_DRAIN:
-    case NETELECT_CTL_UNDRAIN:
-        rep = drain_cmd(a, c, &q);
-        break;
-    }
-out:
     if (rep && json_is_false(json_object_get(rep, "ok")))
         a->st.ctl_errors++;
     /* Every reply names the generation published when it was sent (a change

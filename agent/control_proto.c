@@ -7,29 +7,38 @@
 
 #include "agent/control_proto.h"
 
-static const char *const verbs[] = {
-    [NETELECT_CTL_PING] = "ping",
-    [NETELECT_CTL_STATS] = "stats",
-    [NETELECT_CTL_PEER_ADD] = "peer-add",
-    [NETELECT_CTL_PEER_REMOVE] = "peer-remove",
-    [NETELECT_CTL_CHANNEL_ADD] = "channel-add",
-    [NETELECT_CTL_CHANNEL_REMOVE] = "channel-remove",
-    [NETELECT_CTL_SET_RTT] = "set-rtt",
-    [NETELECT_CTL_SET_HEALTH] = "set-health",
-    [NETELECT_CTL_CLEAR] = "clear",
-    [NETELECT_CTL_RELOAD] = "reload",
-    [NETELECT_CTL_DRAIN] = "drain",
-    [NETELECT_CTL_UNDRAIN] = "undrain",
+static const struct {
+    const char *name;
+    unsigned flags; /* NETELECT_CTL_MUTATES, NETELECT_CTL_PEER */
+    const char *keys;
+} verbs[] = {
+#define VERB(verb, handler, name, flags, keys) [NETELECT_CTL_##verb] = {name, flags, keys},
+    NETELECT_CTL_VERBS(VERB)
+#undef VERB
 };
 
 const char *netelect__ctl_verb_name(enum netelect_ctl_verb v)
 {
-    return (unsigned)v < sizeof verbs / sizeof verbs[0] ? verbs[v] : "?";
+    return (unsigned)v < NETELECT_CTL_NVERBS ? verbs[v].name : "?";
 }
 
 int netelect__ctl_mutates(enum netelect_ctl_verb v)
 {
-    return v != NETELECT_CTL_PING && v != NETELECT_CTL_STATS;
+    return (unsigned)v >= NETELECT_CTL_NVERBS || (verbs[v].flags & NETELECT_CTL_MUTATES);
+}
+
+/* Whether key is one of the space-separated words of keys. */
+static int takes_key(const char *keys, const char *key)
+{
+    const size_t l = strlen(key);
+    for (const char *p = keys; *p;) {
+        const size_t w = strcspn(p, " ");
+        if (w == l && !memcmp(p, key, l))
+            return 1;
+        p += w;
+        p += *p == ' ';
+    }
+    return 0;
 }
 
 void netelect__ctl_req_free(struct netelect_ctl_req *r)
@@ -112,50 +121,31 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
     if (!json_is_string(cmd))
         ERR(-EINVAL, "missing \"cmd\" string");
     const char *c = json_string_value(cmd);
-    size_t nv = sizeof verbs / sizeof verbs[0], i;
-    for (i = 0; i < nv; i++)
-        if (!strcmp(c, verbs[i]))
+    size_t i;
+    for (i = 0; i < NETELECT_CTL_NVERBS; i++)
+        if (!strcmp(c, verbs[i].name))
             break;
-    if (i == nv)
-        ERR(-EINVAL, "unknown cmd \"%.64s\" (ping, stats, peer-add, peer-remove, channel-add, "
-                     "channel-remove, set-rtt, set-health, clear, reload, drain, undrain)", c);
+    if (i == NETELECT_CTL_NVERBS) {
+        char names[256];
+        size_t o = 0;
+        for (size_t k = 0; k < NETELECT_CTL_NVERBS && o < sizeof names; k++)
+            o += (size_t)snprintf(names + o, sizeof names - o, "%s%s", k ? ", " : "",
+                                  verbs[k].name);
+        ERR(-EINVAL, "unknown cmd \"%.64s\" (%s)", c, names);
+    }
     out->verb = (enum netelect_ctl_verb)i;
 
     /* Every key must be one this verb uses: a typo is an error, not a no-op. */
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
-        int ok = !strcmp(key, "cmd");
-        switch (out->verb) {
-        case NETELECT_CTL_PEER_ADD: ok |= !strcmp(key, "id") || !strcmp(key, "addr"); break;
-        case NETELECT_CTL_PEER_REMOVE:
-        case NETELECT_CTL_CLEAR: ok |= !strcmp(key, "id"); break;
-        case NETELECT_CTL_CHANNEL_ADD:
-        case NETELECT_CTL_CHANNEL_REMOVE: ok |= !strcmp(key, "name") || !strcmp(key, "members"); break;
-        case NETELECT_CTL_SET_RTT: ok |= !strcmp(key, "id") || !strcmp(key, "rtt_ns"); break;
-        case NETELECT_CTL_SET_HEALTH: ok |= !strcmp(key, "id") || !strcmp(key, "healthy"); break;
-        case NETELECT_CTL_STATS: ok |= !strcmp(key, "after") || !strcmp(key, "limit"); break;
-        case NETELECT_CTL_DRAIN:
-        case NETELECT_CTL_UNDRAIN: ok |= !strcmp(key, "channel"); break;
-        default: break;
-        }
-        if (!ok)
+        if (strcmp(key, "cmd") && !takes_key(verbs[i].keys, key))
             ERR(-EINVAL, "unexpected key \"%.64s\" for %s", key, c);
     }
 
-    switch (out->verb) {
-    case NETELECT_CTL_PEER_ADD:
-    case NETELECT_CTL_PEER_REMOVE:
-    case NETELECT_CTL_SET_RTT:
-    case NETELECT_CTL_SET_HEALTH:
-    case NETELECT_CTL_CLEAR:
-        if (get_id(json_object_get(root, "id"), &out->id, 0) < 0)
-            ERR(-EINVAL, "\"id\" must be a node id: a string (decimal or 0x-hex) or a positive "
-                         "integer, not 0");
-        break;
-    default:
-        break;
-    }
+    if ((verbs[i].flags & NETELECT_CTL_PEER) && get_id(json_object_get(root, "id"), &out->id, 0) < 0)
+        ERR(-EINVAL, "\"id\" must be a node id: a string (decimal or 0x-hex) or a positive "
+                     "integer, not 0");
     switch (out->verb) {
     case NETELECT_CTL_STATS: {
         json_t *af = json_object_get(root, "after"), *li = json_object_get(root, "limit");

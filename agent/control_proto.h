@@ -42,19 +42,39 @@
 /* peers per stats reply: ~250 bytes each, so a page stays far below 1 MiB */
 #define NETELECT_CTL_STATS_PAGE 2000
 
+/* A verb changes state, so only a privileged client may send it (root,
+ * the agent's uid, the control group: agent/control.c). */
+#define NETELECT_CTL_MUTATES 1u
+/* A verb takes "id", a peer's id, which is never this node's own. */
+#define NETELECT_CTL_PEER 2u
+
+/*
+ * The verbs, one line each: X(VERB, handler, "name", flags, "keys").
+ * Everything about a verb comes from this one table: enum netelect_ctl_verb,
+ * the parser's name lookup, the list of verbs in its "unknown cmd" error
+ * and its check of each request's keys (control_proto.c), and the agent's
+ * dispatch (agent/control.c, whose handler for the verb is
+ * cmd_<handler>).  keys are the request keys the verb takes besides "cmd".
+ */
+#define NETELECT_CTL_VERBS(X)                                                                      \
+    X(PING, ping, "ping", 0, "")                                                                   \
+    X(STATS, stats, "stats", 0, "after limit")                                                     \
+    X(PEER_ADD, peer_add, "peer-add", NETELECT_CTL_MUTATES | NETELECT_CTL_PEER, "id addr")         \
+    X(PEER_REMOVE, peer_remove, "peer-remove", NETELECT_CTL_MUTATES | NETELECT_CTL_PEER, "id")     \
+    X(CHANNEL_ADD, channel_add, "channel-add", NETELECT_CTL_MUTATES, "name members")               \
+    X(CHANNEL_REMOVE, channel_remove, "channel-remove", NETELECT_CTL_MUTATES, "name members")      \
+    X(SET_RTT, set_rtt, "set-rtt", NETELECT_CTL_MUTATES | NETELECT_CTL_PEER, "id rtt_ns")          \
+    X(SET_HEALTH, set_health, "set-health", NETELECT_CTL_MUTATES | NETELECT_CTL_PEER, "id healthy") \
+    X(CLEAR, clear, "clear", NETELECT_CTL_MUTATES | NETELECT_CTL_PEER, "id")                       \
+    X(RELOAD, reload, "reload", NETELECT_CTL_MUTATES, "")                                          \
+    X(DRAIN, drain, "drain", NETELECT_CTL_MUTATES, "channel")                                      \
+    X(UNDRAIN, drain, "undrain", NETELECT_CTL_MUTATES, "channel")
+
 enum netelect_ctl_verb {
-    NETELECT_CTL_PING,
-    NETELECT_CTL_STATS,
-    NETELECT_CTL_PEER_ADD,
-    NETELECT_CTL_PEER_REMOVE,
-    NETELECT_CTL_CHANNEL_ADD,
-    NETELECT_CTL_CHANNEL_REMOVE,
-    NETELECT_CTL_SET_RTT,
-    NETELECT_CTL_SET_HEALTH,
-    NETELECT_CTL_CLEAR,
-    NETELECT_CTL_RELOAD,
-    NETELECT_CTL_DRAIN,
-    NETELECT_CTL_UNDRAIN,
+#define NETELECT_CTL_ENUM(verb, handler, name, flags, keys) NETELECT_CTL_##verb,
+    NETELECT_CTL_VERBS(NETELECT_CTL_ENUM)
+#undef NETELECT_CTL_ENUM
+    NETELECT_CTL_NVERBS
 };
 
 struct netelect_ctl_req {
@@ -79,6 +99,7 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
 void netelect__ctl_req_free(struct netelect_ctl_req *r);
 /* Non-zero for verbs that change state (and so need a privileged peer). */
 int netelect__ctl_mutates(enum netelect_ctl_verb v);
+/* The verb's name in requests ("?" for a value outside the enum). */
 const char *netelect__ctl_verb_name(enum netelect_ctl_verb v);
 
 #endif /* AGENT_CONTROL_PROTO_H */
