@@ -14,6 +14,13 @@
  */
 enum { PUBLIC_SMALL_N = 24 };
 
+/*
+ * Below this n every table's rank is the same insertion sort
+ * (netelect__rank_small: scalar and neon up to 32 entries, avx512 up to
+ * 12), so the public rank runs it itself, as elect does its loop.
+ */
+enum { PUBLIC_RANK_SMALL = 12 };
+
 NETELECT_API struct netelect_result netelect_elect(const uint64_t *ids, const uint64_t *rtt_ns,
                                                    const uint8_t *healthy, size_t n,
                                                    uint64_t self_id)
@@ -33,6 +40,8 @@ NETELECT_API size_t netelect_rank(const uint64_t *ids, const uint64_t *rtt_ns,
                                   const uint8_t *healthy, size_t n, uint64_t self_id,
                                   uint64_t *out_ids)
 {
+    if (n <= PUBLIC_RANK_SMALL)
+        return netelect__rank_small(ids, rtt_ns, healthy, n, self_id, out_ids);
     return netelect__kernels_get()->rank(ids, rtt_ns, healthy, n, self_id, out_ids);
 }
 

@@ -222,6 +222,46 @@ static inline int netelect__rank_rtt_bits(const struct netelect__rank_scan *sc,
     return netelect__top_bit(sc->measured < sc->m ? *unknown : sc->mx - sc->mn);
 }
 
+/*
+ * Rank of few entries: the candidates' (rtt, id) keys insertion-sorted.
+ * At most NETELECT__RANK_SMALL candidates are kept whatever n is, so a
+ * caller that sized its choice by an earlier count cannot overrun the
+ * array (the result is then wrong, and the caller's validation discards
+ * it).  Inline so the public entry runs it without the table's indirect
+ * call, where that call costs as much as the sort.
+ */
+enum { NETELECT__RANK_SMALL = 32 };
+
+static inline size_t netelect__rank_small(const uint64_t *ids, const uint64_t *rtt,
+                                          const uint8_t *healthy, size_t n, uint64_t self_id,
+                                          uint64_t *out_ids)
+{
+    struct {
+        uint64_t r, id;
+    } a[NETELECT__RANK_SMALL];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < NETELECT__RANK_SMALL; i++) {
+        if (!healthy[i])
+            continue;
+        const uint64_t id = ids[i]; /* once: the input may change (above) */
+        a[m].r = id == self_id ? 0 : rtt[i];
+        a[m++].id = id;
+    }
+    for (size_t i = 1; i < m; i++) {
+        const uint64_t vr = a[i].r, vid = a[i].id;
+        size_t j = i;
+        while (j > 0 && (vr < a[j - 1].r || (vr == a[j - 1].r && vid < a[j - 1].id))) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j].r = vr;
+        a[j].id = vid;
+    }
+    for (size_t i = 0; i < m; i++)
+        out_ids[i] = a[i].id;
+    return m;
+}
+
 /* Largest k served by the insertion buffer; larger k sort instead. */
 #define NETELECT__TOPK_BUF_MAX 32
 

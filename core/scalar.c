@@ -44,24 +44,6 @@ struct rec {
     uint64_t r, id;
 };
 
-static int rec_less(const struct rec *a, const struct rec *b)
-{
-    return a->r < b->r || (a->r == b->r && a->id < b->id);
-}
-
-static void isort_rec(struct rec *a, size_t n)
-{
-    for (size_t i = 1; i < n; i++) {
-        struct rec v = a[i];
-        size_t j = i;
-        while (j > 0 && rec_less(&v, &a[j - 1])) {
-            a[j] = a[j - 1];
-            j--;
-        }
-        a[j] = v;
-    }
-}
-
 static void isort_id(struct rec *a, size_t n)
 {
     for (size_t i = 1; i < n; i++) {
@@ -151,29 +133,7 @@ static void sort_run_by_id(struct rec *a, struct rec *tmp, size_t len)
     }
 }
 
-enum { SMALL_RANK = 32, MAX_DIGIT_BITS = 11 };
-
-/* n <= SMALL_RANK, or a pass-1 count <= SMALL_RANK: at most SMALL_RANK
- * candidates are kept either way, so a count that grew since pass 1 cannot
- * overrun `a` (the result is then wrong, and the caller's validation
- * discards it). */
-static size_t rank_small(const uint64_t *ids, const uint64_t *rtt, const uint8_t *healthy,
-                         size_t n, uint64_t self_id, uint64_t *out_ids)
-{
-    struct rec a[SMALL_RANK];
-    size_t m = 0;
-    for (size_t i = 0; i < n && m < SMALL_RANK; i++) {
-        if (!healthy[i])
-            continue;
-        const uint64_t id = ids[i];
-        a[m].r = id == self_id ? 0 : rtt[i];
-        a[m++].id = id;
-    }
-    isort_rec(a, m);
-    for (size_t i = 0; i < m; i++)
-        out_ids[i] = a[i].id;
-    return m;
-}
+enum { SMALL_RANK = NETELECT__RANK_SMALL, MAX_DIGIT_BITS = 11 };
 
 /* Pass 1, branch-free: health and "unknown" are data (~15% of entries),
  * and mispredicting them would cost more than the pass itself. */
@@ -478,7 +438,7 @@ size_t netelect__rank_scanned(const uint64_t *ids, const uint64_t *rtt, const ui
                               const struct netelect__rank_scan *sc)
 {
     if (n <= SMALL_RANK || sc->m <= SMALL_RANK)
-        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
+        return netelect__rank_small(ids, rtt, healthy, n, self_id, out_ids);
     if (sc->m > UINT32_MAX) /* the digit counters are 32-bit */
         return netelect__rank_ref(ids, rtt, healthy, n, self_id, out_ids);
 
@@ -493,7 +453,7 @@ size_t netelect__rank_scalar(const uint64_t *ids, const uint64_t *rtt, const uin
                              size_t n, uint64_t self_id, uint64_t *out_ids)
 {
     if (n <= SMALL_RANK)
-        return rank_small(ids, rtt, healthy, n, self_id, out_ids);
+        return netelect__rank_small(ids, rtt, healthy, n, self_id, out_ids);
     struct netelect__rank_scan sc;
     scan_input(ids, rtt, healthy, n, self_id, &sc);
     return netelect__rank_scanned(ids, rtt, healthy, n, self_id, out_ids, &sc);
