@@ -398,10 +398,12 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
 
 /*
  * rank.  Pass 1 (count, RTT range, varying id bits) is vectorized for
- * every n.  Below BITONIC_MAX candidates, when the rebased RTT and the
- * index fit one 64-bit key with room to spare, the keys are sorted by a
- * bitonic network in zmm registers instead of the radix passes, whose
- * fixed costs (histograms, one pass per digit) dominate at that size:
+ * every n.  For RANK_SMALL < n <= BITONIC_MAX, when the rebased RTT and
+ * the index fit one 64-bit key, the keys (n padded to a power of two) are
+ * sorted by a bitonic network in zmm registers instead of the radix
+ * passes, whose fixed costs (histograms, one pass per digit) dominate at
+ * that size; up to 16 vectors stay in registers, beyond that the network
+ * works on the stack (4 KiB of keys at BITONIC_MAX):
  *
  *   key = rebased rtt | top varying id bits | index   (MSB to LSB)
  *
@@ -411,7 +413,7 @@ size_t netelect__topk_avx512(const uint64_t *ids, const uint64_t *rtt, const uin
  * random ids that almost never happens.  Everything else takes
  * netelect__rank_scanned, the portable passes, with this pass 1.
  */
-enum { RANK_SMALL = 12, BITONIC_MAX = 256, BITONIC_REGS = BITONIC_MAX / 8 };
+enum { RANK_SMALL = 12, BITONIC_MAX = 512, BITONIC_REGS = BITONIC_MAX / 8 };
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -561,6 +563,9 @@ static void sort_keys(uint64_t *keys, size_t nr)
         break;
     case 16:
         sort_keys_n(keys, 16);
+        break;
+    case 32:
+        sort_keys_n(keys, 32);
         break;
     default:
         sort_keys_n(keys, BITONIC_REGS);
