@@ -1,10 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * netelectd's state, shared by its translation units (netelectd.c: main and
- * the event loop; nodes.c: node table, probe heap, channels; control.c: the
- * control socket; udp.c, publish.c, reload.c, serf_glue.c: see their
- * headers).  Dependencies go one way: netelectd.c calls the others, control.c
- * calls reload.c and nodes.c, and nothing calls netelectd.c.
+ * netelectd's state, shared by its translation units.  The files of agent/:
+ *
+ *   netelectd.c     main: options, start-up, the event loop, teardown
+ *   nodes.c         node table, probe heap, channels, drain, limits (here)
+ *   control.c       the control socket: connections, the verb dispatch table
+ *   udp.c           the UDP probe protocol             (udp.h)
+ *   publish.c       the view into the segment writer   (publish.h)
+ *   reload.c        start-up config, reload, inherited view (reload.h)
+ *   serf_glue.c     Serf as a membership source        (serf_glue.h)
+ *   metrics.c       the Prometheus endpoint            (metrics.h)
+ *   evfd.c clock.c log.c   descriptors and timers, the clock, the log
+ *
+ * and the agent core (libnetelect_agent_core), linked into netelectd, the
+ * CLI, the tests and the fuzzers: config.c, packet.c, prober.c,
+ * control_proto.c (the verbs), metrics_text.c and parse.c (ids, numbers,
+ * durations, addresses, channel names); cli.c is the netelect CLI, demo.c
+ * netelect-demo, serf/ the Serf RPC client.  Dependencies go one way:
+ * netelectd.c calls the others, control.c calls reload.c and nodes.c, and
+ * nothing calls netelectd.c.  Functions shared between files are named
+ * agent_*.
  *
  * The agent is single-threaded: one epoll loop owns every structure below,
  * so the node table is a plain hash table (no rculfhash/call_rcu needed;
@@ -26,7 +41,7 @@
 #include "agent/prober.h"
 #include "shm/writer.h"
 
-/* netelect__addr_key(): 16 bytes of IPv6 address, 2 of port */
+/* agent_addr_key(): 16 bytes of IPv6 address, 2 of port */
 #define NETELECT_ADDR_KEY_LEN 18
 
 /* Where a node or a channel member came from; reload replaces only CFG. */
@@ -38,8 +53,8 @@ struct node {
     bool probed;                /* has an address: probed over UDP */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    struct netelect_probe pr;
-    struct netelect_replay rp;  /* anti-replay state for packets it sends us */
+    struct netelect_probe probe;
+    struct netelect_replay replay;  /* anti-replay state for packets it sends us */
     uint64_t peer_inc;          /* its incarnation as last seen (echoed in PINGs) */
     uint64_t tx_seq;            /* our seq towards it (per receiver, so its window is dense) */
     uint64_t heard_ns;          /* any authenticated packet from it */
@@ -111,16 +126,16 @@ struct agent {
     uint64_t inc;               /* our incarnation */
     uint8_t key[NETELECT_KEY_LEN];
     bool have_key;
-    struct netelect_probe_params pp;
+    struct netelect_probe_params probe_params;
     gid_t ctl_gid;              /* (gid_t)-1: none */
 
     int ep, udp, ctl_fd, ctl_tfd, sig_fd, probe_tfd, hb_tfd, pub_tfd;
-    struct netelect_writer *w;
+    struct netelect_writer *writer;
 
     /* node table: open addressing by id (linear probing, backward-shift delete) */
     struct node **tab;
     size_t tab_cap, n_nodes;
-    /* probe heap keyed by netelect__probe_next() */
+    /* probe heap keyed by agent_probe_next() */
     struct node **heap;
     size_t heap_n, heap_cap;
 
@@ -136,7 +151,7 @@ struct agent {
     size_t n_drained, cap_drained;
 
     /* Addresses of probed nodes (a multiset: peers may share one), keyed by
-     * netelect__addr_key().  A packet from one of them has its MAC checked
+     * agent_addr_key().  A packet from one of them has its MAC checked
      * before any rate limit and is then limited by its authenticated sender
      * (node.rx_bucket), so a flood spoofing a peer's address cannot spend
      * that peer's budget.  Open addressing, backward-shift delete. */
@@ -165,7 +180,7 @@ struct agent {
     uint64_t *pub_changed;
     size_t n_pub_changed, cap_pub_changed, pub_healthy;
     uint64_t last_pub_ns, start_ns;
-    struct stats st;
+    struct stats stats;
 
     struct client *clients;
     size_t n_clients;
@@ -183,47 +198,47 @@ struct agent {
 void agent_tables_free(struct agent *a);
 /* A family-independent key for an address: IPv4 as v4-mapped IPv6 (what a
  * dual-stack socket reports), then the port. */
-void netelect__addr_key(const struct sockaddr_storage *ss, socklen_t len,
+void agent_addr_key(const struct sockaddr_storage *ss, socklen_t len,
                         uint8_t k[NETELECT_ADDR_KEY_LEN]);
 /* Whether ss is the address of a probed node (configured or control-added). */
-bool netelect__addr_known(const struct agent *a, const struct sockaddr_storage *ss, socklen_t len);
-struct node *netelect__node_find(struct agent *a, uint64_t id);
-struct node *netelect__node_get(struct agent *a, uint64_t id); /* find or create */
-void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig);
-void netelect__node_set_addr(struct agent *a, struct node *n, const struct sockaddr_storage *ss,
+bool agent_addr_known(const struct agent *a, const struct sockaddr_storage *ss, socklen_t len);
+struct node *agent_node_find(struct agent *a, uint64_t id);
+struct node *agent_node_get(struct agent *a, uint64_t id); /* find or create */
+void agent_node_forget_orig(struct agent *a, struct node *n, unsigned orig);
+void agent_node_set_addr(struct agent *a, struct node *n, const struct sockaddr_storage *ss,
                              socklen_t len);
-void netelect__node_clear_addr(struct agent *a, struct node *n);
-void netelect__heap_fix(struct agent *a, struct node *n);
-struct node *netelect__heap_top(struct agent *a);
+void agent_node_clear_addr(struct agent *a, struct node *n);
+void agent_heap_fix(struct agent *a, struct node *n);
+struct node *agent_heap_top(struct agent *a);
 /* n as it would be published now (under RTT hysteresis, relative to n->pub). */
-struct netelect_wnode netelect__node_view(const struct agent *a, const struct node *n);
+struct netelect_wnode agent_node_view(const struct agent *a, const struct node *n);
 /* RTT hysteresis: the RTT to publish given the last published one and the
  * current estimate (band: max(published * pct / 100, min_ns); both 0: off). */
-uint64_t netelect__rtt_hold(uint64_t published, uint64_t measured, uint32_t pct, uint64_t min_ns);
+uint64_t agent_rtt_hold(uint64_t published, uint64_t measured, uint32_t pct, uint64_t min_ns);
 /* Recomputes n's published form and marks the view dirty (hard or soft). */
-void netelect__node_changed(struct agent *a, struct node *n);
-struct chan *netelect__chan_find(struct agent *a, const char *name);
-struct chan *netelect__chan_get(struct agent *a, const char *name);
+void agent_node_changed(struct agent *a, struct node *n);
+struct chan *agent_chan_find(struct agent *a, const char *name);
+struct chan *agent_chan_get(struct agent *a, const char *name);
 /* The member entry of id in c (O(1) through the set), or NULL. */
-struct member *netelect__chan_member(const struct chan *c, uint64_t id);
+struct member *agent_chan_member(const struct chan *c, uint64_t id);
 /* Adds id to c with origin orig (or ORs orig into an existing member).
  * Never limited: callers that take input from outside (control socket,
- * Serf) check netelect__limit_*() first.  0, or -ENOMEM. */
-int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig);
-void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id);
-void netelect__chan_remove(struct agent *a, struct chan *c);
-void netelect__chan_forget_orig(struct agent *a, unsigned orig);
-void netelect__mark_dirty(struct agent *a, bool hard);
+ * Serf) check agent_limit_*() first.  0, or -ENOMEM. */
+int agent_chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig);
+void agent_chan_remove_member(struct agent *a, struct chan *c, uint64_t id);
+void agent_chan_remove(struct agent *a, struct chan *c);
+void agent_chan_forget_orig(struct agent *a, unsigned orig);
+void agent_mark_dirty(struct agent *a, bool hard);
 /* Something other than node measurements changed (see dirty_struct): the
  * next publish writes the whole view, within publish_min_interval. */
 void agent_mark_structural(struct agent *a);
 /* Whether this node is drained from channel `name` (drain_all or by name). */
-bool netelect__drained(const struct agent *a, const char *name);
+bool agent_drained(const struct agent *a, const char *name);
 /* Drains (on) or undrains this node from channel `name`, or from every
  * channel (name NULL: on sets drain_all; off clears drain_all and every
  * named drain).  Returns 1 if that changed anything, 0 if it was already
  * so, -ENOMEM.  Marks the view for publishing; does not log. */
-int netelect__drain(struct agent *a, const char *name, bool on);
+int agent_drain(struct agent *a, const char *name, bool on);
 
 /*
  * Limits on what the control socket and Serf may add ([limits] nodes,
@@ -233,29 +248,29 @@ int netelect__drain(struct agent *a, const char *name, bool on);
  * reached: ...").  Check before changing anything, so that a refused
  * request changes nothing.
  */
-int netelect__limit_nodes(const struct agent *a, size_t adding, char *err, size_t errlen);
-int netelect__limit_chans(const struct agent *a, size_t adding, char *err, size_t errlen);
+int agent_limit_nodes(const struct agent *a, size_t adding, char *err, size_t errlen);
+int agent_limit_chans(const struct agent *a, size_t adding, char *err, size_t errlen);
 /* c may be NULL (a channel about to be created: 0 members). */
-int netelect__limit_members(const struct agent *a, const struct chan *c, size_t adding, char *err,
+int agent_limit_members(const struct agent *a, const struct chan *c, size_t adding, char *err,
                             size_t errlen);
 /* find-or-create within the node limit: 0 (*out set), or -ENOSPC with err */
-int netelect__node_get_limited(struct agent *a, uint64_t id, struct node **out, char *err,
+int agent_node_get_limited(struct agent *a, uint64_t id, struct node **out, char *err,
                                size_t errlen);
 /* find-or-create within the channel limit: 0 (*out set), or -ENOSPC with err */
-int netelect__chan_get_limited(struct agent *a, const char *name, struct chan **out, char *err,
+int agent_chan_get_limited(struct agent *a, const char *name, struct chan **out, char *err,
                                size_t errlen);
 /* Adds one member within the member limit (an existing member only gains
  * the origin): 0, -ENOSPC with err, or -ENOMEM. */
-int netelect__chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
+int agent_chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
                                       char *err, size_t errlen);
 
 /* control.c */
-int netelect__control_open(struct agent *a);
-void netelect__control_close(struct agent *a);
-void netelect__control_accept(struct agent *a);
-void netelect__control_event(struct agent *a, struct client *c, uint32_t events);
+int agent_control_open(struct agent *a);
+void agent_control_close(struct agent *a);
+void agent_control_accept(struct agent *a);
+void agent_control_event(struct agent *a, struct client *c, uint32_t events);
 /* The control timer fired: closes clients past their request or idle deadline. */
-void netelect__control_timer(struct agent *a);
+void agent_control_timer(struct agent *a);
 
 /* epoll tags: bits 56-63 of data.u64 say what fired; the low 56 bits carry a
  * pointer (a client), since user-space addresses stay below 2^56. */

@@ -23,7 +23,7 @@
 
 #include "agent/config.h"
 #include "agent/metrics.h"
-#include "agent/util.h"
+#include "agent/parse.h"
 
 enum { EX_OK = 0, EX_ERR = 1, EX_USAGE = 2, EX_NONE = 3, EX_STALE = 4 };
 
@@ -903,7 +903,7 @@ static int cmd_stats(void)
     uint64_t prev = 0;
     while (json_is_array(all) && (next = json_string_value(json_object_get(rep, "peers_next")))) {
         uint64_t after;
-        if (netelect__parse_id(next, &after) < 0 || after <= prev) {
+        if (agent_parse_id(next, &after) < 0 || after <= prev) {
             rc = fail(-EPROTO, EX_ERR, "stats: the agent's page cursor '%s' does not advance", next);
             json_decref(rep);
             return rc;
@@ -934,7 +934,7 @@ static int cmd_stats(void)
     if (o.prometheus) {
         char *text;
         size_t len;
-        rc = netelect__metrics_render(rep, &text, &len);
+        rc = agent_metrics_render(rep, &text, &len);
         json_decref(rep);
         if (rc < 0) {
             fputs(NETELECT_METRICS_DOWN, stdout);
@@ -1061,7 +1061,7 @@ static int cmd_raw(const char *text)
 
 static int parse_id_arg(const char *s, uint64_t *id)
 {
-    if (netelect__parse_id(s, id) < 0) {
+    if (agent_parse_id(s, id) < 0) {
         die_usage("'%s' is not a node id (1..2^64-1, decimal or 0x-hex)", s);
         return -1;
     }
@@ -1158,7 +1158,7 @@ static int run_peer(const struct verb *v, int np, char **pos)
         socklen_t l;
         if (parse_id_arg(pos[2], &id) < 0)
             return EX_USAGE;
-        if (netelect__parse_addr(pos[3], &ss, &l, 0) < 0)
+        if (agent_parse_addr(pos[3], &ss, &l, 0) < 0)
             return die_usage("'%s' is not a numeric address:port ([v6]:port for IPv6)", pos[3]);
         return simple(json_pack("{s:s, s:s, s:s}", "cmd", "peer-add", "id", idstr(id, b), "addr", pos[3]));
     }
@@ -1179,7 +1179,7 @@ static int run_channel(const struct verb *v, int np, char **pos)
     if (np < 3 || (strcmp(pos[1], "add") && strcmp(pos[1], "remove")))
         return die_usage("channel wants add NAME ID... or remove NAME [ID...]");
     g_verb = !strcmp(pos[1], "add") ? "channel-add" : "channel-remove";
-    if (!netelect__valid_chan_name(pos[2]))
+    if (!agent_valid_chan_name(pos[2]))
         return die_usage("'%s' is not a valid channel name", pos[2]);
     bool add = !strcmp(pos[1], "add");
     if (add && np < 4)
@@ -1205,7 +1205,7 @@ static int run_set_rtt(const struct verb *v, int np, char **pos)
         return EX_USAGE;
     if (parse_id_arg(pos[1], &id) < 0)
         return EX_USAGE;
-    if (netelect__parse_duration(pos[2], &ns) < 0 && netelect__parse_u64(pos[2], &ns) < 0)
+    if (agent_parse_duration(pos[2], &ns) < 0 && agent_parse_u64(pos[2], &ns) < 0)
         return die_usage("'%s' is not an RTT (ns, or with a unit: 250us, 1.5ms)", pos[2]);
     if (ns > INT64_MAX)
         return die_usage("RTT too large");
@@ -1250,7 +1250,7 @@ static int run_drain(const struct verb *v, int np, char **pos)
 {
     if (np > 2)
         return die_usage("%s wants at most one CHANNEL", v->name);
-    if (np == 2 && !netelect__valid_chan_name(pos[1]))
+    if (np == 2 && !agent_valid_chan_name(pos[1]))
         return die_usage("'%s' is not a valid channel name", pos[1]);
     return cmd_drain(!strcmp(v->name, "drain"), np == 2 ? pos[1] : NULL);
 }
@@ -1507,7 +1507,7 @@ int main(int argc, char **argv)
             break;
         case 'u': {
             uint64_t u;
-            if (netelect__parse_u64(optarg, &u) < 0 || u >= UINT32_MAX)
+            if (agent_parse_u64(optarg, &u) < 0 || u >= UINT32_MAX)
                 return die_usage("--expect-uid wants a numeric uid, not '%s'", optarg);
             o.expect_uid = (uint32_t)u;
             o.has_uid = true;
@@ -1517,7 +1517,7 @@ int main(int argc, char **argv)
             o.exec = optarg;
             break;
         case 'n':
-            if (netelect__parse_u64(optarg, &o.count) < 0 || !o.count)
+            if (agent_parse_u64(optarg, &o.count) < 0 || !o.count)
                 return die_usage("--count wants a positive integer, not '%s'", optarg);
             break;
         case 'f':

@@ -16,12 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void netelect__cfg_defaults(struct netelect_cfg *c)
+void agent_cfg_defaults(struct netelect_cfg *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->source, sizeof c->source, "<embedded default>");
     snprintf(c->listen, sizeof c->listen, "0.0.0.0:%d", NETELECT_DEFAULT_PORT);
-    netelect__parse_addr(c->listen, &c->listen_addr, &c->listen_len, 0);
+    agent_parse_addr(c->listen, &c->listen_addr, &c->listen_len, 0);
     c->log_level = NETELECT_LOG_INFO;
     snprintf(c->control_path, sizeof c->control_path, "%s", NETELECT_DEFAULT_CONTROL);
     c->rate_pps = 1000;
@@ -52,7 +52,7 @@ void netelect__cfg_defaults(struct netelect_cfg *c)
     c->serf_max_chans = 1024;
 }
 
-void netelect__cfg_free(struct netelect_cfg *c)
+void agent_cfg_free(struct netelect_cfg *c)
 {
     if (!c)
         return;
@@ -65,7 +65,7 @@ void netelect__cfg_free(struct netelect_cfg *c)
     c->n_chans = c->n_peers = c->cap_chans = c->cap_peers = 0;
 }
 
-int netelect__cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src)
+int agent_cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src)
 {
     *dst = *src;
     dst->peers = NULL;
@@ -101,7 +101,7 @@ int netelect__cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src)
     }
     return 0;
 nomem:
-    netelect__cfg_free(dst);
+    agent_cfg_free(dst);
     return -ENOMEM;
 }
 
@@ -197,7 +197,7 @@ static int set_dur(struct parse_ctx *p, uint64_t *dst, const char *v, const char
                    uint64_t lo, uint64_t hi)
 {
     uint64_t ns;
-    if (netelect__parse_duration(v, &ns) < 0)
+    if (agent_parse_duration(v, &ns) < 0)
         return FAIL("%s: '%s' is not a duration (a number with a unit: ns, us, ms or s)", what, v);
     if (ns < lo || ns > hi)
         return FAIL("%s: %s is out of range [%.3f ms, %.3f ms]", what, v, lo / 1e6, hi / 1e6);
@@ -209,7 +209,7 @@ static int set_u32(struct parse_ctx *p, uint32_t *dst, const char *v, const char
                    uint32_t lo, uint32_t hi)
 {
     uint64_t x;
-    if (netelect__parse_u64(v, &x) < 0 || x < lo || x > hi)
+    if (agent_parse_u64(v, &x) < 0 || x < lo || x > hi)
         return FAIL("%s: '%s' is not an integer in [%u, %u]", what, v, lo, hi);
     *dst = (uint32_t)x;
     return 1;
@@ -243,11 +243,11 @@ static int add_members(struct parse_ctx *p, struct netelect_cfg_chan *ch, const 
     char *save = NULL;
     int any = 0;
     for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        tok = netelect__trim(tok);
+        tok = agent_trim(tok);
         if (!*tok)
             return FAIL("channel '%s': empty member in list", ch->name);
         uint64_t id = 0; /* 0 stands for "self", resolved by the agent */
-        if (strcmp(tok, "self") && netelect__parse_id(tok, &id) < 0)
+        if (strcmp(tok, "self") && agent_parse_id(tok, &id) < 0)
             return FAIL("channel '%s': member '%s' is not a node id (1..2^64-1, decimal or 0x) "
                         "or 'self'", ch->name, tok);
         for (size_t i = 0; i < ch->n; i++)
@@ -278,13 +278,13 @@ static int handler(void *user, const char *section, const char *name, const char
     const char *s = section, *k = name, *v = value ? value : "";
 #define IS(sec, key) (!strcmp(s, sec) && !strcmp(k, key))
     if (IS("agent", "node_id")) {
-        if (netelect__parse_id(v, &c->node_id) < 0)
+        if (agent_parse_id(v, &c->node_id) < 0)
             return FAIL("node_id: '%s' is not a node id (1..2^64-1, decimal or 0x-hex)", v);
         c->node_id_line = p->line;
         return 1;
     }
     if (IS("agent", "listen")) {
-        if (netelect__parse_addr(v, &c->listen_addr, &c->listen_len, 1) < 0)
+        if (agent_parse_addr(v, &c->listen_addr, &c->listen_len, 1) < 0)
             return FAIL("listen: '%s' is not a numeric address:port (IPv6 as [addr]:port)", v);
         return set_str(p, c->listen, sizeof c->listen, v, "listen");
     }
@@ -381,7 +381,7 @@ static int handler(void *user, const char *section, const char *name, const char
     }
     if (IS("segment", "mode")) {
         uint64_t m;
-        if (netelect__parse_u64(v, &m) < 0 || *v != '0' || m > 0777)
+        if (agent_parse_u64(v, &m) < 0 || *v != '0' || m > 0777)
             return FAIL("mode: '%s' is not an octal mode like 0644", v);
         if (m & 022)
             return FAIL("mode: %s is group- or world-writable; readers refuse such a segment", v);
@@ -400,7 +400,7 @@ static int handler(void *user, const char *section, const char *name, const char
 
     if (!strcmp(s, "peers")) {
         uint64_t id;
-        if (netelect__parse_id(k, &id) < 0)
+        if (agent_parse_id(k, &id) < 0)
             return FAIL("peer '%s': not a node id (1..2^64-1, decimal or 0x-hex)", k);
         for (size_t i = 0; i < c->n_peers; i++)
             if (c->peers[i].id == id)
@@ -418,7 +418,7 @@ static int handler(void *user, const char *section, const char *name, const char
         }
         struct netelect_cfg_peer *pe = &c->peers[c->n_peers];
         memset(pe, 0, sizeof *pe);
-        if (netelect__parse_addr(v, &pe->addr, &pe->addrlen, 0) < 0)
+        if (agent_parse_addr(v, &pe->addr, &pe->addrlen, 0) < 0)
             return FAIL("peer %s: '%s' is not a numeric address:port (IPv6 as [addr]:port)", k, v);
         pe->id = id;
         pe->line = p->line;
@@ -428,7 +428,7 @@ static int handler(void *user, const char *section, const char *name, const char
         return 1;
     }
     if (!strcmp(s, "channels")) {
-        if (!netelect__valid_chan_name(k))
+        if (!agent_valid_chan_name(k))
             return FAIL("channel name '%s' is invalid (1..%d characters of A-Z a-z 0-9 . _ : / @ -)",
                         k, NETELECT_CHAN_NAME_MAX);
         struct netelect_cfg_chan *ch = chan_get(p, k);
@@ -447,7 +447,7 @@ static int handler(void *user, const char *section, const char *name, const char
     if (IS("serf", "rpc_addr")) {
         struct sockaddr_storage ss;
         socklen_t l;
-        if (netelect__parse_addr(v, &ss, &l, 0) < 0)
+        if (agent_parse_addr(v, &ss, &l, 0) < 0)
             return FAIL("serf rpc_addr: '%s' is not a numeric address:port", v);
         return set_str(p, c->serf_rpc_addr, sizeof c->serf_rpc_addr, v, "serf rpc_addr");
     }
@@ -492,7 +492,7 @@ static int handler(void *user, const char *section, const char *name, const char
             c->metrics_listen[0] = 0;
             return 1;
         }
-        if (netelect__parse_addr(v, &c->metrics_addr, &c->metrics_len, 0) < 0)
+        if (agent_parse_addr(v, &c->metrics_addr, &c->metrics_len, 0) < 0)
             return FAIL("metrics listen: '%s' is not a numeric address:port (IPv6 as [addr]:port)",
                         v);
         return set_str(p, c->metrics_listen, sizeof c->metrics_listen, v, "metrics listen");
@@ -535,18 +535,18 @@ static int validate(struct parse_ctx *p)
     return 1;
 }
 
-int netelect__cfg_load_buffer(const char *buf, size_t len, const char *name,
+int agent_cfg_load_buffer(const char *buf, size_t len, const char *name,
                               struct netelect_cfg *out, char *err, size_t errlen)
 {
     struct parse_ctx p = {.c = out, .name = name ? name : "<buffer>", .buf = buf, .len = len,
                           .err = err, .errlen = errlen};
     if (errlen)
         err[0] = 0;
-    netelect__cfg_defaults(out);
+    agent_cfg_defaults(out);
     snprintf(out->source, sizeof out->source, "%s", p.name);
     int r = ini_parse_stream(reader, &p, handler, &p);
     if (r == -2) {
-        netelect__cfg_free(out);
+        agent_cfg_free(out);
         snprintf(err, errlen, "%s: out of memory", p.name);
         return -ENOMEM;
     }
@@ -557,15 +557,15 @@ int netelect__cfg_load_buffer(const char *buf, size_t len, const char *name,
     if (!p.err_line)
         validate(&p);
     if (p.err_line) {
-        netelect__cfg_free(out);
+        agent_cfg_free(out);
         return p.err_code ? p.err_code : -EINVAL;
     }
     return 0;
 }
 
-int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *err, size_t errlen)
+int agent_cfg_load_file(const char *path, struct netelect_cfg *out, char *err, size_t errlen)
 {
-    netelect__cfg_defaults(out);
+    agent_cfg_defaults(out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -581,7 +581,7 @@ int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *er
     /* Whoever can write the configuration chooses the peers, the key file
      * and who may control the agent: only its owner may, and the owner is
      * root or the agent's own user (checked on the open file). */
-    int r = netelect__file_owner_ok(&st, path, "configuration", err, errlen);
+    int r = agent_file_owner_ok(&st, path, "configuration", err, errlen);
     if (r == 0 && (st.st_mode & 022)) {
         snprintf(err, errlen, "%s: mode %04o lets group or others change the configuration; "
                               "chmod go-w it", path, (unsigned)(st.st_mode & 07777));
@@ -607,14 +607,14 @@ int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *er
         got += (size_t)n;
     }
     close(fd);
-    r = netelect__cfg_load_buffer(buf, got, path, out, err, errlen);
+    r = agent_cfg_load_buffer(buf, got, path, out, err, errlen);
     sodium_memzero(buf, got);
     free(buf);
     /* A configuration holding a secret is a key file: nobody else reads it. */
     if (r == 0 && out->serf_auth_key[0] && (st.st_mode & 077)) {
         snprintf(err, errlen, "%s: holds [serf] auth_key but mode %04o lets others read it; "
                               "chmod 600 it", path, (unsigned)(st.st_mode & 07777));
-        netelect__cfg_free(out);
+        agent_cfg_free(out);
         sodium_memzero(out->serf_auth_key, sizeof out->serf_auth_key);
         return -EPERM;
     }
@@ -623,7 +623,7 @@ int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *er
 
 /* ------------------------------------------------------------------------ */
 
-int netelect__file_owner_ok(const struct stat *st, const char *path, const char *what, char *err,
+int agent_file_owner_ok(const struct stat *st, const char *path, const char *what, char *err,
                             size_t errlen)
 {
     uid_t me = geteuid();
@@ -635,7 +635,7 @@ int netelect__file_owner_ok(const struct stat *st, const char *path, const char 
     return -EPERM;
 }
 
-int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen)
+int agent_key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -654,7 +654,7 @@ int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *er
         snprintf(err, errlen, "key file %s: mode %04o lets others read it; chmod 600 it", path,
                  (unsigned)(st.st_mode & 07777));
         r = -EPERM;
-    } else if ((r = netelect__file_owner_ok(&st, path, "key file", err, errlen)) < 0) {
+    } else if ((r = agent_file_owner_ok(&st, path, "key file", err, errlen)) < 0) {
         /* message set */
     } else if ((n = read(fd, buf, sizeof buf - 1)) < 0) {
         r = -errno;
@@ -664,7 +664,7 @@ int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *er
     if (r < 0)
         return r;
     buf[n] = 0;
-    char *hex = netelect__trim(buf);
+    char *hex = agent_trim(buf);
     size_t bin_len = 0;
     const char *end = NULL;
     if (strlen(hex) != 2 * NETELECT_KEY_LEN ||
@@ -679,7 +679,7 @@ int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *er
     return 0;
 }
 
-int netelect__key_generate(const char *path, char *err, size_t errlen)
+int agent_key_generate(const char *path, char *err, size_t errlen)
 {
     uint8_t key[NETELECT_KEY_LEN];
     char hex[2 * NETELECT_KEY_LEN + 2];
@@ -708,7 +708,7 @@ int netelect__key_generate(const char *path, char *err, size_t errlen)
     return r;
 }
 
-int netelect__default_node_id(const char *machine_id_path, uint64_t *out)
+int agent_default_node_id(const char *machine_id_path, uint64_t *out)
 {
     static const char app_key[] = "netelect node id v1";
     const char *paths[] = {machine_id_path ? machine_id_path : "/etc/machine-id",
@@ -722,7 +722,7 @@ int netelect__default_node_id(const char *machine_id_path, uint64_t *out)
         fclose(f);
         if (!l)
             continue;
-        char *id = netelect__trim(buf);
+        char *id = agent_trim(buf);
         if (strlen(id) != 32)
             continue; /* an uninitialised ("uninitialized") or empty machine id */
         uint8_t h[8];
@@ -738,7 +738,7 @@ int netelect__default_node_id(const char *machine_id_path, uint64_t *out)
     return -ENOENT;
 }
 
-int netelect__state_dir_default(const char *configured, char *out, size_t cap, char *err,
+int agent_state_dir_default(const char *configured, char *out, size_t cap, char *err,
                                 size_t errlen)
 {
     const char *base = NULL, *tail = "";
@@ -826,7 +826,7 @@ static int node_id_file_read(const char *path, uint64_t *out, char *err, size_t 
     if (r < 0)
         return r;
     buf[n] = 0;
-    if (netelect__parse_id(netelect__trim(buf), out) < 0) {
+    if (agent_parse_id(agent_trim(buf), out) < 0) {
         snprintf(err, errlen, "node id file %s: not a node id (0x-hex, not 0); remove it to "
                               "generate a new one, or set [agent] node_id", path);
         return -EINVAL;
@@ -887,11 +887,11 @@ static int node_id_file_create(const char *dir, const char *path, uint64_t *out,
     return 1;
 }
 
-int netelect__node_id_resolve(const char *machine_id_path, const char *state_dir, uint64_t *out,
+int agent_node_id_resolve(const char *machine_id_path, const char *state_dir, uint64_t *out,
                               struct netelect_node_id_origin *origin, char *err, size_t errlen)
 {
     memset(origin, 0, sizeof *origin);
-    if (netelect__default_node_id(machine_id_path, out) == 0) {
+    if (agent_default_node_id(machine_id_path, out) == 0) {
         origin->source = NETELECT_NODE_ID_MACHINE_ID;
         snprintf(origin->path, sizeof origin->path, "%s",
                  machine_id_path ? machine_id_path : "/etc/machine-id");
@@ -936,7 +936,7 @@ int netelect__node_id_resolve(const char *machine_id_path, const char *state_dir
     return -EAGAIN;
 }
 
-const char *netelect__log_level_name(int level)
+const char *agent_log_level_name(int level)
 {
     switch (level) {
     case NETELECT_LOG_ERR: return "err";

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "agent/util.h"
+#include "agent/parse.h"
 
 #define NETELECT_DEFAULT_PORT 7707
 #define NETELECT_DEFAULT_CONTROL "/run/netelect/control"
@@ -44,9 +44,9 @@ struct netelect_cfg_chan {
 
 struct netelect_cfg {
     char source[PATH_MAX];          /* file name, or "<embedded default>" */
-    uint64_t node_id;               /* 0: derive (netelect__node_id_resolve) */
+    uint64_t node_id;               /* 0: derive (agent_node_id_resolve) */
     int node_id_line;
-    char state_dir[PATH_MAX];       /* "": the default (netelect__state_dir_default) */
+    char state_dir[PATH_MAX];       /* "": the default (agent_state_dir_default) */
     char listen[80];
     struct sockaddr_storage listen_addr;
     socklen_t listen_len;
@@ -107,41 +107,41 @@ struct netelect_cfg {
 
 /* Fills in the built-in defaults (also the embedded default configuration:
  * this host alone, one channel "default" whose replica is itself). */
-void netelect__cfg_defaults(struct netelect_cfg *c);
+void agent_cfg_defaults(struct netelect_cfg *c);
 /* 0, or -EINVAL/-ENOENT/-ENOMEM/... with "file:line: message" in err. */
-int netelect__cfg_load_file(const char *path, struct netelect_cfg *out, char *err, size_t errlen);
-int netelect__cfg_load_buffer(const char *buf, size_t len, const char *name,
+int agent_cfg_load_file(const char *path, struct netelect_cfg *out, char *err, size_t errlen);
+int agent_cfg_load_buffer(const char *buf, size_t len, const char *name,
                               struct netelect_cfg *out, char *err, size_t errlen);
-void netelect__cfg_free(struct netelect_cfg *c);
+void agent_cfg_free(struct netelect_cfg *c);
 /* Deep copy (peers, channels). 0 or -ENOMEM. */
-int netelect__cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src);
+int agent_cfg_copy(struct netelect_cfg *dst, const struct netelect_cfg *src);
 
 /* Key file: 64 hex digits (whitespace around them ignored); must be a regular
  * file owned by root or the effective uid and not readable by group or
  * others.  0, or -errno with a message.  (The configuration file is checked
- * by netelect__cfg_load_file() too: same owners, not group/world-writable,
+ * by agent_cfg_load_file() too: same owners, not group/world-writable,
  * and not group/world-readable if it holds [serf] auth_key.) */
-int netelect__key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen);
+int agent_key_load(const char *path, uint8_t key[NETELECT_KEY_LEN], char *err, size_t errlen);
 /* 0 if st (of path) is owned by root or the effective uid, else -EPERM with
  * "<what> <path>: owned by uid N, ..." in err. */
 struct stat;
-int netelect__file_owner_ok(const struct stat *st, const char *path, const char *what, char *err,
+int agent_file_owner_ok(const struct stat *st, const char *path, const char *what, char *err,
                             size_t errlen);
 /* Creates a new key file (O_EXCL, mode 0600) from getrandom(). */
-int netelect__key_generate(const char *path, char *err, size_t errlen);
+int agent_key_generate(const char *path, char *err, size_t errlen);
 
 /* The stable default node id: the first 8 bytes (little-endian) of
  * BLAKE2b(key = "netelect node id v1", machine-id), so the machine id itself
  * is not disclosed.  Never 0.  0, or -errno if no machine id is readable. */
-int netelect__default_node_id(const char *machine_id_path, uint64_t *out);
+int agent_default_node_id(const char *machine_id_path, uint64_t *out);
 
-/* Where the agent keeps state (today only a generated node id): the
+/* Where the agent keeps state (a generated node id): the
  * configured directory if any; else NETELECT_DEFAULT_STATE_DIR as root, else
  * $XDG_STATE_HOME/netelect or $HOME/.local/state/netelect.  0, or -ENOENT
  * (no usable $XDG_STATE_HOME/$HOME) / -ENAMETOOLONG with a message. */
 #define NETELECT_DEFAULT_STATE_DIR "/var/lib/netelect"
 #define NETELECT_NODE_ID_FILE "node-id"
-int netelect__state_dir_default(const char *configured, char *out, size_t cap, char *err,
+int agent_state_dir_default(const char *configured, char *out, size_t cap, char *err,
                                 size_t errlen);
 
 enum netelect_node_id_source {
@@ -155,7 +155,7 @@ struct netelect_node_id_origin {
     enum netelect_node_id_source source;
     char path[PATH_MAX];         /* the machine-id file or the node-id file */
 };
-/* The node id when none is configured: netelect__default_node_id() from
+/* The node id when none is configured: agent_default_node_id() from
  * machine_id_path (NULL: /etc/machine-id, then /var/lib/dbus/machine-id);
  * failing that, the id in <state_dir>/node-id ("0x" + 16 hex digits, mode
  * 0600); failing that, a random non-zero id from getrandom() written there
@@ -165,9 +165,9 @@ struct netelect_node_id_origin {
  * that is not a regular file, is writable by group or others, or does not
  * hold a node id is an error, never silently replaced.  0, or -errno with a
  * message in err. */
-int netelect__node_id_resolve(const char *machine_id_path, const char *state_dir, uint64_t *out,
+int agent_node_id_resolve(const char *machine_id_path, const char *state_dir, uint64_t *out,
                               struct netelect_node_id_origin *origin, char *err, size_t errlen);
 
-const char *netelect__log_level_name(int level);
+const char *agent_log_level_name(int level);
 
 #endif /* AGENT_CONFIG_H */

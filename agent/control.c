@@ -76,7 +76,7 @@ static int mkdir_p(const char *dir, mode_t mode)
     return 0;
 }
 
-int netelect__control_open(struct agent *a)
+int agent_control_open(struct agent *a)
 {
     const char *path = a->cfg.control_path;
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -172,7 +172,7 @@ static void client_free(struct agent *a, struct client *c)
     free(c);
 }
 
-void netelect__control_close(struct agent *a)
+void agent_control_close(struct agent *a)
 {
     while (a->clients)
         client_free(a, a->clients);
@@ -220,10 +220,10 @@ static void refuse(struct agent *a, int fd, const char *why)
                       MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)wr;
     close(fd);
-    a->st.ctl_refused++;
+    a->stats.ctl_refused++;
 }
 
-void netelect__control_accept(struct agent *a)
+void agent_control_accept(struct agent *a)
 {
     for (;;) {
         int fd = accept4(a->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -278,12 +278,12 @@ void netelect__control_accept(struct agent *a)
         c->next = a->clients;
         a->clients = c;
         a->n_clients++;
-        a->st.ctl_clients++;
+        a->stats.ctl_clients++;
     }
     arm_timer(a);
 }
 
-void netelect__control_timer(struct agent *a)
+void agent_control_timer(struct agent *a)
 {
     uint64_t now = agent_now_ns();
     for (struct client *c = a->clients, *next; c; c = next) {
@@ -300,7 +300,7 @@ void netelect__control_timer(struct agent *a)
         (void)wr;
         LOG_D("control: closing uid %u's connection: %s", (unsigned)c->cred.uid,
               c->partial_ns ? "request not completed in time" : "idle");
-        a->st.ctl_timeouts++;
+        a->stats.ctl_timeouts++;
         client_free(a, c);
     }
     arm_timer(a);
@@ -384,10 +384,10 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
 {
     char b[64];
     if (!after) /* the first page also lists every channel's leader */
-        limit = netelect__metrics_first_page(a, limit);
+        limit = agent_metrics_first_page(a, limit);
     json_t *drops = json_object();
     for (int i = 0; i < DROP_N; i++)
-        json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->st.drop[i]));
+        json_object_set_new(drops, agent_drop_names[i], json_integer((json_int_t)a->stats.drop[i]));
     json_t *peers = json_array();
     /* An array of node pointers: sizeof *sel is a pointer's size on purpose. */
     struct node **sel = malloc((a->n_nodes ? a->n_nodes : 1) * sizeof *sel); // NOLINT(bugprone-sizeof-expression)
@@ -401,24 +401,24 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
     size_t shown = ns < limit ? ns : limit;
     for (size_t i = 0; i < shown; i++) {
         struct node *n = sel[i];
-        struct netelect_wnode w = netelect__node_view(a, n);
+        struct netelect_wnode w = agent_node_view(a, n);
         char ab[80] = "";
         if (n->probed)
-            netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab);
+            agent_fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab);
         json_t *p = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:b, s:b}",
                               "id", id_str(n->id, b), "addr", ab, "healthy", w.healthy,
                               "rtt_ns", (json_int_t)0,
-                              "samples", (json_int_t)n->pr.samples, "sent", (json_int_t)n->pr.sent,
-                              "missed", (json_int_t)n->pr.missed, "flaps", (json_int_t)n->pr.flaps,
-                              "miss_run", (json_int_t)n->pr.miss_run,
-                              "flap_penalty", netelect__probe_penalty(&n->pr, &a->pp, agent_now_ns()),
+                              "samples", (json_int_t)n->probe.samples, "sent", (json_int_t)n->probe.sent,
+                              "missed", (json_int_t)n->probe.missed, "flaps", (json_int_t)n->probe.flaps,
+                              "miss_run", (json_int_t)n->probe.miss_run,
+                              "flap_penalty", agent_probe_penalty(&n->probe, &a->probe_params, agent_now_ns()),
                               "rtt_override", n->rtt_ovr, "health_override", n->health_ovr,
                               "serf", n->serf_known);
         /* Unknown RTTs are null (docs/json.md: one form per concept). */
         json_object_set_new(p, "rtt_ns", rtt_json(w.rtt_ns));
         /* The estimate itself: differs from rtt_ns while RTT hysteresis holds
          * the published value. */
-        uint64_t est = n->probed && n->pr.samples ? n->pr.srtt_ns
+        uint64_t est = n->probed && n->probe.samples ? n->probe.srtt_ns
                        : n->serf_has_rtt          ? n->serf_rtt_ns
                                                   : NETELECT_RTT_UNKNOWN;
         json_object_set_new(p, "rtt_estimate_ns", rtt_json(est));
@@ -428,34 +428,34 @@ static json_t *stats_reply(struct agent *a, uint64_t after, size_t limit)
     free(sel);
     json_t *r = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:s}",
         "ok", 1, "self", id_str(a->self, b),
-        "generation", (json_int_t)(a->w ? netelect__writer_generation(a->w) : 0),
+        "generation", (json_int_t)(a->writer ? netelect__writer_generation(a->writer) : 0),
         "nodes", (json_int_t)a->n_nodes, "channels", (json_int_t)a->n_chans,
-        "rx", (json_int_t)a->st.rx, "rx_ok", (json_int_t)a->st.rx_ok,
-        "tx_ping", (json_int_t)a->st.tx_ping, "tx_pong", (json_int_t)a->st.tx_pong,
-        "tx_err", (json_int_t)a->st.tx_err, "publishes", (json_int_t)a->st.publishes,
-        "publish_errors", (json_int_t)a->st.publish_err, "heartbeats", (json_int_t)a->st.heartbeats,
-        "ctl_requests", (json_int_t)a->st.ctl_requests, "ctl_errors", (json_int_t)a->st.ctl_errors,
-        "ctl_denied", (json_int_t)a->st.ctl_denied, "reloads", (json_int_t)a->st.reloads,
-        "reload_failures", (json_int_t)a->st.reload_failures,
-        "health_changes", (json_int_t)a->st.health_changes,
+        "rx", (json_int_t)a->stats.rx, "rx_ok", (json_int_t)a->stats.rx_ok,
+        "tx_ping", (json_int_t)a->stats.tx_ping, "tx_pong", (json_int_t)a->stats.tx_pong,
+        "tx_err", (json_int_t)a->stats.tx_err, "publishes", (json_int_t)a->stats.publishes,
+        "publish_errors", (json_int_t)a->stats.publish_err, "heartbeats", (json_int_t)a->stats.heartbeats,
+        "ctl_requests", (json_int_t)a->stats.ctl_requests, "ctl_errors", (json_int_t)a->stats.ctl_errors,
+        "ctl_denied", (json_int_t)a->stats.ctl_denied, "reloads", (json_int_t)a->stats.reloads,
+        "reload_failures", (json_int_t)a->stats.reload_failures,
+        "health_changes", (json_int_t)a->stats.health_changes,
         "drops", drops, "peers", peers, "config", a->cfg.source);
-    json_object_set_new(r, "peer_restarts", json_integer((json_int_t)a->st.peer_restarts));
-    json_object_set_new(r, "publishes_delta", json_integer((json_int_t)a->st.publishes_delta));
+    json_object_set_new(r, "peer_restarts", json_integer((json_int_t)a->stats.peer_restarts));
+    json_object_set_new(r, "publishes_delta", json_integer((json_int_t)a->stats.publishes_delta));
     if (next)
         json_object_set_new(r, "peers_next", json_string(id_str(next, b)));
-    json_object_set_new(r, "ctl_refused", json_integer((json_int_t)a->st.ctl_refused));
-    json_object_set_new(r, "ctl_timeouts", json_integer((json_int_t)a->st.ctl_timeouts));
+    json_object_set_new(r, "ctl_refused", json_integer((json_int_t)a->stats.ctl_refused));
+    json_object_set_new(r, "ctl_timeouts", json_integer((json_int_t)a->stats.ctl_timeouts));
     json_object_set_new(r, "uptime_ns", json_integer((json_int_t)(agent_now_ns() - a->start_ns)));
     json_object_set_new(r, "serf_connected", json_boolean(a->serf_up));
-    json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->st.pub_delay_last_ns));
-    json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->st.pub_delay_max_ns));
+    json_object_set_new(r, "publish_delay_last_ns", json_integer((json_int_t)a->stats.pub_delay_last_ns));
+    json_object_set_new(r, "publish_delay_max_ns", json_integer((json_int_t)a->stats.pub_delay_max_ns));
     drain_state(a, r);
     if (!after)
-        netelect__metrics_stats(a, r);
+        agent_metrics_stats(a, r);
     return r;
 }
 
-json_t *netelect__control_stats(struct agent *a)
+json_t *agent_control_stats(struct agent *a)
 {
     return stats_reply(a, 0, SIZE_MAX);
 }
@@ -473,12 +473,12 @@ static json_t *cmd_drain(struct agent *a, const struct client *c, const struct n
     const bool on = q->verb == NETELECT_CTL_DRAIN;
     const char *name = q->has_channel ? q->name : NULL;
     if (name) {
-        struct chan *ch = netelect__chan_find(a, name);
+        struct chan *ch = agent_chan_find(a, name);
         if (on && !ch) {
             snprintf(err, sizeof err, "no such channel '%s'", name);
             return err_reply(NETELECT_ENOCHAN, err);
         }
-        if (on && !netelect__chan_member(ch, a->self)) {
+        if (on && !agent_chan_member(ch, a->self)) {
             snprintf(err, sizeof err, "this node (%#llx) is not a member of channel '%s': "
                      "there is nothing to drain", (unsigned long long)a->self, name);
             return err_reply(-EINVAL, err);
@@ -489,7 +489,7 @@ static json_t *cmd_drain(struct agent *a, const struct client *c, const struct n
             return err_reply(-EINVAL, err);
         }
     }
-    int r = netelect__drain(a, name, on);
+    int r = agent_drain(a, name, on);
     if (r < 0)
         return err_reply(r, "out of memory");
     if (r > 0)
@@ -529,25 +529,25 @@ static json_t *cmd_peer_add(struct agent *a, const struct client *c,
     if (q->addr.ss_family == AF_INET6 && a->cfg.listen_addr.ss_family == AF_INET)
         return err_reply(-EAFNOSUPPORT, "an IPv6 peer needs an IPv6 listen address "
                                         "([::]:port reaches both)");
-    if (netelect__node_get_limited(a, q->id, &n, err, sizeof err) < 0)
+    if (agent_node_get_limited(a, q->id, &n, err, sizeof err) < 0)
         return err_reply(-ENOSPC, err);
     n->orig |= ORIG_CTL;
-    netelect__node_set_addr(a, n, &q->addr, q->addrlen);
+    agent_node_set_addr(a, n, &q->addr, q->addrlen);
     LOGA_I(q->id, (const struct sockaddr *)&q->addr, NULL, "control: peer %#llx at %s added (uid %u)",
            (unsigned long long)q->id,
-          netelect__fmt_addr((const struct sockaddr *)&q->addr, err, sizeof err), (unsigned)c->cred.uid);
+          agent_fmt_addr((const struct sockaddr *)&q->addr, err, sizeof err), (unsigned)c->cred.uid);
     return json_pack("{s:b}", "ok", 1);
 }
 
 static json_t *cmd_peer_remove(struct agent *a, const struct client *c,
                                const struct netelect_ctl_req *q)
 {
-    struct node *n = netelect__node_find(a, q->id);
+    struct node *n = agent_node_find(a, q->id);
     if (!n || !(n->orig & (ORIG_CFG | ORIG_CTL)))
         return err_reply(-ENOENT, "no such peer");
     /* Both origins go: the operator asked for it (a reload brings a
      * configured peer back). */
-    netelect__node_forget_orig(a, n, ORIG_CFG | ORIG_CTL);
+    agent_node_forget_orig(a, n, ORIG_CFG | ORIG_CTL);
     LOGA_I(q->id, NULL, NULL, "control: peer %#llx removed (uid %u)", (unsigned long long)q->id, (unsigned)c->cred.uid);
     return json_pack("{s:b}", "ok", 1);
 }
@@ -558,17 +558,17 @@ static json_t *cmd_channel_add(struct agent *a, const struct client *c,
     char err[256];
     /* All or nothing: the limits are checked for the whole request
      * before anything changes (the parser refused duplicates). */
-    struct chan *ch = netelect__chan_find(a, q->name);
+    struct chan *ch = agent_chan_find(a, q->name);
     size_t fresh = 0;
     for (size_t i = 0; i < q->n_members; i++)
-        fresh += !ch || !netelect__chan_member(ch, q->members[i] ? q->members[i] : a->self);
-    if ((!ch && netelect__limit_chans(a, 1, err, sizeof err) < 0) ||
-        netelect__limit_members(a, ch, fresh, err, sizeof err) < 0)
+        fresh += !ch || !agent_chan_member(ch, q->members[i] ? q->members[i] : a->self);
+    if ((!ch && agent_limit_chans(a, 1, err, sizeof err) < 0) ||
+        agent_limit_members(a, ch, fresh, err, sizeof err) < 0)
         return err_reply(-ENOSPC, err);
     if (!ch)
-        ch = netelect__chan_get(a, q->name);
+        ch = agent_chan_get(a, q->name);
     for (size_t i = 0; i < q->n_members; i++)
-        if (netelect__chan_add_member(a, ch, q->members[i] ? q->members[i] : a->self,
+        if (agent_chan_add_member(a, ch, q->members[i] ? q->members[i] : a->self,
                                       ORIG_CTL) < 0)
             DIE("out of memory adding a channel member");
     LOGA_I(0, NULL, q->name, "control: channel %s: %zu member(s) added (uid %u)", q->name, q->n_members,
@@ -579,16 +579,16 @@ static json_t *cmd_channel_add(struct agent *a, const struct client *c,
 static json_t *cmd_channel_remove(struct agent *a, const struct client *c,
                                   const struct netelect_ctl_req *q)
 {
-    struct chan *ch = netelect__chan_find(a, q->name);
+    struct chan *ch = agent_chan_find(a, q->name);
     if (!ch)
         return err_reply(NETELECT_ENOCHAN, "no such channel");
     if (!q->has_members) {
-        netelect__chan_remove(a, ch);
+        agent_chan_remove(a, ch);
         LOGA_I(0, NULL, q->name, "control: channel %s removed (uid %u)", q->name, (unsigned)c->cred.uid);
         return json_pack("{s:b}", "ok", 1);
     }
     for (size_t i = 0; i < q->n_members; i++)
-        netelect__chan_remove_member(a, ch, q->members[i] ? q->members[i] : a->self);
+        agent_chan_remove_member(a, ch, q->members[i] ? q->members[i] : a->self);
     LOGA_I(0, NULL, q->name, "control: channel %s: member(s) removed (uid %u)", q->name, (unsigned)c->cred.uid);
     return json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
 }
@@ -598,12 +598,12 @@ static json_t *cmd_set_rtt(struct agent *a, const struct client *c,
 {
     char err[256];
     struct node *n;
-    if (netelect__node_get_limited(a, q->id, &n, err, sizeof err) < 0)
+    if (agent_node_get_limited(a, q->id, &n, err, sizeof err) < 0)
         return err_reply(-ENOSPC, err);
     n->orig |= ORIG_CTL;
     n->rtt_ovr = true;
     n->rtt_ovr_ns = q->rtt_ns;
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
     LOGA_I(q->id, NULL, NULL, "control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q->id,
           (unsigned long long)q->rtt_ns, (unsigned)c->cred.uid);
     return json_pack("{s:b}", "ok", 1);
@@ -614,12 +614,12 @@ static json_t *cmd_set_health(struct agent *a, const struct client *c,
 {
     char err[256];
     struct node *n;
-    if (netelect__node_get_limited(a, q->id, &n, err, sizeof err) < 0)
+    if (agent_node_get_limited(a, q->id, &n, err, sizeof err) < 0)
         return err_reply(-ENOSPC, err);
     n->orig |= ORIG_CTL;
     n->health_ovr = true;
     n->health_ovr_val = (uint8_t)q->healthy;
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
     LOGA_I(q->id, NULL, NULL, "control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q->id,
           q->healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
     return json_pack("{s:b}", "ok", 1);
@@ -627,14 +627,14 @@ static json_t *cmd_set_health(struct agent *a, const struct client *c,
 
 static json_t *cmd_clear(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
 {
-    struct node *n = netelect__node_find(a, q->id);
+    struct node *n = agent_node_find(a, q->id);
     if (!n)
         return err_reply(-ENOENT, "no such node");
     n->rtt_ovr = n->health_ovr = false;
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
     /* a node that existed only to carry overrides has no reason to stay */
     if (n->orig == ORIG_CTL && !n->probed)
-        netelect__node_forget_orig(a, n, ORIG_CTL);
+        agent_node_forget_orig(a, n, ORIG_CTL);
     LOGA_I(q->id, NULL, NULL, "control: overrides of %#llx cleared (uid %u)", (unsigned long long)q->id,
           (unsigned)c->cred.uid);
     return json_pack("{s:b}", "ok", 1);
@@ -670,16 +670,16 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
 {
     char err[256];
     struct netelect_ctl_req q;
-    a->st.ctl_requests++;
-    int r = netelect__ctl_parse(line, len, &q, err, sizeof err);
+    a->stats.ctl_requests++;
+    int r = agent_ctl_parse(line, len, &q, err, sizeof err);
     if (r < 0) {
-        a->st.ctl_errors++;
+        a->stats.ctl_errors++;
         return err_reply(r, err);
     }
     const struct command *cmd = &commands[q.verb];
     json_t *rep;
     if ((cmd->flags & NETELECT_CTL_MUTATES) && !c->privileged) {
-        a->st.ctl_denied++;
+        a->stats.ctl_denied++;
         snprintf(err, sizeof err, "%s: permission denied (uid %u is not root, the agent's uid, "
                                   "or in the control group)",
                  cmd->name, (unsigned)c->cred.uid);
@@ -691,14 +691,14 @@ static json_t *dispatch(struct agent *a, struct client *c, const char *line, siz
         rep = cmd->run(a, c, &q);
     }
     if (rep && json_is_false(json_object_get(rep, "ok")))
-        a->st.ctl_errors++;
+        a->stats.ctl_errors++;
     /* Every reply names the generation published when it was sent (a change
      * it made shows in a later one): the --json contract's "generation". */
     if (rep && !json_object_get(rep, "generation"))
         json_object_set_new(rep, "generation",
-                            a->w ? json_integer((json_int_t)netelect__writer_generation(a->w))
+                            a->writer ? json_integer((json_int_t)netelect__writer_generation(a->writer))
                                  : json_null());
-    netelect__ctl_req_free(&q);
+    agent_ctl_req_free(&q);
     return rep ? rep : err_reply(-ENOMEM, "out of memory");
 }
 
@@ -710,7 +710,7 @@ static void update_events(struct agent *a, struct client *c)
     epoll_ctl(a->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
+void agent_control_event(struct agent *a, struct client *c, uint32_t events)
 {
     uint64_t now = agent_now_ns();
     if (events & EPOLLIN) {
@@ -722,7 +722,7 @@ void netelect__control_event(struct agent *a, struct client *c, uint32_t events)
                 if (cap <= c->in_len + 1) {
                     /* no newline within the limit: answer once and hang up */
                     queue_reply(a, c, err_reply(-E2BIG, "request line too long"));
-                    a->st.ctl_errors++;
+                    a->stats.ctl_errors++;
                     c->closing = true;
                     c->in_len = 0;
                     break;

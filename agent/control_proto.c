@@ -17,12 +17,12 @@ static const struct {
 #undef VERB
 };
 
-const char *netelect__ctl_verb_name(enum netelect_ctl_verb v)
+const char *agent_ctl_verb_name(enum netelect_ctl_verb v)
 {
     return (unsigned)v < NETELECT_CTL_NVERBS ? verbs[v].name : "?";
 }
 
-int netelect__ctl_mutates(enum netelect_ctl_verb v)
+int agent_ctl_mutates(enum netelect_ctl_verb v)
 {
     return (unsigned)v >= NETELECT_CTL_NVERBS || (verbs[v].flags & NETELECT_CTL_MUTATES);
 }
@@ -41,7 +41,7 @@ static int takes_key(const char *keys, const char *key)
     return 0;
 }
 
-void netelect__ctl_req_free(struct netelect_ctl_req *r)
+void agent_ctl_req_free(struct netelect_ctl_req *r)
 {
     free(r->members);
     r->members = NULL;
@@ -63,7 +63,7 @@ static int get_id(json_t *v, uint64_t *out, int allow_self)
         *out = 0;
         return 0;
     }
-    return netelect__parse_id(json_string_value(v), out);
+    return agent_parse_id(json_string_value(v), out);
 }
 
 struct id_at {
@@ -99,7 +99,7 @@ static size_t first_duplicate(const uint64_t *ids, size_t n)
 
 #define ERR(code, ...) do { snprintf(err, errlen, __VA_ARGS__); r = (code); goto out; } while (0)
 
-int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
+int agent_ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
                         size_t errlen)
 {
     int r = 0;
@@ -162,14 +162,14 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
     case NETELECT_CTL_PEER_ADD: {
         json_t *a = json_object_get(root, "addr");
         if (!json_is_string(a) ||
-            netelect__parse_addr(json_string_value(a), &out->addr, &out->addrlen, 0) < 0)
+            agent_parse_addr(json_string_value(a), &out->addr, &out->addrlen, 0) < 0)
             ERR(-EINVAL, "\"addr\" must be a numeric \"address:port\" string ([v6]:port for IPv6)");
         break;
     }
     case NETELECT_CTL_CHANNEL_ADD:
     case NETELECT_CTL_CHANNEL_REMOVE: {
         json_t *n = json_object_get(root, "name");
-        if (!json_is_string(n) || !netelect__valid_chan_name(json_string_value(n)))
+        if (!json_is_string(n) || !agent_valid_chan_name(json_string_value(n)))
             ERR(-EINVAL, "\"name\" must be a channel name: 1..%d characters of "
                          "A-Z a-z 0-9 . _ : / @ -", NETELECT_CHAN_NAME_MAX);
         snprintf(out->name, sizeof out->name, "%s", json_string_value(n));
@@ -213,7 +213,7 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
         json_t *n = json_object_get(root, "channel");
         if (!n)
             break;
-        if (!json_is_string(n) || !netelect__valid_chan_name(json_string_value(n)))
+        if (!json_is_string(n) || !agent_valid_chan_name(json_string_value(n)))
             ERR(-EINVAL, "\"channel\" must be a channel name: 1..%d characters of "
                          "A-Z a-z 0-9 . _ : / @ -", NETELECT_CHAN_NAME_MAX);
         snprintf(out->name, sizeof out->name, "%s", json_string_value(n));
@@ -233,6 +233,6 @@ int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *o
 out:
     json_decref(root);
     if (r < 0)
-        netelect__ctl_req_free(out);
+        agent_ctl_req_free(out);
     return r;
 }

@@ -26,7 +26,7 @@
  * reply's "peers_next" is the "after" for the next page (the CLI follows
  * it), so no reply outgrows the agent's 1 MiB output buffer.
  *
- * netelect__ctl_parse() is a pure function (bytes in, request or error out).
+ * agent_ctl_parse() is a pure function (bytes in, request or error out).
  */
 #ifndef AGENT_CONTROL_PROTO_H
 #define AGENT_CONTROL_PROTO_H
@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "agent/util.h"
+#include "agent/parse.h"
 
 #define NETELECT_CTL_MAX_LINE 65536
 #define NETELECT_CTL_MAX_MEMBERS 4096
@@ -83,7 +83,7 @@ struct netelect_ctl_req {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char name[NETELECT_CHAN_NAME_MAX + 1];
-    uint64_t *members; /* 0 means "self"; malloc'd, free with netelect__ctl_req_free */
+    uint64_t *members; /* 0 means "self"; malloc'd, free with agent_ctl_req_free */
     size_t n_members;
     int has_members;
     uint64_t rtt_ns;
@@ -94,12 +94,12 @@ struct netelect_ctl_req {
 };
 
 /* 0, or -EINVAL/-E2BIG/-ENOMEM with a message for the reply in err. */
-int netelect__ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
+int agent_ctl_parse(const char *line, size_t len, struct netelect_ctl_req *out, char *err,
                         size_t errlen);
-void netelect__ctl_req_free(struct netelect_ctl_req *r);
+void agent_ctl_req_free(struct netelect_ctl_req *r);
 /* Non-zero for verbs that change state (and so need a privileged peer). */
-int netelect__ctl_mutates(enum netelect_ctl_verb v);
+int agent_ctl_mutates(enum netelect_ctl_verb v);
 /* The verb's name in requests ("?" for a value outside the enum). */
-const char *netelect__ctl_verb_name(enum netelect_ctl_verb v);
+const char *agent_ctl_verb_name(enum netelect_ctl_verb v);
 
 #endif /* AGENT_CONTROL_PROTO_H */

@@ -18,18 +18,18 @@
 static int cur_level = NETELECT_LOG_INFO;
 static int journal;
 
-void netelect__log_init(int level)
+void agent_log_init(int level)
 {
     cur_level = level;
     journal = getenv("JOURNAL_STREAM") != NULL;
 }
 
-void netelect__log_set_level(int level)
+void agent_log_set_level(int level)
 {
     cur_level = level;
 }
 
-int netelect__log_enabled(int level)
+int agent_log_enabled(int level)
 {
     return level <= cur_level;
 }
@@ -47,12 +47,12 @@ static void vlog(int level, const char *fmt, va_list ap)
         gmtime_r(&ts.tv_sec, &tm);
         fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ netelectd %s: %s\n",
                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                ts.tv_nsec / 1000000, netelect__log_level_name(level), msg);
+                ts.tv_nsec / 1000000, agent_log_level_name(level), msg);
     }
     fflush(stderr);
 }
 
-void netelect__log(int level, const char *fmt, ...)
+void agent_log(int level, const char *fmt, ...)
 {
     if (level > cur_level)
         return;
@@ -62,7 +62,7 @@ void netelect__log(int level, const char *fmt, ...)
     va_end(ap);
 }
 
-void netelect__log_about(int level, uint64_t node, const struct sockaddr *addr,
+void agent_log_about(int level, uint64_t node, const struct sockaddr *addr,
                          const char *channel, const char *fmt, ...)
 {
     if (level > cur_level)
@@ -86,7 +86,7 @@ void netelect__log_about(int level, uint64_t node, const struct sockaddr *addr,
             iov[k++] = (struct iovec){nid, strlen(nid)};
         }
         if (addr) {
-            snprintf(peer, sizeof peer, "PEER=%s", netelect__fmt_addr(addr, ab, sizeof ab));
+            snprintf(peer, sizeof peer, "PEER=%s", agent_fmt_addr(addr, ab, sizeof ab));
             iov[k++] = (struct iovec){peer, strlen(peer)};
         }
         if (channel) {
@@ -110,13 +110,13 @@ void netelect__log_about(int level, uint64_t node, const struct sockaddr *addr,
     va_end(ap);
 }
 
-void netelect__die(const char *file, int line, const char *fmt, ...)
+void agent_die(const char *file, int line, const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    netelect__log(NETELECT_LOG_ERR, "fatal at %s:%d: %s", file, line, msg);
+    agent_log(NETELECT_LOG_ERR, "fatal at %s:%d: %s", file, line, msg);
     abort();
 }

@@ -56,7 +56,7 @@ struct hist {
 struct netelect_metrics {
     struct hist duration, delay;
     uint64_t start_unix_ns;
-    /* scratch for the elections of netelect__metrics_published() */
+    /* scratch for the elections of agent_metrics_published() */
     uint64_t *ids, *rtt;
     uint8_t *ok;
     size_t cap;
@@ -85,7 +85,7 @@ static json_t *hist_json(const struct hist *h)
                      (json_int_t)(h->sum_ns > INT64_MAX ? INT64_MAX : h->sum_ns));
 }
 
-void netelect__metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns)
+void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns)
 {
     struct netelect_metrics *m = a->metrics;
     if (!m)
@@ -114,10 +114,10 @@ void netelect__metrics_published(struct agent *a, uint64_t duration_ns, uint64_t
                 DIE("out of memory electing over a channel of %zu members", c->n);
             m->cap = cap;
         }
-        const bool self_ok = !netelect__drained(a, c->name);
+        const bool self_ok = !agent_drained(a, c->name);
         for (size_t j = 0; j < c->n; j++) {
             const uint64_t id = c->m[j].id;
-            const struct node *n = id == a->self ? NULL : netelect__node_find(a, id);
+            const struct node *n = id == a->self ? NULL : agent_node_find(a, id);
             m->ids[j] = id;
             if (id == a->self) {
                 m->rtt[j] = 0;
@@ -146,7 +146,7 @@ void netelect__metrics_published(struct agent *a, uint64_t duration_ns, uint64_t
 #define LEADER_JSON_MAX 200
 #define FIRST_PAGE_BUDGET 900000
 
-size_t netelect__metrics_first_page(const struct agent *a, size_t limit)
+size_t agent_metrics_first_page(const struct agent *a, size_t limit)
 {
     if (limit == SIZE_MAX)
         return limit;
@@ -163,14 +163,14 @@ static uint64_t realtime_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void netelect__metrics_stats(const struct agent *a, json_t *r)
+void agent_metrics_stats(const struct agent *a, json_t *r)
 {
     const struct netelect_metrics *m = a->metrics;
     char b[24];
     json_object_set_new(r, "version", json_string(NETELECT_VERSION_STRING));
     uint64_t start = m ? m->start_unix_ns : realtime_ns() - (agent_now_ns() - a->start_ns);
     json_object_set_new(r, "start_time_ns", json_integer((json_int_t)start));
-    json_object_set_new(r, "ctl_connections", json_integer((json_int_t)a->st.ctl_clients));
+    json_object_set_new(r, "ctl_connections", json_integer((json_int_t)a->stats.ctl_clients));
     json_object_set_new(r, "serf_enabled", json_boolean(a->cfg.serf_enabled));
     size_t serf = 0;
     for (size_t i = 0; i < a->tab_cap; i++)
@@ -252,10 +252,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", not_found,
                      sizeof not_found - 1, false, false);
     }
-    json_t *st = netelect__control_stats(a);
+    json_t *st = agent_control_stats(a);
     char *text = NULL;
     size_t len = 0;
-    int r = st ? netelect__metrics_render(st, &text, &len) : -ENOMEM;
+    int r = st ? agent_metrics_render(st, &text, &len) : -ENOMEM;
     json_decref(st);
     if (r < 0)
         DIE("out of memory rendering the metrics");
@@ -276,7 +276,7 @@ static void arm(struct netelect_metrics *m)
         DIE("timerfd_settime(metrics): %s", strerror(errno));
 }
 
-void netelect__metrics_event(struct agent *a)
+void agent_metrics_event(struct agent *a)
 {
     struct netelect_metrics *m = a->metrics;
     if (!m || !m->mhd)
@@ -288,7 +288,7 @@ void netelect__metrics_event(struct agent *a)
     arm(m);
 }
 
-int netelect__metrics_open(struct agent *a)
+int agent_metrics_open(struct agent *a)
 {
     struct netelect_metrics *m = calloc(1, sizeof *m);
     if (!m)
@@ -324,7 +324,7 @@ int netelect__metrics_open(struct agent *a)
     return 0;
 }
 
-void netelect__metrics_close(struct agent *a)
+void agent_metrics_close(struct agent *a)
 {
     struct netelect_metrics *m = a->metrics;
     if (!m)

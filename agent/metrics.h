@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Prometheus metrics (issue 13, part 4).
+ * Prometheus metrics.
  *
  * One source of truth: the agent's `stats` control reply.  The text
- * exposition is rendered from that JSON object by netelect__metrics_render()
+ * exposition is rendered from that JSON object by agent_metrics_render()
  * (metrics_text.c, in the agent core), both by `netelect stats
  * --format=prometheus` (from the reply it fetched over the control socket)
  * and by netelectd's optional HTTP endpoint (from the reply it builds for
@@ -29,7 +29,7 @@
  * from the reply (an older agent) leaves its series out.  *out is
  * malloc()ed and NUL-terminated; 0, or -ENOMEM.
  */
-int netelect__metrics_render(json_t *stats, char **out, size_t *len);
+int agent_metrics_render(json_t *stats, char **out, size_t *len);
 
 /* The rendering for an agent that could not be asked: netelect_up 0 only. */
 #define NETELECT_METRICS_DOWN                                                                  \
@@ -48,23 +48,23 @@ int netelect__metrics_render(json_t *stats, char **out, size_t *len);
 
 /* Starts the HTTP endpoint if [metrics] listen is set (nothing otherwise):
  * 0, or -errno after logging why. */
-int netelect__metrics_open(struct agent *a);
-void netelect__metrics_close(struct agent *a);
+int agent_metrics_open(struct agent *a);
+void agent_metrics_close(struct agent *a);
 /* The endpoint's epoll fd or its timer fired. */
-void netelect__metrics_event(struct agent *a);
+void agent_metrics_event(struct agent *a);
 /* After every successful publish: how long it took (view built and
  * written), the detection-to-segment delay (UINT64_MAX: nothing marked),
  * and each channel's leader as this node now sees it. */
-void netelect__metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns);
+void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns);
 /* Adds the fields above to a stats reply (its first page only: they are
  * global, and a later page carries peers alone). */
-void netelect__metrics_stats(const struct agent *a, json_t *r);
+void agent_metrics_stats(const struct agent *a, json_t *r);
 /* How many peers the first stats page may list beside every channel's
  * leader, within the control socket's 1 MiB reply (limit: the request's;
  * SIZE_MAX, unpaged, stays so). */
-size_t netelect__metrics_first_page(const struct agent *a, size_t limit);
+size_t agent_metrics_first_page(const struct agent *a, size_t limit);
 /* control.c: the whole stats reply (every peer, no paging). */
-json_t *netelect__control_stats(struct agent *a);
+json_t *agent_control_stats(struct agent *a);
 #endif
 
 #endif /* AGENT_METRICS_H */

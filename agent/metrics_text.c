@@ -379,7 +379,7 @@ static const struct metric metrics[] = {
          "Probes to the peer lost in a row (0 after any reply)."),
 };
 
-int netelect__metrics_render(json_t *st, char **out, size_t *len)
+int agent_metrics_render(json_t *st, char **out, size_t *len)
 {
     struct sb b = {0};
     for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++) {

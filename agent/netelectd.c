@@ -86,15 +86,15 @@ static void agent_free(struct agent *a)
 #if NETELECT_HAVE_SERF
     agent_serf_stop(a);
 #endif
-    netelect__metrics_close(a);
-    netelect__control_close(a);
-    if (a->w)
-        netelect__writer_close(a->w, true);
+    agent_metrics_close(a);
+    agent_control_close(a);
+    if (a->writer)
+        netelect__writer_close(a->writer, true);
     if (a->udp >= 0)
         close(a->udp);
     sodium_memzero(a->key, sizeof a->key);
     agent_tables_free(a);
-    netelect__cfg_free(&a->cfg);
+    agent_cfg_free(&a->cfg);
     if (a->ep >= 0)
         close(a->ep);
 }
@@ -130,7 +130,7 @@ static enum run_mode parse_options(struct agent *a, int argc, char **argv, const
         case 'l': {
             struct sockaddr_storage ss;
             socklen_t l;
-            if (netelect__parse_addr(optarg, &ss, &l, 1) < 0) {
+            if (agent_parse_addr(optarg, &ss, &l, 1) < 0) {
                 fprintf(stderr, "netelectd: --listen '%s' is not a numeric address:port\n", optarg);
                 return RUN_USAGE;
             }
@@ -138,7 +138,7 @@ static enum run_mode parse_options(struct agent *a, int argc, char **argv, const
             break;
         }
         case 'n':
-            if (netelect__parse_id(optarg, &a->opt_node_id) < 0) {
+            if (agent_parse_id(optarg, &a->opt_node_id) < 0) {
                 fprintf(stderr, "netelectd: --node-id '%s' is not a node id (1..2^64-1)\n", optarg);
                 return RUN_USAGE;
             }
@@ -182,7 +182,7 @@ static int start(struct agent *a, char *shm_path, size_t shm_len)
             return -1;
         }
     }
-    if (netelect__control_open(a) < 0 || netelect__metrics_open(a) < 0)
+    if (agent_control_open(a) < 0 || agent_metrics_open(a) < 0)
         return -1;
 #if NETELECT_HAVE_SERF
     if (a->cfg.serf_enabled && agent_serf_start(a) < 0)
@@ -202,7 +202,7 @@ static int start(struct agent *a, char *shm_path, size_t shm_len)
     LOG_N("netelectd %s started: node %#llx (%s), publishing %s, control %s, config %s, "
           "%zu peers, %zu channels, %s", NETELECT_VERSION_STRING, (unsigned long long)a->self,
           id_origin, shm_path, a->cfg.control_path, a->cfg.source, a->cfg.n_peers, a->n_chans, lb);
-    netelect__log(inherit_level, "%s", inherit_msg);
+    agent_log(inherit_level, "%s", inherit_msg);
     return 0;
 }
 
@@ -247,10 +247,10 @@ static void run(struct agent *a)
             void *ptr = (void *)(uintptr_t)(evs[i].data.u64 & ((1ull << 56) - 1)); // NOLINT(performance-no-int-to-ptr)
             switch (tag) {
             case EV_UDP: agent_udp_readable(a); break;
-            case EV_CTL: netelect__control_accept(a); break;
-            case EV_CLIENT: netelect__control_event(a, ptr, evs[i].events); break;
-            case EV_CTL_T: agent_fd_drain(a->ctl_tfd); netelect__control_timer(a); break;
-            case EV_METRICS: netelect__metrics_event(a); break;
+            case EV_CTL: agent_control_accept(a); break;
+            case EV_CLIENT: agent_control_event(a, ptr, evs[i].events); break;
+            case EV_CTL_T: agent_fd_drain(a->ctl_tfd); agent_control_timer(a); break;
+            case EV_METRICS: agent_metrics_event(a); break;
             case EV_PROBE: agent_fd_drain(a->probe_tfd); probes = true; break;
             case EV_PUB: agent_fd_drain(a->pub_tfd); a->pub_armed = false; break;
             case EV_HB:
@@ -293,7 +293,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (mode == RUN_GENKEY) {
-        if (netelect__key_generate(arg, err, sizeof err) < 0) {
+        if (agent_key_generate(arg, err, sizeof err) < 0) {
             fprintf(stderr, "netelectd: --gen-key: %s\n", err);
             return 1;
         }
@@ -303,7 +303,7 @@ int main(int argc, char **argv)
     if (mode == RUN_CHECK)
         return agent_check_config(a, arg);
 
-    netelect__log_init(NETELECT_LOG_INFO);
+    agent_log_init(NETELECT_LOG_INFO);
     char shm_path[192];
     if (start(a, shm_path, sizeof shm_path) < 0) {
         agent_free(a);

@@ -22,7 +22,7 @@ static size_t hash_id(uint64_t id)
     return (size_t)id;
 }
 
-struct node *netelect__node_find(struct agent *a, uint64_t id)
+struct node *agent_node_find(struct agent *a, uint64_t id)
 {
     if (!a->tab_cap)
         return NULL;
@@ -43,9 +43,9 @@ static void tab_insert(struct agent *a, struct node *n)
     a->tab[i] = n;
 }
 
-struct node *netelect__node_get(struct agent *a, uint64_t id)
+struct node *agent_node_get(struct agent *a, uint64_t id)
 {
-    struct node *n = netelect__node_find(a, id);
+    struct node *n = agent_node_find(a, id);
     if (n)
         return n;
     if ((a->n_nodes + 1) * 2 > a->tab_cap) {
@@ -73,13 +73,13 @@ struct node *netelect__node_get(struct agent *a, uint64_t id)
     n->tx_seq = agent_now_ns() / 1000u;
     tab_insert(a, n);
     a->n_nodes++;
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
     return n;
 }
 
 /* ---- peer addresses ------------------------------------------------------------- */
 
-void netelect__addr_key(const struct sockaddr_storage *ss, socklen_t len,
+void agent_addr_key(const struct sockaddr_storage *ss, socklen_t len,
                         uint8_t k[NETELECT_ADDR_KEY_LEN])
 {
     memset(k, 0, NETELECT_ADDR_KEY_LEN);
@@ -112,19 +112,19 @@ static size_t paddr_slot(const struct agent *a, const uint8_t *k)
     return i;
 }
 
-bool netelect__addr_known(const struct agent *a, const struct sockaddr_storage *ss, socklen_t len)
+bool agent_addr_known(const struct agent *a, const struct sockaddr_storage *ss, socklen_t len)
 {
     if (!a->paddr_n)
         return false;
     uint8_t k[NETELECT_ADDR_KEY_LEN];
-    netelect__addr_key(ss, len, k);
+    agent_addr_key(ss, len, k);
     return a->paddr[paddr_slot(a, k)].refs != 0;
 }
 
 static void paddr_add(struct agent *a, const struct node *n)
 {
     uint8_t k[NETELECT_ADDR_KEY_LEN];
-    netelect__addr_key(&n->addr, n->addrlen, k);
+    agent_addr_key(&n->addr, n->addrlen, k);
     if ((a->paddr_n + 1) * 2 > a->paddr_cap) {
         size_t cap = a->paddr_cap ? a->paddr_cap * 2 : 64;
         struct peer_addr *old = a->paddr;
@@ -149,7 +149,7 @@ static void paddr_add(struct agent *a, const struct node *n)
 static void paddr_del(struct agent *a, const struct node *n)
 {
     uint8_t k[NETELECT_ADDR_KEY_LEN];
-    netelect__addr_key(&n->addr, n->addrlen, k);
+    agent_addr_key(&n->addr, n->addrlen, k);
     if (!a->paddr_cap)
         return;
     size_t i = paddr_slot(a, k), mask = a->paddr_cap - 1;
@@ -171,7 +171,7 @@ static void paddr_del(struct agent *a, const struct node *n)
 
 static uint64_t key_of(const struct node *n)
 {
-    return netelect__probe_next(&n->pr);
+    return agent_probe_next(&n->probe);
 }
 
 static void heap_swap(struct agent *a, size_t i, size_t j)
@@ -206,7 +206,7 @@ static void heap_down(struct agent *a, size_t i)
     }
 }
 
-void netelect__heap_fix(struct agent *a, struct node *n)
+void agent_heap_fix(struct agent *a, struct node *n)
 {
     if (n->heap_idx == SIZE_MAX)
         return;
@@ -214,7 +214,7 @@ void netelect__heap_fix(struct agent *a, struct node *n)
     heap_down(a, n->heap_idx);
 }
 
-struct node *netelect__heap_top(struct agent *a)
+struct node *agent_heap_top(struct agent *a)
 {
     return a->heap_n ? a->heap[0] : NULL;
 }
@@ -234,7 +234,7 @@ static void heap_remove(struct agent *a, struct node *n)
     n->heap_idx = SIZE_MAX;
 }
 
-void netelect__node_set_addr(struct agent *a, struct node *n, const struct sockaddr_storage *ss,
+void agent_node_set_addr(struct agent *a, struct node *n, const struct sockaddr_storage *ss,
                              socklen_t len)
 {
     bool same = n->probed && n->addrlen == len && !memcmp(&n->addr, ss, len);
@@ -248,7 +248,7 @@ void netelect__node_set_addr(struct agent *a, struct node *n, const struct socka
     if (!n->probed) {
         /* Spread first probes over one interval so a big config does not burst. */
         uint64_t now = agent_now_ns();
-        netelect__probe_init(&n->pr, now + hash_id(n->id) % (a->pp.interval_ns / 4 + 1));
+        agent_probe_init(&n->probe, now + hash_id(n->id) % (a->probe_params.interval_ns / 4 + 1));
         n->probed = true;
         if (a->heap_n == a->heap_cap) {
             size_t cap = a->heap_cap ? a->heap_cap * 2 : 64;
@@ -262,18 +262,18 @@ void netelect__node_set_addr(struct agent *a, struct node *n, const struct socka
         a->heap[a->heap_n++] = n;
         heap_up(a, n->heap_idx);
     }
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
 }
 
-void netelect__node_clear_addr(struct agent *a, struct node *n)
+void agent_node_clear_addr(struct agent *a, struct node *n)
 {
     if (!n->probed)
         return;
     heap_remove(a, n);
     paddr_del(a, n);
     n->probed = false;
-    memset(&n->pr, 0, sizeof n->pr);
-    netelect__node_changed(a, n);
+    memset(&n->probe, 0, sizeof n->probe);
+    agent_node_changed(a, n);
 }
 
 static void node_delete(struct agent *a, struct node *n)
@@ -301,11 +301,11 @@ static void node_delete(struct agent *a, struct node *n)
     agent_mark_structural(a);
 }
 
-void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig)
+void agent_node_forget_orig(struct agent *a, struct node *n, unsigned orig)
 {
     n->orig &= ~orig;
     if (orig & (ORIG_CFG | ORIG_CTL) && !(n->orig & (ORIG_CFG | ORIG_CTL)))
-        netelect__node_clear_addr(a, n);
+        agent_node_clear_addr(a, n);
     if (!n->orig)
         node_delete(a, n);
 }
@@ -324,7 +324,7 @@ void netelect__node_forget_orig(struct agent *a, struct node *n, unsigned orig)
  * is.  The price: a published RTT can be off from the estimate by up to w,
  * for as long as the estimate stays inside the band.
  */
-uint64_t netelect__rtt_hold(uint64_t published, uint64_t measured, uint32_t pct, uint64_t min_ns)
+uint64_t agent_rtt_hold(uint64_t published, uint64_t measured, uint32_t pct, uint64_t min_ns)
 {
     if ((!pct && !min_ns) || published == NETELECT_RTT_UNKNOWN || measured == NETELECT_RTT_UNKNOWN)
         return measured;
@@ -348,14 +348,14 @@ static bool hyst_on(const struct agent *a)
  *          and Serf does not say failed/left; a Serf-only node is healthy iff
  *          Serf says alive; a node known only as a channel member is unhealthy.
  */
-struct netelect_wnode netelect__node_view(const struct agent *a, const struct node *n)
+struct netelect_wnode agent_node_view(const struct agent *a, const struct node *n)
 {
     struct netelect_wnode w = {.id = n->id, .rtt_ns = NETELECT_RTT_UNKNOWN,
                                .rtt_raw_ns = NETELECT_RTT_UNKNOWN, .source = NETELECT_SRC_NONE};
-    if (n->probed && n->pr.samples) {
-        w.rtt_ns = n->pr.srtt_ns;
-        w.rtt_raw_ns = n->pr.raw_ns;
-        w.rtt_err_ns = n->pr.rttvar_ns;
+    if (n->probed && n->probe.samples) {
+        w.rtt_ns = n->probe.srtt_ns;
+        w.rtt_raw_ns = n->probe.raw_ns;
+        w.rtt_err_ns = n->probe.rttvar_ns;
         w.source = NETELECT_SRC_PROBE;
     } else if (n->serf_has_rtt) {
         w.rtt_ns = n->serf_rtt_ns;
@@ -370,25 +370,25 @@ struct netelect_wnode netelect__node_view(const struct agent *a, const struct no
     } else if (hyst_on(a) && n->pub_valid && n->pub.source == w.source) {
         /* Measured figures only (an operator's value is meant exactly), and
          * only against a value from the same source; raw and error stay live. */
-        w.rtt_ns = netelect__rtt_hold(n->pub.rtt_ns, w.rtt_ns, a->cfg.rtt_hyst_pct,
+        w.rtt_ns = agent_rtt_hold(n->pub.rtt_ns, w.rtt_ns, a->cfg.rtt_hyst_pct,
                                       a->cfg.rtt_hyst_min_ns);
     }
     if (n->health_ovr)
         w.healthy = n->health_ovr_val;
     else if (n->probed)
-        w.healthy = n->pr.healthy && !(n->serf_known && !n->serf_alive);
+        w.healthy = n->probe.healthy && !(n->serf_known && !n->serf_alive);
     else if (n->serf_known)
         w.healthy = n->serf_alive;
     uint64_t h = n->heard_ns;
-    if (n->pr.last_heard_ns > h)
-        h = n->pr.last_heard_ns;
+    if (n->probe.last_heard_ns > h)
+        h = n->probe.last_heard_ns;
     if (n->serf_heard_ns > h)
         h = n->serf_heard_ns;
     w.last_heard_ns = h;
     return w;
 }
 
-void netelect__mark_dirty(struct agent *a, bool hard)
+void agent_mark_dirty(struct agent *a, bool hard)
 {
     if (hard) {
         if (!a->dirty_hard)
@@ -402,7 +402,7 @@ void netelect__mark_dirty(struct agent *a, bool hard)
 void agent_mark_structural(struct agent *a)
 {
     a->dirty_struct = true;
-    netelect__mark_dirty(a, true);
+    agent_mark_dirty(a, true);
 }
 
 /* n's measurements differ from what the segment holds: the next publish,
@@ -427,14 +427,14 @@ static void pub_queue(struct agent *a, struct node *n)
 /* Health, source, membership and large RTT moves go out within
  * publish_min_interval; small RTT drifts and last-heard times ride on the
  * next heartbeat, so thousands of peers do not force a publish per reply. */
-void netelect__node_changed(struct agent *a, struct node *n)
+void agent_node_changed(struct agent *a, struct node *n)
 {
     if (!n->pub_valid) {
         /* not in the segment yet: a node added since the last publish */
         agent_mark_structural(a);
         return;
     }
-    struct netelect_wnode w = netelect__node_view(a, n);
+    struct netelect_wnode w = agent_node_view(a, n);
     const struct netelect_wnode *p = &n->pub;
     /* field by field: memcmp would compare the struct's padding */
     const bool drift = w.rtt_ns != p->rtt_ns || w.rtt_raw_ns != p->rtt_raw_ns ||
@@ -444,7 +444,7 @@ void netelect__node_changed(struct agent *a, struct node *n)
     pub_queue(a, n);
     if (w.healthy != p->healthy || w.source != p->source ||
         (w.rtt_ns == NETELECT_RTT_UNKNOWN) != (p->rtt_ns == NETELECT_RTT_UNKNOWN)) {
-        netelect__mark_dirty(a, true);
+        agent_mark_dirty(a, true);
         return;
     }
     if (w.rtt_ns != p->rtt_ns) {
@@ -453,16 +453,16 @@ void netelect__node_changed(struct agent *a, struct node *n)
          * always a move worth publishing at once. */
         if (w.source == NETELECT_SRC_OPERATOR || hyst_on(a) ||
             (double)d * 100.0 > (double)p->rtt_ns * a->cfg.rtt_change_pct) {
-            netelect__mark_dirty(a, true);
+            agent_mark_dirty(a, true);
             return;
         }
     }
-    netelect__mark_dirty(a, false);
+    agent_mark_dirty(a, false);
 }
 
 /* ---- channels ------------------------------------------------------------------ */
 
-struct chan *netelect__chan_find(struct agent *a, const char *name)
+struct chan *agent_chan_find(struct agent *a, const char *name)
 {
     for (size_t i = 0; i < a->n_chans; i++)
         if (!strcmp(a->chans[i].name, name))
@@ -470,9 +470,9 @@ struct chan *netelect__chan_find(struct agent *a, const char *name)
     return NULL;
 }
 
-struct chan *netelect__chan_get(struct agent *a, const char *name)
+struct chan *agent_chan_get(struct agent *a, const char *name)
 {
-    struct chan *c = netelect__chan_find(a, name);
+    struct chan *c = agent_chan_find(a, name);
     if (c)
         return c;
     if (a->n_chans == a->cap_chans) {
@@ -535,7 +535,7 @@ static void set_delete(struct chan *c, size_t i)
     }
 }
 
-struct member *netelect__chan_member(const struct chan *c, uint64_t id)
+struct member *agent_chan_member(const struct chan *c, uint64_t id)
 {
     if (!c->set_cap)
         return NULL;
@@ -556,9 +556,9 @@ static void member_remove_at(struct agent *a, struct chan *c, size_t j)
     agent_mark_structural(a);
 }
 
-int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig)
+int agent_chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsigned orig)
 {
-    struct member *m = netelect__chan_member(c, id);
+    struct member *m = agent_chan_member(c, id);
     if (m) {
         m->orig |= orig;
         return 0;
@@ -583,14 +583,14 @@ int netelect__chan_add_member(struct agent *a, struct chan *c, uint64_t id, unsi
     return 0;
 }
 
-void netelect__chan_remove_member(struct agent *a, struct chan *c, uint64_t id)
+void agent_chan_remove_member(struct agent *a, struct chan *c, uint64_t id)
 {
-    struct member *m = netelect__chan_member(c, id);
+    struct member *m = agent_chan_member(c, id);
     if (m)
         member_remove_at(a, c, (size_t)(m - c->m));
 }
 
-void netelect__chan_remove(struct agent *a, struct chan *c)
+void agent_chan_remove(struct agent *a, struct chan *c)
 {
     free(c->m);
     free(c->set);
@@ -601,7 +601,7 @@ void netelect__chan_remove(struct agent *a, struct chan *c)
     agent_mark_structural(a);
 }
 
-void netelect__chan_forget_orig(struct agent *a, unsigned orig)
+void agent_chan_forget_orig(struct agent *a, unsigned orig)
 {
     for (size_t i = 0; i < a->n_chans;) {
         struct chan *c = &a->chans[i];
@@ -614,7 +614,7 @@ void netelect__chan_forget_orig(struct agent *a, unsigned orig)
             }
         }
         if (!c->n)
-            netelect__chan_remove(a, c); /* moves the last channel to i: recheck i */
+            agent_chan_remove(a, c); /* moves the last channel to i: recheck i */
         else
             i++;
     }
@@ -630,12 +630,12 @@ static size_t drained_idx(const struct agent *a, const char *name)
     return SIZE_MAX;
 }
 
-bool netelect__drained(const struct agent *a, const char *name)
+bool agent_drained(const struct agent *a, const char *name)
 {
     return a->drain_all || drained_idx(a, name) != SIZE_MAX;
 }
 
-int netelect__drain(struct agent *a, const char *name, bool on)
+int agent_drain(struct agent *a, const char *name, bool on)
 {
     int changed = 0;
     if (!name) {
@@ -669,7 +669,7 @@ int netelect__drain(struct agent *a, const char *name, bool on)
 
 /* ---- limits ------------------------------------------------------------------------------- */
 
-int netelect__limit_nodes(const struct agent *a, size_t adding, char *err, size_t errlen)
+int agent_limit_nodes(const struct agent *a, size_t adding, char *err, size_t errlen)
 {
     if (a->n_nodes + adding <= a->cfg.max_nodes)
         return 0;
@@ -678,7 +678,7 @@ int netelect__limit_nodes(const struct agent *a, size_t adding, char *err, size_
     return -ENOSPC;
 }
 
-int netelect__limit_chans(const struct agent *a, size_t adding, char *err, size_t errlen)
+int agent_limit_chans(const struct agent *a, size_t adding, char *err, size_t errlen)
 {
     if (a->n_chans + adding <= a->cfg.max_chans)
         return 0;
@@ -687,7 +687,7 @@ int netelect__limit_chans(const struct agent *a, size_t adding, char *err, size_
     return -ENOSPC;
 }
 
-int netelect__limit_members(const struct agent *a, const struct chan *c, size_t adding, char *err,
+int agent_limit_members(const struct agent *a, const struct chan *c, size_t adding, char *err,
                             size_t errlen)
 {
     size_t have = c ? c->n : 0;
@@ -699,43 +699,43 @@ int netelect__limit_members(const struct agent *a, const struct chan *c, size_t 
     return -ENOSPC;
 }
 
-int netelect__node_get_limited(struct agent *a, uint64_t id, struct node **out, char *err,
+int agent_node_get_limited(struct agent *a, uint64_t id, struct node **out, char *err,
                                size_t errlen)
 {
-    struct node *n = netelect__node_find(a, id);
+    struct node *n = agent_node_find(a, id);
     if (!n) {
-        int r = netelect__limit_nodes(a, 1, err, errlen);
+        int r = agent_limit_nodes(a, 1, err, errlen);
         if (r < 0)
             return r;
-        n = netelect__node_get(a, id);
+        n = agent_node_get(a, id);
     }
     *out = n;
     return 0;
 }
 
-int netelect__chan_get_limited(struct agent *a, const char *name, struct chan **out, char *err,
+int agent_chan_get_limited(struct agent *a, const char *name, struct chan **out, char *err,
                                size_t errlen)
 {
-    struct chan *c = netelect__chan_find(a, name);
+    struct chan *c = agent_chan_find(a, name);
     if (!c) {
-        int r = netelect__limit_chans(a, 1, err, errlen);
+        int r = agent_limit_chans(a, 1, err, errlen);
         if (r < 0)
             return r;
-        c = netelect__chan_get(a, name);
+        c = agent_chan_get(a, name);
     }
     *out = c;
     return 0;
 }
 
-int netelect__chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
+int agent_chan_add_member_limited(struct agent *a, struct chan *c, uint64_t id, unsigned orig,
                                       char *err, size_t errlen)
 {
-    if (!netelect__chan_member(c, id)) {
-        int r = netelect__limit_members(a, c, 1, err, errlen);
+    if (!agent_chan_member(c, id)) {
+        int r = agent_limit_members(a, c, 1, err, errlen);
         if (r < 0)
             return r;
     }
-    int r = netelect__chan_add_member(a, c, id, orig);
+    int r = agent_chan_add_member(a, c, id, orig);
     if (r == -ENOMEM)
         snprintf(err, errlen, "out of memory adding a member to channel '%s'", c->name);
     return r;

@@ -33,7 +33,7 @@ static int fields_ok(const struct netelect_pkt *p)
     return 1;
 }
 
-int netelect__pkt_encode(const struct netelect_pkt *p, const uint8_t key[32],
+int agent_pkt_encode(const struct netelect_pkt *p, const uint8_t key[32],
                          uint8_t out[NETELECT_PKT_LEN])
 {
     if (!p || !key || !out || p->version != NETELECT_PKT_VERSION || !fields_ok(p))
@@ -58,7 +58,7 @@ int netelect__pkt_encode(const struct netelect_pkt *p, const uint8_t key[32],
     return 0;
 }
 
-int netelect__pkt_decode(const uint8_t *buf, size_t len, const uint8_t key[32],
+int agent_pkt_decode(const uint8_t *buf, size_t len, const uint8_t key[32],
                          struct netelect_pkt *out)
 {
     if (!buf || !key || !out)
@@ -98,7 +98,7 @@ int netelect__pkt_decode(const uint8_t *buf, size_t len, const uint8_t key[32],
     return 0;
 }
 
-const char *netelect__pkt_err_name(int err)
+const char *agent_pkt_err_name(int err)
 {
     switch (err) {
     case 0: return "ok";
@@ -114,7 +114,7 @@ const char *netelect__pkt_err_name(int err)
     }
 }
 
-int netelect__replay_check(struct netelect_replay *r, uint64_t inc, uint64_t seq)
+int agent_replay_check(struct netelect_replay *r, uint64_t inc, uint64_t seq)
 {
     if (!seq)
         return NETELECT_PKT_EREPLAY;
@@ -142,7 +142,7 @@ int netelect__replay_check(struct netelect_replay *r, uint64_t inc, uint64_t seq
     return 0;
 }
 
-int netelect__bucket_take(struct netelect_bucket *b, uint64_t now_ns, uint32_t rate,
+int agent_bucket_take(struct netelect_bucket *b, uint64_t now_ns, uint32_t rate,
                           uint32_t burst)
 {
     const uint64_t cap = (uint64_t)burst * 1000000u;

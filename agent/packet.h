@@ -21,7 +21,7 @@
  * (its send-time table, cross-checked with the echoed timestamp), so no clock
  * of another host is ever trusted.
  *
- * netelect__pkt_decode() is a pure function (bytes in, struct or error out)
+ * agent_pkt_decode() is a pure function (bytes in, struct or error out)
  * so it can be fuzzed; replay and rate checks are separate pure helpers on
  * caller-owned state.
  */
@@ -57,13 +57,13 @@ struct netelect_pkt {
 #define NETELECT_PKT_ESTALEINC (-ESTALE)           /* older incarnation than the peer's */
 
 /* Writes NETELECT_PKT_LEN bytes. 0, or -EINVAL for an unencodable packet. */
-int netelect__pkt_encode(const struct netelect_pkt *p, const uint8_t key[32],
+int agent_pkt_encode(const struct netelect_pkt *p, const uint8_t key[32],
                          uint8_t out[NETELECT_PKT_LEN]);
 /* Checks, in order: magic, version, length, MAC, fields. */
-int netelect__pkt_decode(const uint8_t *buf, size_t len, const uint8_t key[32],
+int agent_pkt_decode(const uint8_t *buf, size_t len, const uint8_t key[32],
                          struct netelect_pkt *out);
 /* Short name of a decode/replay error for logs and stats ("garbage", ...). */
-const char *netelect__pkt_err_name(int err);
+const char *agent_pkt_err_name(int err);
 
 /*
  * Per-peer anti-replay: the newest incarnation seen and a 64-packet sliding
@@ -75,7 +75,7 @@ struct netelect_replay {
 };
 /* 0 accepted (and recorded), 1 accepted and the incarnation is new,
  * NETELECT_PKT_EREPLAY or NETELECT_PKT_ESTALEINC. */
-int netelect__replay_check(struct netelect_replay *r, uint64_t inc, uint64_t seq);
+int agent_replay_check(struct netelect_replay *r, uint64_t inc, uint64_t seq);
 
 /* Token bucket: rate tokens per second, at most burst; one token per packet. */
 struct netelect_bucket {
@@ -83,7 +83,7 @@ struct netelect_bucket {
     uint64_t tokens_micro; /* tokens x 1e6, so low rates still refill smoothly */
 };
 /* 1: take it, 0: over the limit. */
-int netelect__bucket_take(struct netelect_bucket *b, uint64_t now_ns, uint32_t rate,
+int agent_bucket_take(struct netelect_bucket *b, uint64_t now_ns, uint32_t rate,
                           uint32_t burst);
 
 #endif /* AGENT_PACKET_H */

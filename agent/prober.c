@@ -5,20 +5,20 @@
 
 #include "agent/prober.h"
 
-void netelect__probe_init(struct netelect_probe *p, uint64_t first_ns)
+void agent_probe_init(struct netelect_probe *p, uint64_t first_ns)
 {
     memset(p, 0, sizeof *p);
     p->next_send_ns = first_ns;
 }
 
-uint64_t netelect__probe_next(const struct netelect_probe *p)
+uint64_t agent_probe_next(const struct netelect_probe *p)
 {
     if (p->deadline_ns && p->deadline_ns < p->next_send_ns)
         return p->deadline_ns;
     return p->next_send_ns;
 }
 
-double netelect__probe_penalty(const struct netelect_probe *p,
+double agent_probe_penalty(const struct netelect_probe *p,
                                const struct netelect_probe_params *pp, uint64_t now_ns)
 {
     if (p->penalty <= 0 || now_ns <= p->penalty_ns)
@@ -26,7 +26,7 @@ double netelect__probe_penalty(const struct netelect_probe *p,
     return p->penalty * exp2(-(double)(now_ns - p->penalty_ns) / (double)pp->flap_half_life_ns);
 }
 
-int netelect__probe_tick(struct netelect_probe *p, const struct netelect_probe_params *pp,
+int agent_probe_tick(struct netelect_probe *p, const struct netelect_probe_params *pp,
                          uint64_t now_ns, uint64_t seq)
 {
     int flags = 0;
@@ -45,7 +45,7 @@ int netelect__probe_tick(struct netelect_probe *p, const struct netelect_probe_p
         if (p->healthy && p->miss_run >= pp->misses) {
             p->healthy = 0;
             p->flaps++;
-            p->penalty = netelect__probe_penalty(p, pp, now_ns) + 1.0;
+            p->penalty = agent_probe_penalty(p, pp, now_ns) + 1.0;
             p->penalty_ns = now_ns;
             flags |= NETELECT_PROBE_HEALTH;
         }
@@ -66,7 +66,7 @@ int netelect__probe_tick(struct netelect_probe *p, const struct netelect_probe_p
     return flags;
 }
 
-int netelect__probe_reply(struct netelect_probe *p, const struct netelect_probe_params *pp,
+int agent_probe_reply(struct netelect_probe *p, const struct netelect_probe_params *pp,
                           uint64_t seq, uint64_t echo_ts, uint64_t now_ns)
 {
     unsigned slot = (unsigned)(seq % NETELECT_PROBE_RING);
@@ -93,7 +93,7 @@ int netelect__probe_reply(struct netelect_probe *p, const struct netelect_probe_
     if (p->good_run < UINT32_MAX)
         p->good_run++;
     if (!p->healthy) {
-        uint32_t need = netelect__probe_penalty(p, pp, now_ns) >= pp->flap_threshold
+        uint32_t need = agent_probe_penalty(p, pp, now_ns) >= pp->flap_threshold
                             ? pp->flap_rise : 1;
         if (p->good_run >= need) {
             p->healthy = 1;

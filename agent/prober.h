@@ -59,20 +59,20 @@ enum {
 };
 
 /* The first PING is due at first_ns (spread peers out to avoid bursts). */
-void netelect__probe_init(struct netelect_probe *p, uint64_t first_ns);
-/* Earliest time netelect__probe_tick() has work to do. */
-uint64_t netelect__probe_next(const struct netelect_probe *p);
+void agent_probe_init(struct netelect_probe *p, uint64_t first_ns);
+/* Earliest time agent_probe_tick() has work to do. */
+uint64_t agent_probe_next(const struct netelect_probe *p);
 /* Processes timeouts and sends due at now_ns; returns NETELECT_PROBE_* bits.
  * If SEND is set the caller must send a PING carrying `seq` (recorded here). */
-int netelect__probe_tick(struct netelect_probe *p, const struct netelect_probe_params *pp,
+int agent_probe_tick(struct netelect_probe *p, const struct netelect_probe_params *pp,
                          uint64_t now_ns, uint64_t seq);
 /* A PONG for `seq` whose echoed timestamp is `echo_ts` arrived at now_ns.
  * Returns NETELECT_PROBE_* bits, or -ENOENT if it answers no PING we sent
  * (unknown, duplicate, or echoing a different send time). */
-int netelect__probe_reply(struct netelect_probe *p, const struct netelect_probe_params *pp,
+int agent_probe_reply(struct netelect_probe *p, const struct netelect_probe_params *pp,
                           uint64_t seq, uint64_t echo_ts, uint64_t now_ns);
 /* The flap penalty decayed to now_ns. */
-double netelect__probe_penalty(const struct netelect_probe *p,
+double agent_probe_penalty(const struct netelect_probe *p,
                                const struct netelect_probe_params *pp, uint64_t now_ns);
 
 #endif /* AGENT_PROBER_H */

@@ -76,7 +76,7 @@ static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
         struct node *n = a->tab[i];
         if (!n)
             continue;
-        n->pub = netelect__node_view(a, n);
+        n->pub = agent_node_view(a, n);
         n->pub_valid = true;
         n->pub_queued = false;
         healthy += n->pub.healthy != 0;
@@ -90,8 +90,8 @@ static void view_build(struct agent *a, uint64_t now, struct view_arrays *v)
         chans[i].name = a->chans[i].name;
         chans[i].members = members + off;
         chans[i].n_members = (uint32_t)a->chans[i].n;
-        const struct member *me = down ? netelect__chan_member(&a->chans[i], a->self) : NULL;
-        if (me && netelect__drained(a, a->chans[i].name)) {
+        const struct member *me = down ? agent_chan_member(&a->chans[i], a->self) : NULL;
+        if (me && agent_drained(a, a->chans[i].name)) {
             down[off + (size_t)(me - a->chans[i].m)] = 1;
             chans[i].member_down = down + off;
         }
@@ -121,13 +121,13 @@ static int publish_delta(struct agent *a, uint64_t now)
     nodes[0] = self_view(a, now);
     size_t k = 1;
     for (size_t i = 0; i < a->n_pub_changed; i++) {
-        struct node *n = netelect__node_find(a, a->pub_changed[i]);
+        struct node *n = agent_node_find(a, a->pub_changed[i]);
         if (!n || !n->pub_queued)
             continue; /* removed (a full publish is owed anyway) */
         of[k] = n;
-        nodes[k++] = netelect__node_view(a, n);
+        nodes[k++] = agent_node_view(a, n);
     }
-    int r = netelect__writer_update(a->w, nodes, k);
+    int r = netelect__writer_update(a->writer, nodes, k);
     if (!r) {
         for (size_t i = 1; i < k; i++) {
             struct node *n = of[i];
@@ -194,15 +194,15 @@ void agent_publish(struct agent *a)
     if (!delta) {
         struct view_arrays v;
         view_build(a, now, &v);
-        r = netelect__writer_publish(a->w, v.nodes, v.n_nodes, v.chans, v.n_chans);
+        r = netelect__writer_publish(a->writer, v.nodes, v.n_nodes, v.chans, v.n_chans);
         view_free(&v);
     }
     /* A failing publish is retried every heartbeat: say so once, then at
      * most every PUBLISH_LOG_NS with the number of failures in between. */
     static uint64_t fail_logged_ns, fails_unlogged;
-    const unsigned fails = netelect__writer_failures(a->w);
+    const unsigned fails = netelect__writer_failures(a->writer);
     if (r < 0) {
-        a->st.publish_err++;
+        a->stats.publish_err++;
         if (fails == NETELECT_WRITER_STALL_AFTER)
             LOG_E("publishing has failed %u times in a row (%s): the segment is marked "
                   "stalled, readers go fail-static and then get ESTALE until a publish succeeds",
@@ -225,16 +225,16 @@ void agent_publish(struct agent *a)
             fail_logged_ns = 0;
             fails_unlogged = 0;
         }
-        a->st.publishes++;
-        a->st.publishes_delta += delta;
+        a->stats.publishes++;
+        a->stats.publishes_delta += delta;
         uint64_t d = UINT64_MAX;
         if (a->dirty_hard && a->dirty_since_ns) {
             d = agent_now_ns() - a->dirty_since_ns;
-            a->st.pub_delay_last_ns = d;
-            if (d > a->st.pub_delay_max_ns)
-                a->st.pub_delay_max_ns = d;
+            a->stats.pub_delay_last_ns = d;
+            if (d > a->stats.pub_delay_max_ns)
+                a->stats.pub_delay_max_ns = d;
         }
-        netelect__metrics_published(a, agent_now_ns() - now, d);
+        agent_metrics_published(a, agent_now_ns() - now, d);
         a->dirty_hard = a->dirty_soft = a->dirty_struct = false;
     }
     a->last_pub_ns = now;
@@ -271,7 +271,7 @@ int agent_publish_open(struct agent *a, gid_t gid)
         .self_id = a->self, .heartbeat_period_ns = a->cfg.heartbeat_ns,
         .initial_nodes = first.nodes, .n_initial_nodes = first.n_nodes,
         .initial_chans = first.chans, .n_initial_chans = first.n_chans};
-    int r = netelect__writer_open(&wc, &a->w);
+    int r = netelect__writer_open(&wc, &a->writer);
     view_free(&first);
     /* Deltas follow a good publish of the loop: the first one after
      * start-up writes the whole view. */
@@ -287,7 +287,7 @@ int agent_publish_open(struct agent *a, gid_t gid)
         return r;
     }
     struct netelect_writer_report wrep;
-    netelect__writer_report(a->w, &wrep);
+    netelect__writer_report(a->writer, &wrep);
     if (wrep.squatters)
         LOG_W("removed %u file(s) owned by uid %u from the segment's names (%s, .lock, "
               ".readers): another user tried to publish or block the view",
@@ -302,10 +302,10 @@ void agent_heartbeat(struct agent *a, bool watchdog)
 {
     if (a->dirty_soft || a->dirty_hard)
         agent_publish(a);
-    if (netelect__writer_heartbeat(a->w) < 0)
-        a->st.heartbeat_err++;
+    if (netelect__writer_heartbeat(a->writer) < 0)
+        a->stats.heartbeat_err++;
     else
-        a->st.heartbeats++;
+        a->stats.heartbeats++;
 #if NETELECT_HAVE_SYSTEMD
     /* WatchdogSec=: the loop is alive (a hung loop stops this) */
     if (watchdog)

@@ -30,7 +30,7 @@ static void apply_cli_overrides(struct agent *a, struct netelect_cfg *c)
         snprintf(c->control_path, sizeof c->control_path, "%s", a->opt_control);
     if (a->opt_listen) {
         snprintf(c->listen, sizeof c->listen, "%s", a->opt_listen);
-        netelect__parse_addr(c->listen, &c->listen_addr, &c->listen_len, 1);
+        agent_parse_addr(c->listen, &c->listen_addr, &c->listen_len, 1);
     }
     if (a->opt_node_id)
         c->node_id = a->opt_node_id;
@@ -41,13 +41,13 @@ static int load_config(struct agent *a, struct netelect_cfg *c, uint8_t key[NETE
 {
     int r;
     if (a->cfg_path) {
-        r = netelect__cfg_load_file(a->cfg_path, c, err, errlen);
+        r = agent_cfg_load_file(a->cfg_path, c, err, errlen);
         if (r < 0)
             return r;
     } else {
         /* The embedded default: this host alone, one channel "default" whose
          * only replica is itself; no peers, so no key is needed. */
-        netelect__cfg_defaults(c);
+        agent_cfg_defaults(c);
         static const uint64_t self_member = 0;
         c->chans = calloc(1, sizeof *c->chans);
         if (!c->chans)
@@ -63,14 +63,14 @@ static int load_config(struct agent *a, struct netelect_cfg *c, uint8_t key[NETE
     apply_cli_overrides(a, c);
     *have_key = false;
     if (c->key_file[0]) {
-        r = netelect__key_load(c->key_file, key, err, errlen);
+        r = agent_key_load(c->key_file, key, err, errlen);
         if (r < 0) {
             if (a->cfg_path && c->key_file_line) {
                 char tmp[NETELECT_CFG_ERR_LEN];
                 snprintf(tmp, sizeof tmp, "%s:%d: %s", a->cfg_path, c->key_file_line, err);
                 snprintf(err, errlen, "%s", tmp);
             }
-            netelect__cfg_free(c);
+            agent_cfg_free(c);
             return r;
         }
         *have_key = true;
@@ -96,21 +96,21 @@ void agent_apply_membership(struct agent *a, const struct netelect_cfg *c)
         for (size_t j = 0; j < c->n_peers; j++)
             keep |= c->peers[j].id == n->id;
         if (!keep) {
-            netelect__node_forget_orig(a, n, ORIG_CFG);
+            agent_node_forget_orig(a, n, ORIG_CFG);
             i = (size_t)-1; /* the table may have shifted: rescan */
         }
     }
     for (size_t j = 0; j < c->n_peers; j++) {
-        struct node *n = netelect__node_get(a, c->peers[j].id);
+        struct node *n = agent_node_get(a, c->peers[j].id);
         n->orig |= ORIG_CFG;
-        netelect__node_set_addr(a, n, &c->peers[j].addr, c->peers[j].addrlen);
+        agent_node_set_addr(a, n, &c->peers[j].addr, c->peers[j].addrlen);
     }
-    netelect__chan_forget_orig(a, ORIG_CFG);
+    agent_chan_forget_orig(a, ORIG_CFG);
     for (size_t i = 0; i < c->n_chans; i++) {
-        struct chan *ch = netelect__chan_get(a, c->chans[i].name);
+        struct chan *ch = agent_chan_get(a, c->chans[i].name);
         for (size_t j = 0; j < c->chans[i].n; j++) {
             uint64_t id = c->chans[i].members[j] ? c->chans[i].members[j] : a->self;
-            if (netelect__chan_add_member(a, ch, id, ORIG_CFG) < 0)
+            if (agent_chan_add_member(a, ch, id, ORIG_CFG) < 0)
                 DIE("out of memory adding channel members");
         }
     }
@@ -124,7 +124,7 @@ static int resolve_group(const char *name, gid_t *out, char *err, size_t errlen,
     struct group *g = getgrnam(name);
     if (!g) {
         uint64_t v;
-        if (netelect__parse_u64(name, &v) == 0) {
+        if (agent_parse_u64(name, &v) == 0) {
             *out = (gid_t)v;
             return 0;
         }
@@ -137,7 +137,7 @@ static int resolve_group(const char *name, gid_t *out, char *err, size_t errlen,
 
 int agent_reload(struct agent *a, char *err, size_t errlen)
 {
-    a->st.reloads++;
+    a->stats.reloads++;
     if (!a->cfg_path) {
         LOG_I("reload: running on the embedded default configuration; nothing to reload");
         return 0;
@@ -170,16 +170,16 @@ int agent_reload(struct agent *a, char *err, size_t errlen)
     if (what) {
         snprintf(err, errlen, "%s: %s cannot change on reload; restart netelectd", a->cfg_path,
                  what);
-        netelect__cfg_free(&c);
+        agent_cfg_free(&c);
         r = -EINVAL;
         goto bad;
     }
     memcpy(a->key, key, sizeof key);
     sodium_memzero(key, sizeof key);
-    a->pp = probe_params(&c);
-    netelect__log_set_level(c.log_level);
+    a->probe_params = probe_params(&c);
+    agent_log_set_level(c.log_level);
     agent_apply_membership(a, &c);
-    netelect__cfg_free(&a->cfg);
+    agent_cfg_free(&a->cfg);
     a->cfg = c;
     /* The published form of every node may depend on the configuration
      * (RTT hysteresis): the next publish, whenever it comes, rebuilds them
@@ -188,7 +188,7 @@ int agent_reload(struct agent *a, char *err, size_t errlen)
     LOG_N("reloaded %s: %zu peers, %zu channels", a->cfg_path, c.n_peers, c.n_chans);
     return 0;
 bad:
-    a->st.reload_failures++;
+    a->stats.reload_failures++;
     LOG_E("reload failed, keeping the running configuration: %s", err);
     return r;
 }
@@ -217,11 +217,11 @@ static int inherit_node(void *ctx, const struct netelect_node_info *o)
 {
     struct inherit *c = ctx;
     struct agent *a = c->a;
-    struct node *n = o->id == a->self ? NULL : netelect__node_find(a, o->id);
-    if (!n || !n->probed || n->pr.samples || o->source != NETELECT_SRC_PROBE ||
+    struct node *n = o->id == a->self ? NULL : agent_node_find(a, o->id);
+    if (!n || !n->probed || n->probe.samples || o->source != NETELECT_SRC_PROBE ||
         o->rtt_ns == NETELECT_RTT_UNKNOWN || o->rtt_ns > NETELECT_RTT_MAX_MEASURED)
         return 0;
-    struct netelect_probe *p = &n->pr;
+    struct netelect_probe *p = &n->probe;
     p->srtt_ns = o->rtt_ns;
     p->rttvar_ns = o->rtt_err_ns;
     p->raw_ns = o->rtt_raw_ns <= NETELECT_RTT_MAX_MEASURED ? o->rtt_raw_ns : o->rtt_ns;
@@ -229,15 +229,15 @@ static int inherit_node(void *ctx, const struct netelect_node_info *o)
     if (o->last_heard_ns && o->last_heard_ns <= c->now)
         p->last_heard_ns = o->last_heard_ns;
     if (c->fresh && o->healthy && p->last_heard_ns) {
-        uint64_t quiet = (c->now - p->last_heard_ns) / a->pp.interval_ns;
-        if (quiet < a->pp.misses) {
+        uint64_t quiet = (c->now - p->last_heard_ns) / a->probe_params.interval_ns;
+        if (quiet < a->probe_params.misses) {
             p->healthy = 1;
             p->miss_run = (uint32_t)quiet;
             c->healthy++;
         }
     }
     c->nodes++;
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
     return 0;
 }
 
@@ -274,7 +274,7 @@ void agent_inherit_old_view(struct agent *a, char *msg, size_t msglen, int *leve
      * time namespace): not fresh. */
     bool aged = r == 0 && st.heartbeat_mono_ns && st.heartbeat_mono_ns <= c.now;
     uint64_t age = aged ? c.now - st.heartbeat_mono_ns : 0;
-    uint64_t budget = (uint64_t)a->pp.misses * a->pp.interval_ns;
+    uint64_t budget = (uint64_t)a->probe_params.misses * a->probe_params.interval_ns;
     c.fresh = aged && age <= budget;
     if (r == 0)
         r = netelect_view_foreach_node(v, inherit_node, &c);
@@ -315,12 +315,12 @@ int agent_check_config(struct agent *a, const char *path)
     if (resolve_group(cc.control_group, &g, err, sizeof err, "control_group") < 0 ||
         resolve_group(cc.shm_group, &g, err, sizeof err, "[segment] group") < 0) {
         fprintf(stderr, "%s: %s\n", path, err);
-        netelect__cfg_free(&cc);
+        agent_cfg_free(&cc);
         return 1;
     }
     printf("%s: valid: %zu peers, %zu channels, key %s\n", path, cc.n_peers, cc.n_chans,
            hk ? "loaded" : "not set");
-    netelect__cfg_free(&cc);
+    agent_cfg_free(&cc);
     return 0;
 }
 
@@ -331,7 +331,7 @@ int agent_config_start(struct agent *a, gid_t *shm_gid, char *id_origin, size_t 
         LOG_E("%s", err);
         return -1;
     }
-    netelect__log_set_level(a->cfg.log_level);
+    agent_log_set_level(a->cfg.log_level);
     a->self = a->cfg.node_id;
     snprintf(id_origin, id_len, "%s", a->opt_node_id ? "--node-id" : "config");
     if (!a->self) {
@@ -339,9 +339,9 @@ int agent_config_start(struct agent *a, gid_t *shm_gid, char *id_origin, size_t 
          * once and kept in the state directory. */
         char sdir[PATH_MAX];
         struct netelect_node_id_origin o;
-        int r = netelect__state_dir_default(a->cfg.state_dir, sdir, sizeof sdir, err, sizeof err);
+        int r = agent_state_dir_default(a->cfg.state_dir, sdir, sizeof sdir, err, sizeof err);
         if (r >= 0)
-            r = netelect__node_id_resolve(NULL, sdir, &a->self, &o, err, sizeof err);
+            r = agent_node_id_resolve(NULL, sdir, &a->self, &o, err, sizeof err);
         if (r < 0) {
             LOG_E("no node_id configured and no readable /etc/machine-id or "
                   "/var/lib/dbus/machine-id to derive one from, and no generated id either: %s; "
@@ -361,6 +361,6 @@ int agent_config_start(struct agent *a, gid_t *shm_gid, char *id_origin, size_t 
         LOG_E("%s: %s", a->cfg.source, err);
         return -1;
     }
-    a->pp = probe_params(&a->cfg);
+    a->probe_params = probe_params(&a->cfg);
     return 0;
 }

@@ -78,7 +78,7 @@ static bool serf_tag_has(const char *tag, const char *name)
     snprintf(buf, sizeof buf, "%s", tag);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (!strcmp(netelect__trim(t), name))
+        if (!strcmp(agent_trim(t), name))
             return true;
     return false;
 }
@@ -99,9 +99,9 @@ static void serf_chan_drop(struct agent *a, uint64_t id, const char *keep)
                 break;
             c->m[j].orig &= ~(unsigned)ORIG_SERF;
             if (!c->m[j].orig) {
-                netelect__chan_remove_member(a, c, id);
+                agent_chan_remove_member(a, c, id);
                 if (!c->n) {
-                    netelect__chan_remove(a, c); /* moves the last channel to i */
+                    agent_chan_remove(a, c); /* moves the last channel to i */
                     removed_chan = true;
                 }
             }
@@ -119,14 +119,14 @@ static void serf_chan_join(struct agent *a, uint64_t id, const char *tag)
     snprintf(buf, sizeof buf, "%s", tag);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        t = netelect__trim(t);
-        if (!netelect__valid_chan_name(t)) {
+        t = agent_trim(t);
+        if (!agent_valid_chan_name(t)) {
             LOG_D("serf: member %#llx: ignoring invalid channel name '%s'", (unsigned long long)id, t);
             continue;
         }
         char err[200];
         uint64_t sup;
-        struct chan *c = netelect__chan_find(a, t);
+        struct chan *c = agent_chan_find(a, t);
         if (!c && a->n_chans >= a->cfg.serf_max_chans) {
             if (serf_log_ok(SERF_LOG_CHANS, &sup))
                 LOGA_W(id, NULL, t, "serf: member %#llx: not creating channel '%s': %zu channels, "
@@ -135,9 +135,9 @@ static void serf_chan_join(struct agent *a, uint64_t id, const char *tag)
                       (unsigned long long)sup);
             continue;
         }
-        int r = c ? 0 : netelect__chan_get_limited(a, t, &c, err, sizeof err);
+        int r = c ? 0 : agent_chan_get_limited(a, t, &c, err, sizeof err);
         if (r == 0)
-            r = netelect__chan_add_member_limited(a, c, id, ORIG_SERF, err, sizeof err);
+            r = agent_chan_add_member_limited(a, c, id, ORIG_SERF, err, sizeof err);
         if (r == -ENOMEM)
             DIE("out of memory adding a Serf channel member");
         if (r < 0 && serf_log_ok(SERF_LOG_CHANS, &sup))
@@ -176,12 +176,12 @@ static void serf_member_cb(void *ctx, enum netelect_serf_event ev, const struct 
         serf_chan_join(a, id, chans);
     if (id == a->self)
         return;
-    struct node *n = netelect__node_find(a, id);
+    struct node *n = agent_node_find(a, id);
     if (ev == NETELECT_SERF_EV_REAP) {
         if (n) {
             n->serf_known = n->serf_alive = n->serf_has_rtt = false;
-            netelect__node_changed(a, n);
-            netelect__node_forget_orig(a, n, ORIG_SERF);
+            agent_node_changed(a, n);
+            agent_node_forget_orig(a, n, ORIG_SERF);
         }
         return;
     }
@@ -190,7 +190,7 @@ static void serf_member_cb(void *ctx, enum netelect_serf_event ev, const struct 
     if (!n) {
         char err[200];
         uint64_t sup;
-        if (netelect__node_get_limited(a, id, &n, err, sizeof err) < 0) {
+        if (agent_node_get_limited(a, id, &n, err, sizeof err) < 0) {
             if (serf_log_ok(SERF_LOG_NODES, &sup))
                 LOG_W("serf: member %s (%#llx) not added: %s (%llu more like this suppressed)",
                       m->name ? m->name : "?", (unsigned long long)id, err,
@@ -216,27 +216,27 @@ static void serf_member_cb(void *ctx, enum netelect_serf_event ev, const struct 
               n->orig & (ORIG_CFG | ORIG_CTL) || serf_chan_refs(a, id)
                   ? ": out of its Serf channels, kept (configured or in a channel)"
                   : ": forgotten");
-        netelect__node_changed(a, n);
+        agent_node_changed(a, n);
         if (!(n->orig & (ORIG_CFG | ORIG_CTL)) && !serf_chan_refs(a, id))
-            netelect__node_forget_orig(a, n, ORIG_SERF);
+            agent_node_forget_orig(a, n, ORIG_SERF);
         return;
     }
     if (was_alive != n->serf_alive)
         LOGA_I(id, NULL, NULL, "serf: member %s (%#llx) is %s", m->name ? m->name : "?", (unsigned long long)id,
               n->serf_alive ? "alive" : "not alive (leaving or failed)");
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
 }
 
 static void serf_coord_cb(void *ctx, uint64_t node_id, uint64_t rtt_ns, uint64_t err_ns)
 {
     struct agent *a = ctx;
-    struct node *n = netelect__node_find(a, node_id);
+    struct node *n = agent_node_find(a, node_id);
     if (!n || node_id == a->self)
         return; /* coordinates alone do not create nodes */
     n->serf_has_rtt = true;
     n->serf_rtt_ns = rtt_ns > NETELECT_RTT_MAX_MEASURED ? NETELECT_RTT_MAX_MEASURED : rtt_ns;
     n->serf_err_ns = err_ns;
-    netelect__node_changed(a, n);
+    agent_node_changed(a, n);
 }
 
 static void serf_reject_cb(void *ctx, int why, const struct netelect_serf_member *m)
@@ -254,7 +254,7 @@ static void serf_reject_cb(void *ctx, int why, const struct netelect_serf_member
         LOG_W("serf: ignoring member %s: its %s tag claims this host's node id %#llx, but this "
               "host's member is %s (%llu more like this suppressed)",
               name, a->cfg.serf_id_tag, id,
-              a->serf && netelect__serf_self_name(a->serf) ? netelect__serf_self_name(a->serf)
+              a->serf && agent_serf_self_name(a->serf) ? agent_serf_self_name(a->serf)
                                                            : "not known yet",
               (unsigned long long)sup);
     else if (why == NETELECT_SERF_REJECT_DUP_ID)
@@ -276,7 +276,7 @@ static void serf_conn_cb(void *ctx, int up, int err)
     }
     if (err == -EPERM) {
         struct netelect_serf_stats st;
-        netelect__serf_stats(a->serf, &st);
+        agent_serf_stats(a->serf, &st);
         if (st.listener_uid >= 0)
             LOG_E("serf: refusing %s: its listener belongs to uid %lld, not root, uid %u "
                   "(netelectd) or [serf] rpc_uid; nothing was sent, the auth key neither "
@@ -313,7 +313,7 @@ static int serf_rpc_uids(const struct agent *a, uint32_t uids[2], size_t *n, int
         return 0;
     }
     uint64_t u;
-    if (netelect__parse_u64(v, &u) == 0) {
+    if (agent_parse_u64(v, &u) == 0) {
         if (u >= UINT32_MAX) {
             LOG_E("serf: [serf] rpc_uid %s is not a valid uid", v);
             return -EINVAL;
@@ -335,8 +335,8 @@ static int serf_rpc_uids(const struct agent *a, uint32_t uids[2], size_t *n, int
 static void serf_sync(struct agent *a)
 {
     struct netelect_serf *s = a->serf;
-    int fd = netelect__serf_fd(s);
-    uint32_t evs = netelect__serf_events(s);
+    int fd = agent_serf_fd(s);
+    uint32_t evs = agent_serf_events(s);
     struct epoll_event ev = {.events = evs, .data.u64 = EV_TAG(EV_SERF, 0)};
     if (fd != a->serf_fd && a->serf_fd >= 0)
         epoll_ctl(a->ep, EPOLL_CTL_DEL, a->serf_fd, NULL);
@@ -347,7 +347,7 @@ static void serf_sync(struct agent *a)
     }
     a->serf_fd = fd;
     a->serf_events = evs;
-    agent_timer_arm(a->serf_tfd, netelect__serf_next_deadline(s));
+    agent_timer_arm(a->serf_tfd, agent_serf_next_deadline(s));
 }
 
 int agent_serf_start(struct agent *a)
@@ -375,7 +375,7 @@ int agent_serf_start(struct agent *a)
                                                       .connection = serf_conn_cb,
                                                       .reject = serf_reject_cb};
     struct netelect_serf *s;
-    int r = netelect__serf_new(&sc, &cb, a, &s);
+    int r = agent_serf_new(&sc, &cb, a, &s);
     if (r < 0) {
         LOG_E("serf: cannot start the RPC client for %s: %s", sc.rpc_addr, strerror(-r));
         return r;
@@ -403,7 +403,7 @@ void agent_serf_io(struct agent *a, uint32_t events)
 {
     if (!a->serf)
         return;
-    int r = netelect__serf_handle(a->serf, events, agent_now_ns());
+    int r = agent_serf_handle(a->serf, events, agent_now_ns());
     if (r < 0)
         LOG_D("serf: %s", strerror(-r));
     serf_sync(a);
@@ -413,7 +413,7 @@ void agent_serf_timer(struct agent *a)
 {
     if (!a->serf)
         return;
-    int r = netelect__serf_tick(a->serf, agent_now_ns());
+    int r = agent_serf_tick(a->serf, agent_now_ns());
     if (r < 0)
         LOG_D("serf: %s", strerror(-r));
     serf_sync(a);
@@ -422,6 +422,6 @@ void agent_serf_timer(struct agent *a)
 void agent_serf_stop(struct agent *a)
 {
     if (a->serf)
-        netelect__serf_free(a->serf);
+        agent_serf_free(a->serf);
     a->serf = NULL;
 }

@@ -41,7 +41,7 @@ static void send_pkt(struct agent *a, struct node *n, const struct sockaddr *to,
     uint8_t buf[NETELECT_PKT_LEN];
     if (type == NETELECT_PKT_PONG && !p.receiver_inc)
         return;
-    if (netelect__pkt_encode(&p, a->key, buf) < 0)
+    if (agent_pkt_encode(&p, a->key, buf) < 0)
         DIE("encoding a packet for %#llx failed", (unsigned long long)n->id);
     /* An IPv6 socket ([::]:port, dual-stack) reaches IPv4 peers through
      * v4-mapped addresses. */
@@ -58,55 +58,55 @@ static void send_pkt(struct agent *a, struct node *n, const struct sockaddr *to,
         tolen = sizeof mapped;
     }
     if (sendto(a->udp, buf, sizeof buf, MSG_DONTWAIT, to, tolen) != (ssize_t)sizeof buf) {
-        a->st.tx_err++;
+        a->stats.tx_err++;
         LOG_D("send to %#llx: %s", (unsigned long long)n->id, strerror(errno));
         return;
     }
     if (type == NETELECT_PKT_PING)
-        a->st.tx_ping++;
+        a->stats.tx_ping++;
     else
-        a->st.tx_pong++;
+        a->stats.tx_pong++;
 }
 
 static void health_changed(struct agent *a, struct node *n)
 {
-    a->st.health_changes++;
+    a->stats.health_changes++;
     char ab[80];
     const struct sockaddr *sa = (const struct sockaddr *)&n->addr;
-    if (n->pr.healthy)
+    if (n->probe.healthy)
         LOGA_N(n->id, sa, NULL, "peer %#llx (%s) is healthy: rtt %.3f ms", (unsigned long long)n->id,
-              netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab), n->pr.srtt_ns / 1e6);
+              agent_fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab), n->probe.srtt_ns / 1e6);
     else
         LOGA_N(n->id, sa, NULL, "peer %#llx (%s) is unhealthy: %u probes missed in a row",
               (unsigned long long)n->id,
-              netelect__fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab), n->pr.miss_run);
+              agent_fmt_addr((struct sockaddr *)&n->addr, ab, sizeof ab), n->probe.miss_run);
 }
 
 void agent_probes_run(struct agent *a)
 {
     uint64_t now = agent_now_ns();
     struct node *n;
-    while ((n = netelect__heap_top(a)) && netelect__probe_next(&n->pr) <= now) {
-        uint64_t missed = n->pr.missed;
-        int f = netelect__probe_tick(&n->pr, &a->pp, now, n->tx_seq + 1);
-        if (n->pr.missed != missed)
-            LOG_D("probe of %#llx timed out (%u in a row)", (unsigned long long)n->id, n->pr.miss_run);
+    while ((n = agent_heap_top(a)) && agent_probe_next(&n->probe) <= now) {
+        uint64_t missed = n->probe.missed;
+        int f = agent_probe_tick(&n->probe, &a->probe_params, now, n->tx_seq + 1);
+        if (n->probe.missed != missed)
+            LOG_D("probe of %#llx timed out (%u in a row)", (unsigned long long)n->id, n->probe.miss_run);
         if (f & NETELECT_PROBE_SEND)
             send_pkt(a, n, (struct sockaddr *)&n->addr, n->addrlen, NETELECT_PKT_PING, 0, 0, now);
         if (f & NETELECT_PROBE_HEALTH) {
             health_changed(a, n);
         }
         if (f)
-            netelect__node_changed(a, n);
-        netelect__heap_fix(a, n);
+            agent_node_changed(a, n);
+        agent_heap_fix(a, n);
     }
     agent_probes_arm(a);
 }
 
 void agent_probes_arm(struct agent *a)
 {
-    struct node *n = netelect__heap_top(a);
-    agent_timer_arm(a->probe_tfd, n ? netelect__probe_next(&n->pr) : 0);
+    struct node *n = agent_heap_top(a);
+    agent_timer_arm(a->probe_tfd, n ? agent_probe_next(&n->probe) : 0);
 }
 
 static size_t addr_hash(const struct sockaddr_storage *ss, socklen_t len)
@@ -120,10 +120,10 @@ static size_t addr_hash(const struct sockaddr_storage *ss, socklen_t len)
 
 static void drop(struct agent *a, enum drop_reason r, const struct sockaddr_storage *from)
 {
-    a->st.drop[r]++;
-    if (netelect__log_enabled(NETELECT_LOG_DEBUG)) {
+    a->stats.drop[r]++;
+    if (agent_log_enabled(NETELECT_LOG_DEBUG)) {
         char ab[80];
-        LOG_D("dropped a packet from %s: %s", netelect__fmt_addr((const struct sockaddr *)from, ab, sizeof ab),
+        LOG_D("dropped a packet from %s: %s", agent_fmt_addr((const struct sockaddr *)from, ab, sizeof ab),
               agent_drop_names[r]);
     }
 }
@@ -156,7 +156,7 @@ void agent_auth_log_flush(uint64_t now)
     LOG_W("%" PRIu64 " more probe packet%s failed authentication in the last %.0f s, the last "
           "from %s (wrong key on a peer, or forged)", auth_log.count, auth_log.count == 1 ? "" : "s",
           (double)(now - auth_log.since_ns) / 1e9,
-          netelect__fmt_addr((const struct sockaddr *)&auth_log.last, ab, sizeof ab));
+          agent_fmt_addr((const struct sockaddr *)&auth_log.last, ab, sizeof ab));
     auth_log.since_ns = now;
     auth_log.count = 0;
 }
@@ -173,14 +173,14 @@ static void auth_failed(const struct sockaddr_storage *from, uint64_t now)
     LOGA_W(0, (const struct sockaddr *)from, NULL,
            "a probe packet from %s failed authentication: a peer with another key_file, or a "
           "forged packet (further failures: one line per %.0f s with their count)",
-          netelect__fmt_addr((const struct sockaddr *)from, ab, sizeof ab), (double)AUTH_LOG_NS / 1e9);
+          agent_fmt_addr((const struct sockaddr *)from, ab, sizeof ab), (double)AUTH_LOG_NS / 1e9);
     auth_log.since_ns = now ? now : 1;
 }
 
 static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
                           const struct sockaddr_storage *from, socklen_t fromlen, uint64_t now)
 {
-    a->st.rx++;
+    a->stats.rx++;
     /*
      * A packet from a probed peer's address gets its MAC checked first
      * (about a microsecond) and is rate-limited by its authenticated sender
@@ -189,20 +189,20 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
      * source address, and all unknown sources together by one more bucket,
      * before a MAC is spent on it.
      */
-    if (!netelect__addr_known(a, from, fromlen)) {
+    if (!agent_addr_known(a, from, fromlen)) {
         size_t bi = addr_hash(from, fromlen) % a->n_buckets;
         if (memcmp(&a->buckets[bi].a, from, fromlen)) {
             memset(&a->buckets[bi], 0, sizeof a->buckets[bi]);
             memcpy(&a->buckets[bi].a, from, fromlen);
         }
-        if (!netelect__bucket_take(&a->buckets[bi].b, now, a->cfg.rate_pps, a->cfg.rate_burst) ||
-            !netelect__bucket_take(&a->unknown_bucket, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
+        if (!agent_bucket_take(&a->buckets[bi].b, now, a->cfg.rate_pps, a->cfg.rate_burst) ||
+            !agent_bucket_take(&a->unknown_bucket, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
             drop(a, DROP_RATE, from);
             return;
         }
     }
     struct netelect_pkt p;
-    int r = netelect__pkt_decode(buf, len, a->key, &p);
+    int r = agent_pkt_decode(buf, len, a->key, &p);
     switch (r) {
     case 0: break;
     case NETELECT_PKT_ETRUNC: drop(a, DROP_TRUNC, from); return;
@@ -219,12 +219,12 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
         drop(a, DROP_NOT_FOR_US, from);
         return;
     }
-    struct node *n = netelect__node_find(a, p.sender);
+    struct node *n = agent_node_find(a, p.sender);
     if (!n || !n->probed) {
         drop(a, DROP_UNKNOWN_SENDER, from);
         return;
     }
-    r = netelect__replay_check(&n->rp, p.sender_inc, p.seq);
+    r = agent_replay_check(&n->replay, p.sender_inc, p.seq);
     if (r == NETELECT_PKT_EREPLAY) {
         drop(a, DROP_REPLAY, from);
         return;
@@ -235,7 +235,7 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
     }
     if (r == 1) {
         if (n->peer_inc) {
-            a->st.peer_restarts++;
+            a->stats.peer_restarts++;
             LOGA_I(n->id, (const struct sockaddr *)&n->addr, NULL,
                    "peer %#llx restarted (incarnation %" PRIu64 " -> %" PRIu64 ")",
                   (unsigned long long)n->id, n->peer_inc, p.sender_inc);
@@ -244,12 +244,12 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
     }
     /* Charged only for authentic, fresh packets: only the key holder can
      * spend this budget, and a replay cannot. */
-    if (!netelect__bucket_take(&n->rx_bucket, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
+    if (!agent_bucket_take(&n->rx_bucket, now, a->cfg.rate_pps, a->cfg.rate_burst)) {
         drop(a, DROP_RATE_PEER, from);
         return;
     }
     if (p.type == NETELECT_PKT_PING) {
-        a->st.rx_ok++;
+        a->stats.rx_ok++;
         n->heard_ns = now;
         /* The reply goes to the peer's configured address, never to the
          * packet's source: a captured PING resent from elsewhere (it is
@@ -257,24 +257,24 @@ static void handle_packet(struct agent *a, const uint8_t *buf, size_t len,
          * party. */
         send_pkt(a, n, (const struct sockaddr *)&n->addr, n->addrlen, NETELECT_PKT_PONG, p.seq,
                  p.ts, now);
-        netelect__node_changed(a, n);
+        agent_node_changed(a, n);
         return;
     }
     if (p.receiver_inc != a->inc) {
         drop(a, DROP_STALE_PONG, from);
         return;
     }
-    int f = netelect__probe_reply(&n->pr, &a->pp, p.ack_seq, p.ack_ts, now);
+    int f = agent_probe_reply(&n->probe, &a->probe_params, p.ack_seq, p.ack_ts, now);
     if (f < 0) {
         drop(a, DROP_UNSOLICITED, from);
         return;
     }
-    a->st.rx_ok++;
+    a->stats.rx_ok++;
     n->heard_ns = now;
     if (f & NETELECT_PROBE_HEALTH)
         health_changed(a, n);
-    netelect__node_changed(a, n);
-    netelect__heap_fix(a, n);
+    agent_node_changed(a, n);
+    agent_heap_fix(a, n);
 }
 
 void agent_udp_readable(struct agent *a)

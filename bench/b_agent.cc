@@ -4,9 +4,9 @@
 //
 //   agent/pong/104       one PONG through the whole receive path of the
 //                        agent's pure code: per-source token bucket,
-//                        netelect__pkt_decode (magic, version, length,
+//                        agent_pkt_decode (magic, version, length,
 //                        HMAC-SHA512-256 verify, fields), anti-replay
-//                        window, then netelect__probe_reply (RTT filter and
+//                        window, then agent_probe_reply (RTT filter and
 //                        health update).  Built only when agent/packet.c
 //                        and agent/prober.c exist (NETELECT_BENCH_HAVE_AGENT).
 //   agent/auth_verify/104  libsodium crypto_auth_verify over the same 72
@@ -76,8 +76,8 @@ void pong(benchmark::State &st)
     const uint64_t t0 = mono_ns(), seq = 7;
 
     netelect_probe probe0;
-    netelect__probe_init(&probe0, t0);
-    if (!(netelect__probe_tick(&probe0, &pp, t0, seq) & NETELECT_PROBE_SEND)) {
+    agent_probe_init(&probe0, t0);
+    if (!(agent_probe_tick(&probe0, &pp, t0, seq) & NETELECT_PROBE_SEND)) {
         st.SkipWithError("the probe did not send its first PING");
         return;
     }
@@ -94,8 +94,8 @@ void pong(benchmark::State &st)
     p.ack_seq = seq;
     p.ack_ts = t0;
     alignas(64) uint8_t pkt[kPktLen];
-    if (netelect__pkt_encode(&p, key, pkt)) {
-        st.SkipWithError("netelect__pkt_encode failed");
+    if (agent_pkt_encode(&p, key, pkt)) {
+        st.SkipWithError("agent_pkt_encode failed");
         return;
     }
     netelect_bucket bucket{};
@@ -108,13 +108,13 @@ void pong(benchmark::State &st)
         replay = replay0;
         benchmark::ClobberMemory();
         netelect_pkt q;
-        int rc = netelect__bucket_take(&bucket, arrive, 1000000000u, 1000000000u) ? 0 : -1;
+        int rc = agent_bucket_take(&bucket, arrive, 1000000000u, 1000000000u) ? 0 : -1;
         if (!rc)
-            rc = netelect__pkt_decode(pkt, kPktLen, key, &q);
+            rc = agent_pkt_decode(pkt, kPktLen, key, &q);
         if (!rc)
-            rc = netelect__replay_check(&replay, q.sender_inc, q.seq) < 0 ? -1 : 0;
+            rc = agent_replay_check(&replay, q.sender_inc, q.seq) < 0 ? -1 : 0;
         if (!rc)
-            rc = netelect__probe_reply(&probe, &pp, q.ack_seq, q.ack_ts, arrive) < 0 ? -1 : 0;
+            rc = agent_probe_reply(&probe, &pp, q.ack_seq, q.ack_ts, arrive) < 0 ? -1 : 0;
         bad += rc != 0;
         benchmark::DoNotOptimize(probe);
     }

@@ -16,7 +16,7 @@
 #include <errno.h>
 #include <string.h>
 
-void netelect__serf_scan_init(struct netelect_serf_scan *sc)
+void agent_serf_scan_init(struct netelect_serf_scan *sc)
 {
     memset(sc, 0, sizeof(*sc));
 }
@@ -135,7 +135,7 @@ static int header(struct netelect_serf_scan *sc)
     }
 }
 
-int netelect__serf_scan(struct netelect_serf_scan *sc, const unsigned char *p, size_t n)
+int agent_serf_scan(struct netelect_serf_scan *sc, const unsigned char *p, size_t n)
 {
     size_t i = 0;
     while (i < n) {

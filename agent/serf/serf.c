@@ -232,7 +232,7 @@ static bool get_number(const msgpack_object *o, double *out)
 /* ------------------------------------------------------------------ */
 /* pure helpers exported for tests */
 
-int netelect__serf_parse_id(const char *s, size_t len, uint64_t *out)
+int agent_serf_parse_id(const char *s, size_t len, uint64_t *out)
 {
     if (!s || !out || len == 0)
         return -EINVAL;
@@ -272,7 +272,7 @@ static uint64_t sat_ns(double ns)
     return v > NETELECT_RTT_MAX_MEASURED ? NETELECT_RTT_MAX_MEASURED : v;
 }
 
-int netelect__serf_distance(const struct netelect_serf_coord *a,
+int agent_serf_distance(const struct netelect_serf_coord *a,
                             const struct netelect_serf_coord *b, uint64_t *rtt_ns,
                             uint64_t *err_ns)
 {
@@ -648,7 +648,7 @@ static int reset_input(struct netelect_serf *s)
     if (s->unp_ok)
         msgpack_unpacker_destroy(&s->unp);
     s->unp_ok = msgpack_unpacker_init(&s->unp, MSGPACK_UNPACKER_INIT_BUFFER_SIZE);
-    netelect__serf_scan_init(&s->scan);
+    agent_serf_scan_init(&s->scan);
     return s->unp_ok ? 0 : -ENOMEM;
 }
 
@@ -1023,7 +1023,7 @@ static int parse_member(const struct netelect_serf *s, const msgpack_object *o,
             if (k->via.str.size == s->id_tag_len &&
                 memcmp(k->via.str.ptr, s->id_tag, s->id_tag_len) == 0) {
                 /* A bad id only takes the member out of the view. */
-                v->has_id = netelect__serf_parse_id(vp, vn, &v->node_id) == 0;
+                v->has_id = agent_serf_parse_id(vp, vn, &v->node_id) == 0;
             } else if (k->via.str.size == s->channel_tag_len &&
                        memcmp(k->via.str.ptr, s->channel_tag, s->channel_tag_len) == 0) {
                 if (has_nul(vp, vn))
@@ -1344,7 +1344,7 @@ static int body_coord(struct netelect_serf *s, const msgpack_object *o, const ch
             m->coord_ok = true;
             uint64_t rtt, err;
             /* Different dimensionalities cannot be compared: no estimate. */
-            if (s->self_coord_ok && netelect__serf_distance(&s->self_coord, &c, &rtt, &err) == 0 &&
+            if (s->self_coord_ok && agent_serf_distance(&s->self_coord, &c, &rtt, &err) == 0 &&
                 s->cb.coord)
                 s->cb.coord(s->ctx, m->node_id, rtt, err);
         }
@@ -1445,7 +1445,7 @@ static int fail(struct netelect_serf *s, int err, uint64_t now)
     return err;
 }
 
-int netelect__serf_feed(struct netelect_serf *s, const void *bytes, size_t n, uint64_t now_ns)
+int agent_serf_feed(struct netelect_serf *s, const void *bytes, size_t n, uint64_t now_ns)
 {
     if (!s || (!bytes && n))
         return -EINVAL;
@@ -1453,7 +1453,7 @@ int netelect__serf_feed(struct netelect_serf *s, const void *bytes, size_t n, ui
         return -ENOTCONN;
     if (n == 0)
         return 0;
-    int r = netelect__serf_scan(&s->scan, bytes, n);
+    int r = agent_serf_scan(&s->scan, bytes, n);
     if (r < 0)
         return fail(s, r, now_ns);
     if (!msgpack_unpacker_reserve_buffer(&s->unp, n))
@@ -1587,7 +1587,7 @@ static int copy_cfg_str(const char *in, const char *def, char **out, size_t *len
     return 0;
 }
 
-void netelect__serf_free(struct netelect_serf *s)
+void agent_serf_free(struct netelect_serf *s)
 {
     if (!s)
         return;
@@ -1611,7 +1611,7 @@ void netelect__serf_free(struct netelect_serf *s)
     free(s);
 }
 
-int netelect__serf_new(const struct netelect_serf_config *cfg,
+int agent_serf_new(const struct netelect_serf_config *cfg,
                        const struct netelect_serf_callbacks *cb, void *ctx,
                        struct netelect_serf **out)
 {
@@ -1666,19 +1666,19 @@ int netelect__serf_new(const struct netelect_serf_config *cfg,
     if (r == 0)
         r = reset_input(s);
     if (r < 0) {
-        netelect__serf_free(s);
+        agent_serf_free(s);
         return r;
     }
     *out = s;
     return 0;
 }
 
-int netelect__serf_fd(const struct netelect_serf *s)
+int agent_serf_fd(const struct netelect_serf *s)
 {
     return s ? s->fd : -1;
 }
 
-uint32_t netelect__serf_events(const struct netelect_serf *s)
+uint32_t agent_serf_events(const struct netelect_serf *s)
 {
     if (!s || s->fd < 0)
         return 0;
@@ -1700,7 +1700,7 @@ static int finish_connect(struct netelect_serf *s, uint64_t now)
     return session_open(s, now);
 }
 
-int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns)
+int agent_serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns)
 {
     if (!s)
         return -EINVAL;
@@ -1729,7 +1729,7 @@ int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t no
             }
             if (n == 0)
                 return fail(s, -ECONNRESET, now_ns);
-            if ((r = netelect__serf_feed(s, s->rbuf, (size_t)n, now_ns)) < 0)
+            if ((r = agent_serf_feed(s, s->rbuf, (size_t)n, now_ns)) < 0)
                 return r;
         }
     }
@@ -1746,7 +1746,7 @@ static bool status_due(const struct netelect_serf *s)
            s->status_period != NETELECT_SERF_STATUS_POLL_OFF;
 }
 
-int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns)
+int agent_serf_tick(struct netelect_serf *s, uint64_t now_ns)
 {
     if (!s)
         return -EINVAL;
@@ -1790,7 +1790,7 @@ int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns)
     return r < 0 ? fail(s, r, now_ns) : 0;
 }
 
-uint64_t netelect__serf_next_deadline(const struct netelect_serf *s)
+uint64_t agent_serf_next_deadline(const struct netelect_serf *s)
 {
     if (!s)
         return UINT64_MAX;
@@ -1808,7 +1808,7 @@ uint64_t netelect__serf_next_deadline(const struct netelect_serf *s)
     return d ? d : 1;
 }
 
-void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out)
+void agent_serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out)
 {
     if (!s || !out)
         return;
@@ -1819,7 +1819,7 @@ void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_st
     out->ids_refused = s->n_refused;
 }
 
-int netelect__serf_test_connected(struct netelect_serf *s, uint64_t now_ns)
+int agent_serf_test_connected(struct netelect_serf *s, uint64_t now_ns)
 {
     if (!s)
         return -EINVAL;
@@ -1830,7 +1830,7 @@ int netelect__serf_test_connected(struct netelect_serf *s, uint64_t now_ns)
     return start_session(s, now_ns);
 }
 
-size_t netelect__serf_take_output(struct netelect_serf *s, void *buf, size_t cap)
+size_t agent_serf_take_output(struct netelect_serf *s, void *buf, size_t cap)
 {
     if (!s)
         return 0;
@@ -1847,12 +1847,12 @@ size_t netelect__serf_take_output(struct netelect_serf *s, void *buf, size_t cap
     return n;
 }
 
-size_t netelect__serf_member_count(const struct netelect_serf *s)
+size_t agent_serf_member_count(const struct netelect_serf *s)
 {
     return s ? s->n_members : 0;
 }
 
-const char *netelect__serf_self_name(const struct netelect_serf *s)
+const char *agent_serf_self_name(const struct netelect_serf *s)
 {
     return s ? s->self_name : NULL;
 }

@@ -5,11 +5,11 @@
  * RTT estimates from a local Serf agent and reports them through callbacks.
  *
  * Usage from an epoll loop:
- *   netelect__serf_new(&cfg, &cb, ctx, &s);
- *   loop: watch netelect__serf_fd(s) for netelect__serf_events(s) (it may
+ *   agent_serf_new(&cfg, &cb, ctx, &s);
+ *   loop: watch agent_serf_fd(s) for agent_serf_events(s) (it may
  *   change after a reconnect: re-read it after every call), call
- *   netelect__serf_handle() when it is ready, and netelect__serf_tick() no
- *   later than netelect__serf_next_deadline().
+ *   agent_serf_handle() when it is ready, and agent_serf_tick() no
+ *   later than agent_serf_next_deadline().
  * Nothing here blocks, prints or aborts; errors are negative errno values.
  * Watch the fd level-triggered: one handle() call reads at most 4 MiB.
  * Callbacks run inside handle()/tick() and must not free the client.
@@ -116,32 +116,32 @@ struct netelect_serf;
 /* cfg and cb may be NULL (defaults; no reports), as may any callback.
  * @return 0, -EINVAL (bad address, empty tag, backoff_min > backoff_max),
  * -ENOMEM. */
-int netelect__serf_new(const struct netelect_serf_config *cfg,
+int agent_serf_new(const struct netelect_serf_config *cfg,
                        const struct netelect_serf_callbacks *cb, void *ctx,
                        struct netelect_serf **out);
-void netelect__serf_free(struct netelect_serf *s);
+void agent_serf_free(struct netelect_serf *s);
 /* The socket to watch, or -1 while waiting to reconnect. */
-int netelect__serf_fd(const struct netelect_serf *s);
+int agent_serf_fd(const struct netelect_serf *s);
 /* EPOLLIN / EPOLLOUT bits wanted on that fd. */
-uint32_t netelect__serf_events(const struct netelect_serf *s);
+uint32_t agent_serf_events(const struct netelect_serf *s);
 /* The fd is ready (revents from epoll); now_ns is CLOCK_MONOTONIC.
  * @return 0; or why the connection was just dropped (a reconnect is already
  * scheduled, so this is for logging): -ECONNRESET, -EBADMSG (malformed
  * reply), -EMSGSIZE (over a size limit), -EPROTO (Serf returned an error),
  * -EACCES (auth refused), -EPERM (the RPC listener is not owned by a
  * trusted uid, or cannot be checked: see rpc_uids), or the socket's -errno. */
-int netelect__serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns);
+int agent_serf_handle(struct netelect_serf *s, uint32_t revents, uint64_t now_ns);
 /* Timers: reconnect, coordinate and status polls, request time-outs.
  * @return 0, or as handle(), plus -ETIMEDOUT and connect()'s -errno. */
-int netelect__serf_tick(struct netelect_serf *s, uint64_t now_ns);
-/* CLOCK_MONOTONIC ns by which netelect__serf_tick() must be called again;
+int agent_serf_tick(struct netelect_serf *s, uint64_t now_ns);
+/* CLOCK_MONOTONIC ns by which agent_serf_tick() must be called again;
  * never 0 (a due deadline is a past time); UINT64_MAX when nothing is due. */
-uint64_t netelect__serf_next_deadline(const struct netelect_serf *s);
+uint64_t agent_serf_next_deadline(const struct netelect_serf *s);
 /* Counters for `netelect status`: reconnects, malformed replies, events. */
 struct netelect_serf_stats {
     uint64_t connects, disconnects, malformed, events, coord_polls;
     int connected;
-    /* Added after the interface was settled (append-only): */
+    /* More counters (the struct is append-only): */
     uint64_t rpc_errors;         /* replies whose Error was set */
     uint64_t timeouts;           /* connects or requests that timed out */
     uint64_t members;            /* members tracked now */
@@ -154,9 +154,9 @@ struct netelect_serf_stats {
     uint64_t ids_refused;        /* members whose id claim is refused now */
     uint64_t refusals;           /* claims refused so far (reject() calls) */
 };
-void netelect__serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out);
+void agent_serf_stats(const struct netelect_serf *s, struct netelect_serf_stats *out);
 /* This host's member name, learnt from `stats` on each connection (NULL
  * until then): the one member allowed to carry self_id. */
-const char *netelect__serf_self_name(const struct netelect_serf *s);
+const char *agent_serf_self_name(const struct netelect_serf *s);
 
 #endif /* AGENT_SERF_SERF_H */

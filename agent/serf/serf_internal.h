@@ -49,7 +49,7 @@ struct netelect_serf_coord {
  * rough bound (Vivaldi's error is a relative one).
  * @return 0, or -EINVAL if the dimensions differ or a value is not finite.
  */
-int netelect__serf_distance(const struct netelect_serf_coord *a,
+int agent_serf_distance(const struct netelect_serf_coord *a,
                             const struct netelect_serf_coord *b, uint64_t *rtt_ns,
                             uint64_t *err_ns);
 
@@ -58,7 +58,7 @@ int netelect__serf_distance(const struct netelect_serf_coord *a,
  * string, no sign, no blanks, at most UINT64_MAX.
  * @return 0, or -EINVAL.
  */
-int netelect__serf_parse_id(const char *s, size_t len, uint64_t *out);
+int agent_serf_parse_id(const char *s, size_t len, uint64_t *out);
 
 /*
  * Processes bytes as if they had just been read from the socket.
@@ -67,24 +67,24 @@ int netelect__serf_parse_id(const char *s, size_t len, uint64_t *out);
  * -EACCES refused by Serf), after which a reconnect is scheduled;
  * -ENOTCONN if there is no connection to feed.
  */
-int netelect__serf_feed(struct netelect_serf *s, const void *bytes, size_t n, uint64_t now_ns);
+int agent_serf_feed(struct netelect_serf *s, const void *bytes, size_t n, uint64_t now_ns);
 
 /*
  * For tests and the fuzzer: behaves as if a connection had just been
  * established, without a socket (the handshake is queued).  Output then
- * accumulates until netelect__serf_take_output() takes it.
+ * accumulates until agent_serf_take_output() takes it.
  * @return 0, or a negative errno.
  */
-int netelect__serf_test_connected(struct netelect_serf *s, uint64_t now_ns);
+int agent_serf_test_connected(struct netelect_serf *s, uint64_t now_ns);
 
 /*
  * Copies up to `cap` bytes of queued output to `buf` and drops them.
  * @return the number of bytes copied.
  */
-size_t netelect__serf_take_output(struct netelect_serf *s, void *buf, size_t cap);
+size_t agent_serf_take_output(struct netelect_serf *s, void *buf, size_t cap);
 
 /* The number of members tracked in the table. */
-size_t netelect__serf_member_count(const struct netelect_serf *s);
+size_t agent_serf_member_count(const struct netelect_serf *s);
 
 /*
  * An incremental msgpack structure scanner that checks every declared size
@@ -102,8 +102,8 @@ struct netelect_serf_scan {
     uint64_t objects;   /* complete top-level objects seen */
 };
 
-void netelect__serf_scan_init(struct netelect_serf_scan *sc);
+void agent_serf_scan_init(struct netelect_serf_scan *sc);
 /* @return 0, -EMSGSIZE (a limit) or -EBADMSG (an invalid byte). */
-int netelect__serf_scan(struct netelect_serf_scan *sc, const unsigned char *p, size_t n);
+int agent_serf_scan(struct netelect_serf_scan *sc, const unsigned char *p, size_t n);
 
 #endif /* AGENT_SERF_SERF_INTERNAL_H */

@@ -21,7 +21,7 @@
 
 #include "agent/config.h"
 #include "agent/packet.h"
-#include "agent/util.h"
+#include "agent/parse.h"
 #include "tests/args.h"
 
 static volatile sig_atomic_t stop;
@@ -41,8 +41,8 @@ int main(int argc, char **argv)
     socklen_t ll;
     uint8_t key[32];
     char err[256];
-    if (sodium_init() < 0 || netelect__parse_addr(argv[1], &la, &ll, 0) < 0 ||
-        netelect__key_load(argv[2], key, err, sizeof err) < 0) {
+    if (sodium_init() < 0 || agent_parse_addr(argv[1], &la, &ll, 0) < 0 ||
+        agent_key_load(argv[2], key, err, sizeof err) < 0) {
         fprintf(stderr, "fakepeers: bad arguments %s\n", err);
         return 2;
     }
@@ -69,13 +69,13 @@ int main(int argc, char **argv)
         socklen_t fl = sizeof from;
         ssize_t n = recvfrom(fd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
         struct netelect_pkt p;
-        if (n < 0 || netelect__pkt_decode(buf, (size_t)n, key, &p) < 0 || p.type != NETELECT_PKT_PING)
+        if (n < 0 || agent_pkt_decode(buf, (size_t)n, key, &p) < 0 || p.type != NETELECT_PKT_PING)
             continue;
         struct netelect_pkt q = {.version = 1, .type = NETELECT_PKT_PONG, .sender = p.receiver,
                                  .receiver = p.sender, .sender_inc = inc,
                                  .receiver_inc = p.sender_inc, .seq = ++seq, .ts = 1,
                                  .ack_seq = p.seq, .ack_ts = p.ts};
-        if (netelect__pkt_encode(&q, key, out) == 0 &&
+        if (agent_pkt_encode(&q, key, out) == 0 &&
             sendto(fd, out, sizeof out, 0, (struct sockaddr *)&from, fl) == (ssize_t)sizeof out)
             answered++;
     }

@@ -36,7 +36,7 @@
 
 #include "agent/config.h"
 #include "agent/packet.h"
-#include "agent/util.h"
+#include "agent/parse.h"
 #include "tests/args.h"
 
 static uint64_t now_ns(void)
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     int spoof = 0;
     while (argc > 2 && (!strcmp(argv[1], "-b") || !strcmp(argv[1], "-s"))) {
         spoof = argv[1][1] == 's';
-        if (netelect__parse_addr(argv[2], &src, &srcl, 0) < 0 ||
+        if (agent_parse_addr(argv[2], &src, &srcl, 0) < 0 ||
             (spoof && src.ss_family != AF_INET)) {
             fprintf(stderr, "pktsend: %s wants an address:port%s\n", argv[1],
                     spoof ? " (IPv4)" : "");
@@ -99,9 +99,9 @@ int main(int argc, char **argv)
     uint8_t key[32];
     char err[256];
     uint64_t from_id, to_id;
-    if (sodium_init() < 0 || netelect__parse_addr(argv[1], &to, &tl, 0) < 0 ||
-        netelect__key_load(argv[2], key, err, sizeof err) < 0 ||
-        netelect__parse_id(argv[3], &from_id) < 0 || netelect__parse_id(argv[4], &to_id) < 0) {
+    if (sodium_init() < 0 || agent_parse_addr(argv[1], &to, &tl, 0) < 0 ||
+        agent_key_load(argv[2], key, err, sizeof err) < 0 ||
+        agent_parse_id(argv[3], &from_id) < 0 || agent_parse_id(argv[4], &to_id) < 0) {
         fprintf(stderr, "pktsend: bad arguments (%s)\n", err);
         return 2;
     }
@@ -147,12 +147,12 @@ int main(int argc, char **argv)
         buf[0] = 'X';
         sends = (int)count;
     } else if (!strcmp(kind, "floodmac")) {
-        if (netelect__pkt_encode(&p, key, buf) < 0)
+        if (agent_pkt_encode(&p, key, buf) < 0)
             return 1;
         buf[NETELECT_PKT_LEN - 1] ^= 1;
         sends = (int)count;
     } else {
-        if (netelect__pkt_encode(&p, key, buf) < 0)
+        if (agent_pkt_encode(&p, key, buf) < 0)
             return 1;
         if (!strcmp(kind, "truncated"))
             len = NETELECT_PKT_LEN - 9;
@@ -164,14 +164,14 @@ int main(int argc, char **argv)
             buf[NETELECT_PKT_LEN - 1] ^= 1;
         else if (!strcmp(kind, "notforus")) {
             p.receiver = to_id + 1;
-            netelect__pkt_encode(&p, key, buf);
+            agent_pkt_encode(&p, key, buf);
         } else if (!strcmp(kind, "badfields")) {
             /* authentic (a key holder made it) but type 9: hand-made header */
             buf[5] = 9;
             crypto_auth_hmacsha512256(buf + NETELECT_PKT_HDR_LEN, buf, NETELECT_PKT_HDR_LEN, key);
         } else if (!strcmp(kind, "staleinc")) {
             p.sender_inc = 1;
-            netelect__pkt_encode(&p, key, buf);
+            agent_pkt_encode(&p, key, buf);
         } else if (!strcmp(kind, "replay")) {
             size_t bl = 0;
             if (sodium_hex2bin(buf, sizeof buf, hex, strlen(hex), NULL, &bl, NULL) != 0 ||
@@ -220,9 +220,9 @@ int main(int argc, char **argv)
         uint8_t in[256];
         ssize_t n = recv(fd, in, sizeof in, 0);
         struct netelect_pkt q;
-        int r = netelect__pkt_decode(in, n < 0 ? 0 : (size_t)n, key, &q);
+        int r = agent_pkt_decode(in, n < 0 ? 0 : (size_t)n, key, &q);
         if (r < 0 || q.type != NETELECT_PKT_PONG || q.ack_seq != p.seq) {
-            fprintf(stderr, "pktsend: bad PONG (%s)\n", netelect__pkt_err_name(r));
+            fprintf(stderr, "pktsend: bad PONG (%s)\n", agent_pkt_err_name(r));
             return 1;
         }
         char h[2 * NETELECT_PKT_LEN + 1];

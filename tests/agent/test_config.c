@@ -15,7 +15,7 @@
 
 static int load(const char *text, struct netelect_cfg *c, char *err)
 {
-    return netelect__cfg_load_buffer(text, strlen(text), "t.conf", c, err, NETELECT_CFG_ERR_LEN);
+    return agent_cfg_load_buffer(text, strlen(text), "t.conf", c, err, NETELECT_CFG_ERR_LEN);
 }
 
 Test(config, full_example_parses, .timeout = 10)
@@ -85,7 +85,7 @@ Test(config, full_example_parses, .timeout = 10)
     cr_assert_eq(c.chans[0].members[3], 0x13);
     cr_assert(c.serf_enabled);
     cr_assert_str_eq(c.serf_channel_tag, "chans");
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
 }
 
 Test(config, empty_file_gives_defaults, .timeout = 10)
@@ -99,7 +99,7 @@ Test(config, empty_file_gives_defaults, .timeout = 10)
     cr_assert_str_eq(c.shm_name, "netelect");
     cr_assert_str_eq(c.control_path, NETELECT_DEFAULT_CONTROL);
     cr_assert_eq(c.n_peers, 0);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
 }
 
 /* Arrays, not pointers: Criterion copies parameters into another process. */
@@ -174,18 +174,18 @@ Test(config, rtt_hysteresis_keys, .timeout = 10)
     char err[NETELECT_CFG_ERR_LEN];
     cr_assert_eq(load("", &c, err), 0);
     cr_assert(c.rtt_hyst_pct == 0 && c.rtt_hyst_min_ns == 0, "off by default");
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[agent]\nrtt_hysteresis = 20%\nrtt_hysteresis_min = 50us\n", &c, err), 0, "%s", err);
     cr_assert_eq(c.rtt_hyst_pct, 20);
     cr_assert_eq(c.rtt_hyst_min_ns, 50000);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[agent]\nrtt_hysteresis = 08\nrtt_hysteresis_min = 100ms\n", &c, err), 0, "%s", err);
     cr_assert_eq(c.rtt_hyst_pct, 8, "decimal, not octal; the %% sign is optional");
     cr_assert_eq(c.rtt_hyst_min_ns, 100000000);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[agent]\nrtt_hysteresis = 100%\nrtt_hysteresis_min = 0us\n", &c, err), 0, "%s", err);
     cr_assert_eq(c.rtt_hyst_pct, 100);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
 }
 
 Test(config, nul_and_garbage_bytes_are_errors_not_crashes, .timeout = 10)
@@ -193,7 +193,7 @@ Test(config, nul_and_garbage_bytes_are_errors_not_crashes, .timeout = 10)
     const char text[] = "[agent]\nnode_id = 1\0\n[peers]\n";
     struct netelect_cfg c;
     char err[NETELECT_CFG_ERR_LEN];
-    int r = netelect__cfg_load_buffer(text, sizeof text - 1, "t.conf", &c, err, sizeof err);
+    int r = agent_cfg_load_buffer(text, sizeof text - 1, "t.conf", &c, err, sizeof err);
     cr_assert_lt(r, 0);
     cr_assert(strstr(err, "t.conf:2:"), "%s", err);
     unsigned char junk[512];
@@ -201,9 +201,9 @@ Test(config, nul_and_garbage_bytes_are_errors_not_crashes, .timeout = 10)
     for (int round = 0; round < 200; round++) {
         for (size_t i = 0; i < sizeof junk; i++)
             junk[i] = (unsigned char)((s = s * 1103515245u + 12345u) >> 16);
-        r = netelect__cfg_load_buffer((const char *)junk, sizeof junk, "j", &c, err, sizeof err);
+        r = agent_cfg_load_buffer((const char *)junk, sizeof junk, "j", &c, err, sizeof err);
         if (r == 0)
-            netelect__cfg_free(&c);
+            agent_cfg_free(&c);
     }
 }
 
@@ -217,12 +217,12 @@ Test(config, load_file_reports_path_and_line, .timeout = 10)
     fclose(f);
     struct netelect_cfg c;
     char err[NETELECT_CFG_ERR_LEN], want[96];
-    int r = netelect__cfg_load_file(path, &c, err, sizeof err);
+    int r = agent_cfg_load_file(path, &c, err, sizeof err);
     unlink(path);
     snprintf(want, sizeof want, "%s:5:", path);
     cr_assert_lt(r, 0);
     cr_assert(!strncmp(err, want, strlen(want)), "%s", err);
-    r = netelect__cfg_load_file("/nonexistent/netelect.conf", &c, err, sizeof err);
+    r = agent_cfg_load_file("/nonexistent/netelect.conf", &c, err, sizeof err);
     cr_assert_eq(r, -ENOENT);
     cr_assert(strstr(err, "/nonexistent/netelect.conf"), "%s", err);
 }
@@ -233,25 +233,25 @@ Test(config, key_files, .timeout = 10)
     uint8_t key[32], key2[32];
     snprintf(path, sizeof path, "/tmp/netelect-key-%d", (int)getpid());
     unlink(path);
-    cr_assert_eq(netelect__key_generate(path, err, sizeof err), 0, "%s", err);
-    cr_assert_lt(netelect__key_generate(path, err, sizeof err), 0, "must not overwrite");
-    cr_assert_eq(netelect__key_load(path, key, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_key_generate(path, err, sizeof err), 0, "%s", err);
+    cr_assert_lt(agent_key_generate(path, err, sizeof err), 0, "must not overwrite");
+    cr_assert_eq(agent_key_load(path, key, err, sizeof err), 0, "%s", err);
     struct stat st;
     stat(path, &st);
     cr_assert_eq(st.st_mode & 0777, 0600);
     chmod(path, 0644);
-    cr_assert_eq(netelect__key_load(path, key2, err, sizeof err), -EPERM);
+    cr_assert_eq(agent_key_load(path, key2, err, sizeof err), -EPERM);
     cr_assert(strstr(err, "chmod 600"), "%s", err);
     chmod(path, 0600);
     FILE *f = fopen(path, "w");
     fputs("abcd\n", f);
     fclose(f);
-    cr_assert_eq(netelect__key_load(path, key2, err, sizeof err), -EINVAL);
+    cr_assert_eq(agent_key_load(path, key2, err, sizeof err), -EINVAL);
     cr_assert(strstr(err, "64 hex digits"), "%s", err);
     f = fopen(path, "w");
     fputs("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", f);
     fclose(f);
-    cr_assert_eq(netelect__key_load(path, key2, err, sizeof err), -EINVAL);
+    cr_assert_eq(agent_key_load(path, key2, err, sizeof err), -EINVAL);
     unlink(path);
 }
 
@@ -263,20 +263,20 @@ Test(config, default_node_id_is_stable_and_keyed, .timeout = 10)
     fputs("3d1219c7c4c5404aaa1f6d2a48adfda4\n", f);
     fclose(f);
     uint64_t a, b;
-    cr_assert_eq(netelect__default_node_id(path, &a), 0);
-    cr_assert_eq(netelect__default_node_id(path, &b), 0);
+    cr_assert_eq(agent_default_node_id(path, &a), 0);
+    cr_assert_eq(agent_default_node_id(path, &b), 0);
     cr_assert_eq(a, b);
     cr_assert_neq(a, 0);
     cr_assert_neq(a, 0x3d1219c7c4c5404aull, "the machine id itself must not leak");
     f = fopen(path, "w");
     fputs("4d1219c7c4c5404aaa1f6d2a48adfda4\n", f);
     fclose(f);
-    cr_assert_eq(netelect__default_node_id(path, &b), 0);
+    cr_assert_eq(agent_default_node_id(path, &b), 0);
     cr_assert_neq(a, b);
     f = fopen(path, "w");
     fputs("uninitialized\n", f);
     fclose(f);
-    cr_assert_eq(netelect__default_node_id(path, &b), -ENOENT);
+    cr_assert_eq(agent_default_node_id(path, &b), -ENOENT);
     unlink(path);
 }
 
@@ -298,10 +298,10 @@ Test(config, node_id_without_machine_id_is_generated_once_and_kept, .timeout = 1
     struct netelect_node_id_origin o;
     uint64_t a = 0, b = 0;
 
-    cr_assert_eq(netelect__node_id_resolve(missing, NULL, &a, &o, err, sizeof err), -ENOENT);
+    cr_assert_eq(agent_node_id_resolve(missing, NULL, &a, &o, err, sizeof err), -ENOENT);
     cr_assert(strstr(err, missing), "%s", err);
 
-    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &a, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_node_id_resolve(missing, sdir, &a, &o, err, sizeof err), 0, "%s", err);
     cr_assert_eq(o.source, NETELECT_NODE_ID_GENERATED);
     cr_assert_str_eq(o.path, file);
     cr_assert_neq(a, 0);
@@ -323,7 +323,7 @@ Test(config, node_id_without_machine_id_is_generated_once_and_kept, .timeout = 1
     cr_assert_eq(system(ls), 0, "no temporary file is left behind");
 
     /* a second start reads the same id back */
-    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_node_id_resolve(missing, sdir, &b, &o, err, sizeof err), 0, "%s", err);
     cr_assert_eq(o.source, NETELECT_NODE_ID_STATE_FILE);
     cr_assert_eq(b, a);
 
@@ -332,21 +332,21 @@ Test(config, node_id_without_machine_id_is_generated_once_and_kept, .timeout = 1
     fputs("3d1219c7c4c5404aaa1f6d2a48adfda4\n", f);
     fclose(f);
     uint64_t m;
-    cr_assert_eq(netelect__default_node_id(missing, &m), 0);
-    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_default_node_id(missing, &m), 0);
+    cr_assert_eq(agent_node_id_resolve(missing, sdir, &b, &o, err, sizeof err), 0, "%s", err);
     cr_assert_eq(o.source, NETELECT_NODE_ID_MACHINE_ID);
     cr_assert_eq(b, m);
     unlink(missing);
 
     /* an id others may write, or a damaged file, is refused, never replaced */
     cr_assert_eq(chmod(file, 0620), 0);
-    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), -EPERM);
+    cr_assert_eq(agent_node_id_resolve(missing, sdir, &b, &o, err, sizeof err), -EPERM);
     cr_assert(strstr(err, "chmod 600"), "%s", err);
     cr_assert_eq(chmod(file, 0600), 0);
     f = fopen(file, "w");
     fputs("0x0\n", f);
     fclose(f);
-    cr_assert_eq(netelect__node_id_resolve(missing, sdir, &b, &o, err, sizeof err), -EINVAL);
+    cr_assert_eq(agent_node_id_resolve(missing, sdir, &b, &o, err, sizeof err), -EINVAL);
     cr_assert(strstr(err, "not a node id"), "%s", err);
     f = fopen(file, "r");
     cr_assert_not_null(fgets(line, sizeof line, f));
@@ -370,7 +370,7 @@ Test(config, node_id_generated_by_racing_starts_is_one_id, .timeout = 20)
             char err[NETELECT_CFG_ERR_LEN];
             struct netelect_node_id_origin o;
             uint64_t id = 0;
-            if (netelect__node_id_resolve(missing, tmp, &id, &o, err, sizeof err) < 0)
+            if (agent_node_id_resolve(missing, tmp, &id, &o, err, sizeof err) < 0)
                 id = 0;
             _exit(write(fds[i][1], &id, sizeof id) == (ssize_t)sizeof id ? 0 : 1);
         }
@@ -395,24 +395,24 @@ Test(config, state_dir_key_and_default, .timeout = 10)
     char err[NETELECT_CFG_ERR_LEN], dir[PATH_MAX];
     cr_assert_eq(load("[agent]\nstate_dir = /srv/ne\n", &c, err), 0, "%s", err);
     cr_assert_str_eq(c.state_dir, "/srv/ne");
-    cr_assert_eq(netelect__state_dir_default(c.state_dir, dir, sizeof dir, err, sizeof err), 0);
+    cr_assert_eq(agent_state_dir_default(c.state_dir, dir, sizeof dir, err, sizeof err), 0);
     cr_assert_str_eq(dir, "/srv/ne");
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[agent]\nstate_dir = var/lib\n", &c, err), -EINVAL);
     cr_assert(strstr(err, "t.conf:2: state_dir"), "%s", err);
     if (geteuid() == 0) {
-        cr_assert_eq(netelect__state_dir_default("", dir, sizeof dir, err, sizeof err), 0);
+        cr_assert_eq(agent_state_dir_default("", dir, sizeof dir, err, sizeof err), 0);
         cr_assert_str_eq(dir, NETELECT_DEFAULT_STATE_DIR);
     } else {
         setenv("XDG_STATE_HOME", "/xdg/state", 1);
-        cr_assert_eq(netelect__state_dir_default("", dir, sizeof dir, err, sizeof err), 0);
+        cr_assert_eq(agent_state_dir_default("", dir, sizeof dir, err, sizeof err), 0);
         cr_assert_str_eq(dir, "/xdg/state/netelect");
         setenv("XDG_STATE_HOME", "relative", 1);
         setenv("HOME", "/home/u", 1);
-        cr_assert_eq(netelect__state_dir_default(NULL, dir, sizeof dir, err, sizeof err), 0);
+        cr_assert_eq(agent_state_dir_default(NULL, dir, sizeof dir, err, sizeof err), 0);
         cr_assert_str_eq(dir, "/home/u/.local/state/netelect");
         unsetenv("HOME");
-        cr_assert_eq(netelect__state_dir_default(NULL, dir, sizeof dir, err, sizeof err), -ENOENT);
+        cr_assert_eq(agent_state_dir_default(NULL, dir, sizeof dir, err, sizeof err), -ENOENT);
         cr_assert(strstr(err, "state_dir"), "%s", err);
     }
 }
@@ -429,13 +429,13 @@ Test(config, shipped_example_is_valid, .timeout = 10)
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
     cr_assert_lt(n, sizeof buf);
-    int r = netelect__cfg_load_buffer(buf, n, NETELECT_EXAMPLE_CONF, &c, err, sizeof err);
+    int r = agent_cfg_load_buffer(buf, n, NETELECT_EXAMPLE_CONF, &c, err, sizeof err);
     cr_assert_eq(r, 0, "%s", err);
     cr_assert_eq(c.node_id, 0x10);
     cr_assert_eq(c.n_peers, 3);
     cr_assert_eq(c.n_chans, 2);
     cr_assert_eq(c.chans[0].n, 4);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
 }
 
 Test(config, channel_members_continue_on_indented_lines, .timeout = 10)
@@ -447,7 +447,7 @@ Test(config, channel_members_continue_on_indented_lines, .timeout = 10)
     cr_assert_eq(c.n_chans, 1);
     cr_assert_eq(c.chans[0].n, 5);
     cr_assert_eq(c.chans[0].members[4], 5);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
 }
 
 /* The configuration (which can hold the Serf auth key)
@@ -463,31 +463,31 @@ Test(config, config_file_owner_and_mode, .timeout = 10)
     fputs("[agent]\nnode_id = 7\n", f);
     fclose(f);
     cr_assert_eq(chmod(path, 0644), 0);
-    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), 0, "%s", err);
-    netelect__cfg_free(&c);
+    cr_assert_eq(agent_cfg_load_file(path, &c, err, sizeof err), 0, "%s", err);
+    agent_cfg_free(&c);
     cr_assert_eq(chmod(path, 0666), 0);
-    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM,
+    cr_assert_eq(agent_cfg_load_file(path, &c, err, sizeof err), -EPERM,
                  "a world-writable configuration is refused");
     cr_assert(strstr(err, path) && strstr(err, "mode 0666") && strstr(err, "chmod go-w"), "%s", err);
     cr_assert_eq(chmod(path, 0664), 0);
-    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM, "group-writable too");
+    cr_assert_eq(agent_cfg_load_file(path, &c, err, sizeof err), -EPERM, "group-writable too");
     /* a secret in it: nobody else may read it */
     f = fopen(path, "w");
     fputs("[agent]\nnode_id = 7\n[serf]\nauth_key = s3cret\n", f);
     fclose(f);
     cr_assert_eq(chmod(path, 0644), 0);
-    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM,
+    cr_assert_eq(agent_cfg_load_file(path, &c, err, sizeof err), -EPERM,
                  "a readable configuration holding [serf] auth_key is refused");
     cr_assert(strstr(err, "auth_key") && strstr(err, "chmod 600") && !strstr(err, "s3cret"), "%s",
               err);
     cr_assert_eq(chmod(path, 0600), 0);
-    cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_cfg_load_file(path, &c, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(c.serf_auth_key, "s3cret");
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     /* owned by another user: refused even at 0600 */
     if (geteuid() == 0) {
         cr_assert_eq(chown(path, 65534, 65534), 0);
-        cr_assert_eq(netelect__cfg_load_file(path, &c, err, sizeof err), -EPERM);
+        cr_assert_eq(agent_cfg_load_file(path, &c, err, sizeof err), -EPERM);
         cr_assert(strstr(err, "owned by uid 65534") && strstr(err, "chown"), "%s", err);
     }
     unlink(path);
@@ -501,13 +501,13 @@ Test(config, key_file_owner, .timeout = 10)
     uint8_t key[32];
     snprintf(path, sizeof path, "/tmp/netelect-keyown-%d", (int)getpid());
     unlink(path);
-    cr_assert_eq(netelect__key_generate(path, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_key_generate(path, err, sizeof err), 0, "%s", err);
     cr_assert_eq(chown(path, 65534, 65534), 0);
-    cr_assert_eq(netelect__key_load(path, key, err, sizeof err), -EPERM,
+    cr_assert_eq(agent_key_load(path, key, err, sizeof err), -EPERM,
                  "a 0600 key file owned by another user is refused: that user could replace it");
     cr_assert(strstr(err, "key file") && strstr(err, "owned by uid 65534"), "%s", err);
     cr_assert_eq(chown(path, 0, 0), 0);
-    cr_assert_eq(netelect__key_load(path, key, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(agent_key_load(path, key, err, sizeof err), 0, "%s", err);
     unlink(path);
 }
 
@@ -517,17 +517,17 @@ Test(config, metrics_listen, .timeout = 10)
     char err[NETELECT_CFG_ERR_LEN];
     cr_assert_eq(load("[agent]\n", &c, err), 0, "%s", err);
     cr_assert_str_empty(c.metrics_listen, "off by default");
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[metrics]\nlisten = 127.0.0.1:9707\n", &c, err), 0, "%s", err);
     cr_assert_str_eq(c.metrics_listen, "127.0.0.1:9707");
     cr_assert_eq(c.metrics_addr.ss_family, AF_INET);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[metrics]\nlisten = [::1]:9707\n", &c, err), 0, "%s", err);
     cr_assert_eq(c.metrics_addr.ss_family, AF_INET6);
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_eq(load("[metrics]\nlisten = 127.0.0.1:9707\nlisten =\n", &c, err), 0, "%s", err);
     cr_assert_str_empty(c.metrics_listen, "an empty value turns it off again");
-    netelect__cfg_free(&c);
+    agent_cfg_free(&c);
     cr_assert_lt(load("[metrics]\nlisten = localhost:9707\n", &c, err), 0);
     cr_assert(strstr(err, ":2: metrics listen"), "%s", err);
     cr_assert_lt(load("[metrics]\nlisten = 127.0.0.1:0\n", &c, err), 0, "port 0 is refused");

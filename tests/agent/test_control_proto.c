@@ -9,7 +9,7 @@
 
 static int parse(const char *s, struct netelect_ctl_req *q, char *err)
 {
-    return netelect__ctl_parse(s, strlen(s), q, err, 256);
+    return agent_ctl_parse(s, strlen(s), q, err, 256);
 }
 
 Test(control_proto, good_requests, .timeout = 10)
@@ -20,7 +20,7 @@ Test(control_proto, good_requests, .timeout = 10)
     cr_assert_eq(q.verb, NETELECT_CTL_PEER_ADD);
     cr_assert_eq(q.id, 0x11);
     cr_assert_eq(q.addr.ss_family, AF_INET);
-    netelect__ctl_req_free(&q);
+    agent_ctl_req_free(&q);
     cr_assert_eq(parse("{\"cmd\":\"peer-remove\",\"id\":17}", &q, err), 0, "%s", err);
     cr_assert_eq(q.id, 17);
     cr_assert_eq(parse("{\"cmd\":\"channel-add\",\"name\":\"orders\",\"members\":[\"self\",\"0xffffffffffffffff\",3]}", &q, err), 0, "%s", err);
@@ -28,7 +28,7 @@ Test(control_proto, good_requests, .timeout = 10)
     cr_assert_eq(q.members[0], 0);
     cr_assert_eq(q.members[1], UINT64_MAX);
     cr_assert_eq(q.members[2], 3);
-    netelect__ctl_req_free(&q);
+    agent_ctl_req_free(&q);
     cr_assert_eq(parse("{\"cmd\":\"channel-remove\",\"name\":\"orders\"}", &q, err), 0, "%s", err);
     cr_assert_eq(q.has_members, 0);
     cr_assert_eq(parse("{\"cmd\":\"set-rtt\",\"id\":\"5\",\"rtt_ns\":1500000}", &q, err), 0, "%s", err);
@@ -37,9 +37,9 @@ Test(control_proto, good_requests, .timeout = 10)
     cr_assert_eq(q.healthy, 0);
     cr_assert_eq(parse("{\"cmd\":\"clear\",\"id\":\"5\"}", &q, err), 0, "%s", err);
     cr_assert_eq(parse("{\"cmd\":\"stats\"}", &q, err), 0, "%s", err);
-    cr_assert(!netelect__ctl_mutates(q.verb));
+    cr_assert(!agent_ctl_mutates(q.verb));
     cr_assert_eq(parse("{\"cmd\":\"reload\"}", &q, err), 0, "%s", err);
-    cr_assert(netelect__ctl_mutates(q.verb));
+    cr_assert(agent_ctl_mutates(q.verb));
 }
 
 struct bad {
@@ -94,7 +94,7 @@ Test(control_proto, oversized_and_binary, .timeout = 10)
     memset(big, ' ', sizeof big);
     struct netelect_ctl_req q;
     char err[256];
-    cr_assert_eq(netelect__ctl_parse(big, sizeof big, &q, err, sizeof err), -E2BIG);
+    cr_assert_eq(agent_ctl_parse(big, sizeof big, &q, err, sizeof err), -E2BIG);
     const char bin[] = "{\"cmd\":\"st\0ats\"}";
-    cr_assert_lt(netelect__ctl_parse(bin, sizeof bin - 1, &q, err, sizeof err), 0);
+    cr_assert_lt(agent_ctl_parse(bin, sizeof bin - 1, &q, err, sizeof err), 0);
 }

@@ -25,7 +25,7 @@ struct sim {
 static void run(struct sim *s, uint64_t until, uint64_t rtt)
 {
     while (s->now < until) {
-        uint64_t next = netelect__probe_next(&s->p);
+        uint64_t next = agent_probe_next(&s->p);
         if (s->reply_at && s->reply_at < next)
             next = s->reply_at;
         if (next > until)
@@ -34,14 +34,14 @@ static void run(struct sim *s, uint64_t until, uint64_t rtt)
             next += ((uint64_t)(s->late_i++) * 2654435761u) % (s->late_ns + 1);
         s->now = next;
         if (s->reply_at && s->now >= s->reply_at) {
-            int f = netelect__probe_reply(&s->p, &pp, s->reply_seq, s->reply_ts, s->now);
+            int f = agent_probe_reply(&s->p, &pp, s->reply_seq, s->reply_ts, s->now);
             cr_assert_geq(f, 0);
             if (f & NETELECT_PROBE_HEALTH)
                 s->health_events++;
             s->reply_at = 0;
         }
-        if (s->now >= netelect__probe_next(&s->p)) {
-            int f = netelect__probe_tick(&s->p, &pp, s->now, s->seq + 1);
+        if (s->now >= agent_probe_next(&s->p)) {
+            int f = agent_probe_tick(&s->p, &pp, s->now, s->seq + 1);
             if (f & NETELECT_PROBE_HEALTH)
                 s->health_events++;
             if (f & NETELECT_PROBE_SEND) {
@@ -61,7 +61,7 @@ static void run(struct sim *s, uint64_t until, uint64_t rtt)
 Test(prober, unknown_until_first_reply_then_healthy, .timeout = 10)
 {
     struct sim s = {.now = 1000 * MS};
-    netelect__probe_init(&s.p, s.now);
+    agent_probe_init(&s.p, s.now);
     cr_assert_eq(s.p.healthy, 0);
     cr_assert_eq(s.p.samples, 0);
     run(&s, s.now + 1 * MS, 2 * MS);
@@ -75,14 +75,14 @@ Test(prober, unknown_until_first_reply_then_healthy, .timeout = 10)
 Test(prober, rfc6298_filter, .timeout = 10)
 {
     struct netelect_probe p;
-    netelect__probe_init(&p, 1000 * MS); /* CLOCK_MONOTONIC is never 0 */
+    agent_probe_init(&p, 1000 * MS); /* CLOCK_MONOTONIC is never 0 */
     uint64_t now = 0, seq = 0;
     uint64_t samples[] = {8 * MS, 16 * MS, 8 * MS};
     uint64_t srtt = 0, var = 0;
     for (int i = 0; i < 3; i++) {
-        now = netelect__probe_next(&p);
-        cr_assert(netelect__probe_tick(&p, &pp, now, ++seq) & NETELECT_PROBE_SEND);
-        int f = netelect__probe_reply(&p, &pp, seq, now, now + samples[i]);
+        now = agent_probe_next(&p);
+        cr_assert(agent_probe_tick(&p, &pp, now, ++seq) & NETELECT_PROBE_SEND);
+        int f = agent_probe_reply(&p, &pp, seq, now, now + samples[i]);
         cr_assert_geq(f, 0);
         cr_assert(f & NETELECT_PROBE_RTT);
         if (!i) {
@@ -99,18 +99,18 @@ Test(prober, rfc6298_filter, .timeout = 10)
     }
     cr_assert_eq(p.srtt_ns, 8875 * MS / 1000); /* 7/8*9 + 1/8*8 */
     /* a duplicate or forged PONG gives no second sample */
-    cr_assert_eq(netelect__probe_reply(&p, &pp, seq, now, now + 1 * MS), -ENOENT);
-    cr_assert_eq(netelect__probe_reply(&p, &pp, seq + 5, now, now + 1 * MS), -ENOENT);
-    now = netelect__probe_next(&p);
-    netelect__probe_tick(&p, &pp, now, ++seq);
-    cr_assert_eq(netelect__probe_reply(&p, &pp, seq, now + 1, now + 1 * MS), -ENOENT,
+    cr_assert_eq(agent_probe_reply(&p, &pp, seq, now, now + 1 * MS), -ENOENT);
+    cr_assert_eq(agent_probe_reply(&p, &pp, seq + 5, now, now + 1 * MS), -ENOENT);
+    now = agent_probe_next(&p);
+    agent_probe_tick(&p, &pp, now, ++seq);
+    cr_assert_eq(agent_probe_reply(&p, &pp, seq, now + 1, now + 1 * MS), -ENOENT,
                  "wrong echoed timestamp");
 }
 
 Test(prober, dead_peer_detected_after_three_misses, .timeout = 10)
 {
     struct sim s = {.now = 1000 * MS};
-    netelect__probe_init(&s.p, s.now);
+    agent_probe_init(&s.p, s.now);
     run(&s, 2000 * MS, 1 * MS);
     cr_assert_eq(s.p.healthy, 1);
     uint64_t death = s.now + 37 * MS; /* the peer dies between probes */
@@ -136,7 +136,7 @@ Test(prober, detection_stays_within_bounds_when_timers_fire_late, .timeout = 10)
 {
     for (uint64_t late = 1; late <= 20; late += 3) {
         struct sim s = {.now = 1000 * MS, .late_ns = late * MS};
-        netelect__probe_init(&s.p, s.now);
+        agent_probe_init(&s.p, s.now);
         run(&s, 2000 * MS, 1 * MS);
         cr_assert_eq(s.p.healthy, 1);
         uint64_t death = s.now + 1 * MS;
@@ -160,10 +160,10 @@ Test(prober, late_send_does_not_hide_a_miss, .timeout = 10)
      * tick runs at 1101 ms, when the next PING is due: the unanswered one
      * must count as missed before it is replaced. */
     struct netelect_probe p;
-    netelect__probe_init(&p, 1000 * MS);
-    cr_assert(netelect__probe_tick(&p, &pp, 1005 * MS, 1) & NETELECT_PROBE_SEND);
-    cr_assert_eq(netelect__probe_next(&p), 1100 * MS);
-    cr_assert(netelect__probe_tick(&p, &pp, 1101 * MS, 2) & NETELECT_PROBE_SEND);
+    agent_probe_init(&p, 1000 * MS);
+    cr_assert(agent_probe_tick(&p, &pp, 1005 * MS, 1) & NETELECT_PROBE_SEND);
+    cr_assert_eq(agent_probe_next(&p), 1100 * MS);
+    cr_assert(agent_probe_tick(&p, &pp, 1101 * MS, 2) & NETELECT_PROBE_SEND);
     cr_assert_eq(p.missed, 1);
     cr_assert_eq(p.miss_run, 1);
 }
@@ -171,7 +171,7 @@ Test(prober, late_send_does_not_hide_a_miss, .timeout = 10)
 Test(prober, two_misses_are_not_enough, .timeout = 10)
 {
     struct sim s = {.now = 1000 * MS};
-    netelect__probe_init(&s.p, s.now);
+    agent_probe_init(&s.p, s.now);
     run(&s, 1500 * MS, 1 * MS);
     run(&s, s.now + 250 * MS, 0); /* ~2 probes lost */
     cr_assert_eq(s.p.healthy, 1, "miss_run %u", s.p.miss_run);
@@ -183,7 +183,7 @@ Test(prober, two_misses_are_not_enough, .timeout = 10)
 Test(prober, slow_but_alive_peer_stays_healthy, .timeout = 10)
 {
     struct sim s = {.now = 1000 * MS};
-    netelect__probe_init(&s.p, s.now);
+    agent_probe_init(&s.p, s.now);
     run(&s, 5000 * MS, 150 * MS); /* RTT above the timeout: late replies still count */
     cr_assert_eq(s.p.healthy, 1);
     cr_assert(s.p.srtt_ns >= 140 * MS && s.p.srtt_ns <= 160 * MS);
@@ -192,7 +192,7 @@ Test(prober, slow_but_alive_peer_stays_healthy, .timeout = 10)
 Test(prober, flapping_is_damped, .timeout = 10)
 {
     struct sim s = {.now = 1000 * MS};
-    netelect__probe_init(&s.p, s.now);
+    agent_probe_init(&s.p, s.now);
     run(&s, 1200 * MS, 1 * MS);
     for (int flap = 0; flap < 3; flap++) {
         run(&s, s.now + 600 * MS, 0);
@@ -201,7 +201,7 @@ Test(prober, flapping_is_damped, .timeout = 10)
         cr_assert_eq(s.p.healthy, 1, "flap %d back up", flap);
     }
     cr_assert_eq(s.p.flaps, 3);
-    cr_assert_geq(netelect__probe_penalty(&s.p, &pp, s.now), 2.9);
+    cr_assert_geq(agent_probe_penalty(&s.p, &pp, s.now), 2.9);
     /* third strike: now a flap_rise (5) replies are needed, about 400+ ms */
     run(&s, s.now + 600 * MS, 0);
     cr_assert_eq(s.p.healthy, 0);
@@ -210,15 +210,15 @@ Test(prober, flapping_is_damped, .timeout = 10)
     run(&s, s.now + 400 * MS, 1 * MS);
     cr_assert_eq(s.p.healthy, 1, "healthy after %u replies", s.p.good_run);
     /* the penalty halves every half-life: after 2 hours it is negligible */
-    cr_assert_lt(netelect__probe_penalty(&s.p, &pp, s.now + 7200000 * MS), 0.01);
+    cr_assert_lt(agent_probe_penalty(&s.p, &pp, s.now + 7200000 * MS), 0.01);
 }
 
 Test(prober, no_burst_after_a_stall, .timeout = 10)
 {
     struct netelect_probe p;
-    netelect__probe_init(&p, 1);
-    netelect__probe_tick(&p, &pp, 1, 1);
-    int f = netelect__probe_tick(&p, &pp, 10000 * MS, 2);
+    agent_probe_init(&p, 1);
+    agent_probe_tick(&p, &pp, 1, 1);
+    int f = agent_probe_tick(&p, &pp, 10000 * MS, 2);
     cr_assert(f & NETELECT_PROBE_SEND);
-    cr_assert_eq(netelect__probe_next(&p), 10100 * MS);
+    cr_assert_eq(agent_probe_next(&p), 10100 * MS);
 }

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/util.h"
+#include "agent/parse.h"
 #include "tests/args.h"
 
 #define QMAX 4096
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
     const uint64_t jitter = (uint64_t)(jitter_ms * 1e6);
     struct sockaddr_storage la, ta, ca;
     socklen_t ll, tl, cl = 0;
-    if (netelect__parse_addr(argv[1], &la, &ll, 0) < 0 || netelect__parse_addr(argv[2], &ta, &tl, 0) < 0) {
+    if (agent_parse_addr(argv[1], &la, &ll, 0) < 0 || agent_parse_addr(argv[2], &ta, &tl, 0) < 0) {
         fprintf(stderr, "udp_delay: bad address\n");
         return 2;
     }

@@ -12,12 +12,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[512];
 
     err[0] = 0;
-    int rc = netelect__cfg_load_buffer((const char *)data, size, "fuzz.conf", &cfg, err,
+    int rc = agent_cfg_load_buffer((const char *)data, size, "fuzz.conf", &cfg, err,
                                        sizeof err);
     if (rc == 0) {
-        if (netelect__cfg_copy(&copy, &cfg) == 0)
-            netelect__cfg_free(&copy);
-        netelect__cfg_free(&cfg);
+        if (agent_cfg_copy(&copy, &cfg) == 0)
+            agent_cfg_free(&copy);
+        agent_cfg_free(&cfg);
     } else if (!err[0]) {
         __builtin_trap(); /* every rejection explains itself */
     }

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     memset(&req, 0, sizeof req);
     err[0] = 0;
-    int rc = netelect__ctl_parse((const char *)data, size, &req, err, sizeof err);
+    int rc = agent_ctl_parse((const char *)data, size, &req, err, sizeof err);
     if (rc == 0) {
         /* What the agent relies on: a stats page is bounded, and channel
          * members are distinct (the limits count them before adding). */
@@ -24,9 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t j = 0; j < i; j++)
                 if (req.members[i] == req.members[j])
                     __builtin_trap();
-        (void)netelect__ctl_mutates(req.verb);
-        (void)netelect__ctl_verb_name(req.verb);
-        netelect__ctl_req_free(&req);
+        (void)agent_ctl_mutates(req.verb);
+        (void)agent_ctl_verb_name(req.verb);
+        agent_ctl_req_free(&req);
     } else if (!err[0] || !memchr(err, 0, sizeof err)) {
         __builtin_trap(); /* every rejection explains itself */
     }

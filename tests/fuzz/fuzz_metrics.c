@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     char *text = NULL;
     size_t len = 0;
-    if (netelect__metrics_render(j, &text, &len) == 0) {
+    if (agent_metrics_render(j, &text, &len) == 0) {
         if (strlen(text) != len || !len || text[len - 1] != '\n')
             __builtin_trap();
         for (const char *p = text, *nl; p < text + len; p = nl + 1) {

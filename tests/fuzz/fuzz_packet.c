@@ -31,14 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data = buf;
         size = NETELECT_PKT_LEN;
     }
-    int rc = netelect__pkt_decode(data, size, key, &p);
+    int rc = agent_pkt_decode(data, size, key, &p);
     if (rc == 0) {
-        (void)netelect__replay_check(&replay, p.sender_inc, p.seq);
+        (void)agent_replay_check(&replay, p.sender_inc, p.seq);
         uint8_t again[NETELECT_PKT_LEN];
         /* What decodes must re-encode to the same authentic bytes. */
-        if (netelect__pkt_encode(&p, key, again) != 0 || memcmp(again, data, NETELECT_PKT_LEN))
+        if (agent_pkt_encode(&p, key, again) != 0 || memcmp(again, data, NETELECT_PKT_LEN))
             __builtin_trap();
     }
-    (void)netelect__pkt_err_name(rc);
+    (void)agent_pkt_err_name(rc);
     return 0;
 }

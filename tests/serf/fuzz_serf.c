@@ -62,14 +62,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct netelect_serf_config cfg = {.rpc_addr = "127.0.0.1:1", .coord_period_ns = 1000,
                                        .self_id = 1, .max_ids = 2};
     struct netelect_serf *s;
-    if (netelect__serf_new(&cfg, &cb, NULL, &s) != 0)
+    if (agent_serf_new(&cfg, &cb, NULL, &s) != 0)
         abort();
     (void)replay_seed(s, data, size);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
-    if (st.members != netelect__serf_member_count(s) || st.members_without_id > st.members ||
+    agent_serf_stats(s, &st);
+    if (st.members != agent_serf_member_count(s) || st.members_without_id > st.members ||
         st.ids_refused + st.members_without_id > st.members)
         abort();
-    netelect__serf_free(s);
+    agent_serf_free(s);
     return 0;
 }

@@ -256,7 +256,7 @@ struct treq {
 static inline int take_requests(struct netelect_serf *s, struct treq *out, int cap)
 {
     static char buf[1 << 20];
-    size_t n = netelect__serf_take_output(s, buf, sizeof(buf));
+    size_t n = agent_serf_take_output(s, buf, sizeof(buf));
     msgpack_unpacker u;
     msgpack_unpacker_init(&u, n + 16);
     memcpy(msgpack_unpacker_buffer(&u), buf, n);

@@ -29,12 +29,12 @@ static const unsigned char replay_handshake_ok[] = {0x82, 0xa5, 'E', 'r', 'r', '
 static inline int replay_seed(struct netelect_serf *s, const uint8_t *data, size_t size)
 {
     uint64_t now = REPLAY_T0;
-    int r = netelect__serf_test_connected(s, now);
+    int r = agent_serf_test_connected(s, now);
     if (r < 0)
         return r;
-    if ((r = netelect__serf_feed(s, replay_handshake_ok, sizeof(replay_handshake_ok), now)) < 0)
+    if ((r = agent_serf_feed(s, replay_handshake_ok, sizeof(replay_handshake_ok), now)) < 0)
         return r;
-    netelect__serf_take_output(s, NULL, SIZE_MAX);
+    agent_serf_take_output(s, NULL, SIZE_MAX);
     if (size == 0)
         return 0;
     size_t chunk = data[0] >= 0xc0 ? SIZE_MAX : (size_t)data[0] + 1;
@@ -49,15 +49,15 @@ static inline int replay_seed(struct netelect_serf *s, const uint8_t *data, size
         const uint8_t *seg_end = sep ? sep : end;
         for (const uint8_t *q = p; q < seg_end;) {
             size_t n = (size_t)(seg_end - q) < chunk ? (size_t)(seg_end - q) : chunk;
-            if ((r = netelect__serf_feed(s, q, n, now)) < 0)
+            if ((r = agent_serf_feed(s, q, n, now)) < 0)
                 return r;
             q += n;
         }
         /* Time moves slowly enough that no request times out. */
         now += 1000000;
-        if ((r = netelect__serf_tick(s, now)) < 0)
+        if ((r = agent_serf_tick(s, now)) < 0)
             return r;
-        netelect__serf_take_output(s, NULL, SIZE_MAX);
+        agent_serf_take_output(s, NULL, SIZE_MAX);
         if (!sep)
             break;
         p = sep + 4;

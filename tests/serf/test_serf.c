@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of the Serf RPC client's decoding, driven with crafted msgpack
- * byte streams fed through netelect__serf_feed() (no Serf needed), plus the
+ * byte streams fed through agent_serf_feed() (no Serf needed), plus the
  * socket path against an in-test fake Serf on loopback.
  */
 #include <criterion/criterion.h>
@@ -32,14 +32,14 @@ static const struct tmember three[] = {
 static struct netelect_serf *client(struct rec *r, const struct netelect_serf_config *cfg)
 {
     struct netelect_serf *s = NULL;
-    int rc = netelect__serf_new(cfg, &rec_callbacks, r, &s);
+    int rc = agent_serf_new(cfg, &rec_callbacks, r, &s);
     cr_assert_eq(rc, 0, "new: %d", rc);
     return s;
 }
 
 static int feed_mp(struct netelect_serf *s, struct mp *m, uint64_t now)
 {
-    int rc = netelect__serf_feed(s, m->sb.data, m->sb.size, now);
+    int rc = agent_serf_feed(s, m->sb.data, m->sb.size, now);
     msgpack_sbuffer_clear(&m->sb);
     return rc;
 }
@@ -48,7 +48,7 @@ static int feed_mp(struct netelect_serf *s, struct mp *m, uint64_t now)
 static struct netelect_serf *up_session(struct rec *r, const struct netelect_serf_config *cfg)
 {
     struct netelect_serf *s = client(r, cfg);
-    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    cr_assert_eq(agent_serf_test_connected(s, T0), 0);
     struct treq q[8];
     cr_assert_eq(take_requests(s, q, 8), 1);
     cr_assert_str_eq(q[0].cmd, "handshake");
@@ -105,7 +105,7 @@ static void fx_init(void)
 static void fx_fini(void)
 {
     mp_free(&fx.m);
-    netelect__serf_free(fx.s);
+    agent_serf_free(fx.s);
     free(fx.r);
 }
 
@@ -135,7 +135,7 @@ Test(serf, handshake_stats_members_snapshot, .timeout = 10, .init = fx_init, .fi
     struct mp *m = &fx.m;
     pack_setup(m, three, 3);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_str_eq(netelect__serf_self_name(s), "n1");
+    cr_assert_str_eq(agent_serf_self_name(s), "n1");
     cr_assert_eq(r->nm, 3);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(r->m[i].ev, NETELECT_SERF_EV_SNAPSHOT);
@@ -152,7 +152,7 @@ Test(serf, handshake_stats_members_snapshot, .timeout = 10, .init = fx_init, .fi
     cr_assert_str_eq(r->m[0].addr, "127.0.0.1");
     cr_assert_str_eq(r->m[2].addr, "10.1.2.3");
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.connected, 1);
     cr_assert_eq(st.connects, 1);
     cr_assert_eq(st.members, 3);
@@ -165,7 +165,7 @@ Test(serf, auth_then_ready, .timeout = 10, .init = fx_init, .fini = fx_fini)
     struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.auth_key = "s3cret"};
     struct netelect_serf *s = fx_client(&cfg);
-    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    cr_assert_eq(agent_serf_test_connected(s, T0), 0);
     struct treq q[8];
     cr_assert_eq(take_requests(s, q, 8), 2);
     cr_assert_str_eq(q[1].cmd, "auth");
@@ -189,30 +189,30 @@ Test(serf, auth_rejected, .timeout = 10, .init = fx_init, .fini = fx_fini)
     struct rec *r = fx.r;
     struct netelect_serf_config cfg = {.auth_key = "wrong"};
     struct netelect_serf *s = fx_client(&cfg);
-    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    cr_assert_eq(agent_serf_test_connected(s, T0), 0);
     struct mp *m = &fx.m;
     mp_header(m, 0, NULL);
     mp_header(m, 1, "Invalid authentication token");
     cr_assert_eq(feed_mp(s, m, T0), -EACCES);
     last_conn_is(r, 0, -EACCES);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.connected, 0);
     cr_assert_eq(st.rpc_errors, 1);
     cr_assert_eq(st.malformed, 0);
-    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 100000000ull, "backoff_min default");
+    cr_assert_eq(agent_serf_next_deadline(s), T0 + 100000000ull, "backoff_min default");
 }
 
 Test(serf, handshake_rejected, .timeout = 10, .init = fx_init, .fini = fx_fini)
 {
     struct rec *r = fx.r;
     struct netelect_serf *s = fx_client(NULL);
-    netelect__serf_test_connected(s, T0);
+    agent_serf_test_connected(s, T0);
     struct mp *m = &fx.m;
     mp_header(m, 0, "Unsupported IPC version");
     cr_assert_eq(feed_mp(s, m, T0), -EPROTO);
     last_conn_is(r, 0, -EPROTO);
-    cr_assert_eq(netelect__serf_feed(s, "x", 1, T0), -ENOTCONN);
+    cr_assert_eq(agent_serf_feed(s, "x", 1, T0), -ENOTCONN);
 }
 
 Test(serf, stream_events, .timeout = 10, .init = fx_init, .fini = fx_fini)
@@ -238,13 +238,13 @@ Test(serf, stream_events, .timeout = 10, .init = fx_init, .fini = fx_fini)
     mp_header(m, 2, NULL);
     mp_event_body(m, "member-failed", &n1f, 1);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_member_count(s), 4);
+    cr_assert_eq(agent_serf_member_count(s), 4);
     mp_header(m, 2, NULL);
     mp_event_body(m, "member-reap", &n4r, 1);
     mp_header(m, 2, NULL);
     mp_event_body(m, "user", NULL, 0); /* not ours: ignored, not an error */
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_member_count(s), 3);
+    cr_assert_eq(agent_serf_member_count(s), 3);
 
     cr_assert_eq(r->nm, 5);
     cr_assert_eq(r->m[0].ev, NETELECT_SERF_EV_JOIN);
@@ -258,7 +258,7 @@ Test(serf, stream_events, .timeout = 10, .init = fx_init, .fini = fx_fini)
     cr_assert_eq(r->m[4].ev, NETELECT_SERF_EV_REAP);
     cr_assert_str_eq(r->m[4].name, "n4");
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.events, 5);
     cr_assert_eq(st.malformed, 0);
     cr_assert_eq(st.connected, 1);
@@ -284,35 +284,35 @@ Test(serf, distance_formula, .timeout = 5)
      * -1 + 0.2 ms keep it positive: 4.5 ms.  Errors 0.2 + 0.3 = 0.5 of it. */
     set_coord(&a, 0.003, 0.004, 0.0001, -0.001, 0.2);
     set_coord(&b, 0, 0, 0.0002, 0.0002, 0.3);
-    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), 0);
+    cr_assert_eq(agent_serf_distance(&a, &b, &rtt, &err), 0);
     cr_assert(rtt >= 4499999 && rtt <= 4500000, "rtt %" PRIu64, rtt);
     cr_assert(err >= 2249999 && err <= 2250000, "err %" PRIu64, err);
     /* Symmetric. */
     uint64_t rtt2;
-    cr_assert_eq(netelect__serf_distance(&b, &a, &rtt2, NULL), 0);
+    cr_assert_eq(agent_serf_distance(&b, &a, &rtt2, NULL), 0);
     cr_assert_eq(rtt, rtt2);
     /* Adjustments that would make it <= 0 are ignored: raw 5.3 ms. */
     set_coord(&a, 0.003, 0.004, 0.0001, -0.01, 0.2);
     set_coord(&b, 0, 0, 0.0002, -0.01, 0.3);
-    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, NULL), 0);
+    cr_assert_eq(agent_serf_distance(&a, &b, &rtt, NULL), 0);
     cr_assert(rtt >= 5299999 && rtt <= 5300000, "rtt %" PRIu64, rtt);
     /* Same point: heights only (10 us minimum each in Serf): 20 us. */
     set_coord(&a, 0.5, 0.5, 0.00001, 0, 0);
     set_coord(&b, 0.5, 0.5, 0.00001, 0, 0);
-    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), 0);
+    cr_assert_eq(agent_serf_distance(&a, &b, &rtt, &err), 0);
     cr_assert(rtt >= 19999 && rtt <= 20000, "rtt %" PRIu64, rtt);
     cr_assert_eq(err, 0);
     /* Saturates below "unknown". */
     set_coord(&a, 1e12, 0, 0, 0, 1.5);
     set_coord(&b, -1e12, 0, 0, 0, 1.5);
-    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), 0);
+    cr_assert_eq(agent_serf_distance(&a, &b, &rtt, &err), 0);
     cr_assert_eq(rtt, NETELECT_RTT_MAX_MEASURED);
     cr_assert_eq(err, NETELECT_RTT_MAX_MEASURED);
     /* Incomparable or invalid. */
     b.dim = 3;
-    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), -EINVAL);
+    cr_assert_eq(agent_serf_distance(&a, &b, &rtt, &err), -EINVAL);
     set_coord(&b, NAN, 0, 0, 0, 0);
-    cr_assert_eq(netelect__serf_distance(&a, &b, &rtt, &err), -EINVAL);
+    cr_assert_eq(agent_serf_distance(&a, &b, &rtt, &err), -EINVAL);
 }
 
 Test(serf, coordinates_polled_and_reported, .timeout = 10, .init = fx_init, .fini = fx_fini)
@@ -325,8 +325,8 @@ Test(serf, coordinates_polled_and_reported, .timeout = 10, .init = fx_init, .fin
     struct mp *m = &fx.m;
     pack_setup(m, three, 3);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_next_deadline(s), T0, "polls at once after stats");
-    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    cr_assert_eq(agent_serf_next_deadline(s), T0, "polls at once after stats");
+    cr_assert_eq(agent_serf_tick(s, T0), 0);
     struct treq q[8];
     /* Self first, then each member with an id except self (n3 has none). */
     cr_assert_eq(take_requests(s, q, 8), 2);
@@ -351,10 +351,10 @@ Test(serf, coordinates_polled_and_reported, .timeout = 10, .init = fx_init, .fin
 
     /* Next cycle only after the period; an unknown coordinate (Ok false)
      * gives no estimate. */
-    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 2 * S);
-    cr_assert_eq(netelect__serf_tick(s, T0 + S), 0);
+    cr_assert_eq(agent_serf_next_deadline(s), T0 + 2 * S);
+    cr_assert_eq(agent_serf_tick(s, T0 + S), 0);
     cr_assert_eq(take_requests(s, q, 8), 0);
-    cr_assert_eq(netelect__serf_tick(s, T0 + 2 * S), 0);
+    cr_assert_eq(agent_serf_tick(s, T0 + 2 * S), 0);
     cr_assert_eq(take_requests(s, q, 8), 2);
     mp_header(m, q[0].seq, NULL);
     mp_coord_body(m, &self, 1);
@@ -363,7 +363,7 @@ Test(serf, coordinates_polled_and_reported, .timeout = 10, .init = fx_init, .fin
     cr_assert_eq(feed_mp(s, m, T0 + 2 * S), 0);
     cr_assert_eq(r->nc, 1);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.coord_polls, 4);
     cr_assert_eq(st.malformed, 0);
 }
@@ -377,23 +377,23 @@ static void replay(const unsigned char *a, size_t na, const unsigned char *b, si
         size_t c = chunk(k);
         if (c > na - i)
             c = na - i;
-        cr_assert_eq(netelect__serf_feed(s, a + i, c, T0), 0);
+        cr_assert_eq(agent_serf_feed(s, a + i, c, T0), 0);
         i += c;
     }
-    cr_assert_eq(netelect__serf_tick(s, T0), 0);
-    netelect__serf_take_output(s, NULL, SIZE_MAX);
+    cr_assert_eq(agent_serf_tick(s, T0), 0);
+    agent_serf_take_output(s, NULL, SIZE_MAX);
     for (size_t i = 0, k = 0; i < nb; k++) {
         size_t c = chunk(k);
         if (c > nb - i)
             c = nb - i;
-        cr_assert_eq(netelect__serf_feed(s, b + i, c, T0), 0);
+        cr_assert_eq(agent_serf_feed(s, b + i, c, T0), 0);
         i += c;
     }
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.malformed, 0);
     cr_assert_eq(st.connected, 1);
-    netelect__serf_free(s);
+    agent_serf_free(s);
 }
 
 static size_t whole(size_t i)
@@ -490,16 +490,16 @@ static void expect_rejected(const void *bytes, size_t n, int err, int malformed)
     struct rec *r = calloc(1, sizeof(*r));
     struct netelect_serf *s = up_session(r, NULL);
     size_t nm = r->nm;
-    int rc = netelect__serf_feed(s, bytes, n, T0);
+    int rc = agent_serf_feed(s, bytes, n, T0);
     cr_assert_eq(rc, err, "feed returned %d, expected %d", rc, err);
     cr_assert_eq(r->nm, nm, "a rejected reply reported members");
     last_conn_is(r, 0, err);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.connected, 0);
     cr_assert_eq(st.disconnects, 1);
     cr_assert_eq(st.malformed, (uint64_t)malformed);
-    netelect__serf_free(s);
+    agent_serf_free(s);
     free(r);
 }
 
@@ -623,7 +623,7 @@ Test(serf, malformed_coordinate, .timeout = 10, .init = fx_init, .fini = fx_fini
     struct mp *m = &fx.m;
     pack_setup(m, three, 3);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    cr_assert_eq(agent_serf_tick(s, T0), 0);
     mp_header(m, 4, NULL);
     msgpack_pack_map(&m->pk, 2);
     mp_str(m, "Coord");
@@ -642,7 +642,7 @@ Test(serf, malformed_coordinate, .timeout = 10, .init = fx_init, .fini = fx_fini
     msgpack_pack_true(&m->pk);
     cr_assert_eq(feed_mp(s, m, T0), -EBADMSG);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.malformed, 1);
     cr_assert_eq(r->nc, 0);
 }
@@ -694,13 +694,13 @@ Test(serf, truncated_reply_times_out, .timeout = 10, .init = fx_init, .fini = fx
     struct mp *m = &fx.m;
     mp_header(m, 1, NULL);
     mp_stats_body(m, "n1");
-    cr_assert_eq(netelect__serf_feed(s, m->sb.data, m->sb.size - 3, T0), 0);
-    cr_assert_eq(netelect__serf_tick(s, T0 + 5 * S), 0);
-    cr_assert_eq(netelect__serf_next_deadline(s), T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS);
-    cr_assert_eq(netelect__serf_tick(s, T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS), -ETIMEDOUT);
+    cr_assert_eq(agent_serf_feed(s, m->sb.data, m->sb.size - 3, T0), 0);
+    cr_assert_eq(agent_serf_tick(s, T0 + 5 * S), 0);
+    cr_assert_eq(agent_serf_next_deadline(s), T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS);
+    cr_assert_eq(agent_serf_tick(s, T0 + NETELECT_SERF_REQUEST_TIMEOUT_NS), -ETIMEDOUT);
     last_conn_is(r, 0, -ETIMEDOUT);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.timeouts, 1);
     cr_assert_eq(st.malformed, 0);
 }
@@ -713,11 +713,11 @@ Test(serf, resnapshot_reaps_vanished, .timeout = 10, .init = fx_init, .fini = fx
     pack_setup(m, three, 3);
     cr_assert_eq(feed_mp(s, m, T0), 0);
     static const unsigned char junk[] = {0xc1};
-    cr_assert_eq(netelect__serf_feed(s, junk, 1, T0), -EBADMSG);
-    cr_assert_eq(netelect__serf_member_count(s), 3, "members kept while disconnected");
+    cr_assert_eq(agent_serf_feed(s, junk, 1, T0), -EBADMSG);
+    cr_assert_eq(agent_serf_member_count(s), 3, "members kept while disconnected");
     /* Reconnected: Serf has forgotten n3 meanwhile. */
-    cr_assert_eq(netelect__serf_test_connected(s, T0 + S), 0);
-    netelect__serf_take_output(s, NULL, SIZE_MAX);
+    cr_assert_eq(agent_serf_test_connected(s, T0 + S), 0);
+    agent_serf_take_output(s, NULL, SIZE_MAX);
     r->nm = 0;
     mp_header(m, 0, NULL);
     pack_setup(m, three, 2);
@@ -727,9 +727,9 @@ Test(serf, resnapshot_reaps_vanished, .timeout = 10, .init = fx_init, .fini = fx
     cr_assert_eq(r->m[1].ev, NETELECT_SERF_EV_SNAPSHOT);
     cr_assert_eq(r->m[2].ev, NETELECT_SERF_EV_REAP);
     cr_assert_str_eq(r->m[2].name, "n3");
-    cr_assert_eq(netelect__serf_member_count(s), 2);
+    cr_assert_eq(agent_serf_member_count(s), 2);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.connects, 2);
     cr_assert_eq(st.members_without_id, 0);
 }
@@ -739,10 +739,10 @@ Test(serf, parse_id, .timeout = 5)
     uint64_t v = 0;
 #define OK(str, want)                                                              \
     do {                                                                           \
-        cr_assert_eq(netelect__serf_parse_id(str, strlen(str), &v), 0, "%s", str); \
+        cr_assert_eq(agent_serf_parse_id(str, strlen(str), &v), 0, "%s", str); \
         cr_assert_eq(v, (uint64_t)(want), "%s", str);                              \
     } while (0)
-#define BAD(str) cr_assert_eq(netelect__serf_parse_id(str, strlen(str), &v), -EINVAL, "%s", str)
+#define BAD(str) cr_assert_eq(agent_serf_parse_id(str, strlen(str), &v), -EINVAL, "%s", str)
     OK("0", 0);
     OK("42", 42);
     OK("0x2A", 42);
@@ -773,29 +773,29 @@ Test(serf, config_validation, .timeout = 5)
                          "127.0.0.1:123456"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct netelect_serf_config c = {.rpc_addr = bad[i]};
-        cr_assert_eq(netelect__serf_new(&c, NULL, NULL, &s), -EINVAL, "%s", bad[i]);
+        cr_assert_eq(agent_serf_new(&c, NULL, NULL, &s), -EINVAL, "%s", bad[i]);
         cr_assert_null(s);
     }
     const char *good[] = {"127.0.0.1:7373", "[::1]:7373", "localhost:1"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct netelect_serf_config c = {.rpc_addr = good[i]};
-        cr_assert_eq(netelect__serf_new(&c, NULL, NULL, &s), 0, "%s", good[i]);
-        cr_assert_eq(netelect__serf_fd(s), -1, "no connection before the first tick");
-        netelect__serf_free(s);
+        cr_assert_eq(agent_serf_new(&c, NULL, NULL, &s), 0, "%s", good[i]);
+        cr_assert_eq(agent_serf_fd(s), -1, "no connection before the first tick");
+        agent_serf_free(s);
     }
     struct netelect_serf_config c = {.backoff_min_ns = 2 * S, .backoff_max_ns = S};
-    cr_assert_eq(netelect__serf_new(&c, NULL, NULL, &s), -EINVAL);
+    cr_assert_eq(agent_serf_new(&c, NULL, NULL, &s), -EINVAL);
     struct netelect_serf_config e = {.id_tag = ""};
-    cr_assert_eq(netelect__serf_new(&e, NULL, NULL, &s), -EINVAL);
-    cr_assert_eq(netelect__serf_new(NULL, NULL, NULL, NULL), -EINVAL);
+    cr_assert_eq(agent_serf_new(&e, NULL, NULL, &s), -EINVAL);
+    cr_assert_eq(agent_serf_new(NULL, NULL, NULL, NULL), -EINVAL);
     /* NULL config and callbacks mean defaults and no reports. */
-    cr_assert_eq(netelect__serf_new(NULL, NULL, NULL, &s), 0);
-    cr_assert_eq(netelect__serf_test_connected(s, T0), 0);
+    cr_assert_eq(agent_serf_new(NULL, NULL, NULL, &s), 0);
+    cr_assert_eq(agent_serf_test_connected(s, T0), 0);
     static const unsigned char hs[] = {0x82, 0xa5, 'E', 'r', 'r', 'o', 'r', 0xa0,
                                        0xa3, 'S', 'e', 'q', 0x00};
-    cr_assert_eq(netelect__serf_feed(s, hs, sizeof(hs), T0), 0);
-    netelect__serf_free(s);
-    netelect__serf_free(NULL);
+    cr_assert_eq(agent_serf_feed(s, hs, sizeof(hs), T0), 0);
+    agent_serf_free(s);
+    agent_serf_free(NULL);
 }
 
 /* ---- the socket path, against a fake Serf in this process ---- */
@@ -827,11 +827,11 @@ static int drive(struct netelect_serf *s, int extra, int ms, const struct rec *r
     while (mono() < end) {
         if (r && r->nconn >= nconn)
             return 1;
-        struct pollfd p[2] = {{.fd = netelect__serf_fd(s), .events = 0}, {.fd = extra,
+        struct pollfd p[2] = {{.fd = agent_serf_fd(s), .events = 0}, {.fd = extra,
                                                                          .events = POLLIN}};
-        uint32_t ev = netelect__serf_events(s);
+        uint32_t ev = agent_serf_events(s);
         p[0].events = (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0));
-        uint64_t now = mono(), dl = netelect__serf_next_deadline(s);
+        uint64_t now = mono(), dl = agent_serf_next_deadline(s);
         int to = dl <= now ? 0 : (int)((dl - now) / 1000000 + 1);
         if (to > 20)
             to = 20;
@@ -842,9 +842,9 @@ static int drive(struct netelect_serf *s, int extra, int ms, const struct rec *r
                           (p[0].revents & POLLOUT ? EPOLLOUT : 0) |
                           (p[0].revents & POLLERR ? EPOLLERR : 0) |
                           (p[0].revents & POLLHUP ? EPOLLHUP : 0);
-            netelect__serf_handle(s, re, now);
+            agent_serf_handle(s, re, now);
         }
-        netelect__serf_tick(s, mono());
+        agent_serf_tick(s, mono());
         if (extra >= 0 && (p[1].revents & POLLIN))
             return 1;
     }
@@ -866,10 +866,10 @@ Test(serf, backoff_when_serf_is_down, .timeout = 20, .init = fx_init, .fini = fx
     int ngaps = 0;
     uint64_t end = mono() + 3 * S;
     while (ngaps < 6 && mono() < end) {
-        uint64_t before = netelect__serf_next_deadline(s);
+        uint64_t before = agent_serf_next_deadline(s);
         drive(s, -1, 5, NULL, 0);
-        uint64_t after = netelect__serf_next_deadline(s);
-        if (netelect__serf_fd(s) < 0 && after != before && after != UINT64_MAX) {
+        uint64_t after = agent_serf_next_deadline(s);
+        if (agent_serf_fd(s) < 0 && after != before && after != UINT64_MAX) {
             if (prev)
                 gaps[ngaps++] = after - prev;
             prev = after;
@@ -922,10 +922,10 @@ Test(serf, socket_connect_lose_reconnect, .timeout = 20)
         last_conn_is(r, 0, -ECONNRESET);
     }
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.connects, 2);
     cr_assert_eq(st.disconnects, 2);
-    netelect__serf_free(s);
+    agent_serf_free(s);
     close(l);
     free(r);
 }
@@ -955,10 +955,10 @@ Test(serf, real_serf_replies, .timeout = 10)
         int rc = replay_seed(s, d, len);
         cr_assert_eq(rc, 0, "%s: %d", seeds[k], rc);
         struct netelect_serf_stats st;
-        netelect__serf_stats(s, &st);
+        agent_serf_stats(s, &st);
         cr_assert_eq(st.malformed, 0);
         cr_assert_eq(st.connected, 1);
-        cr_assert_str_eq(netelect__serf_self_name(s), "n1");
+        cr_assert_str_eq(agent_serf_self_name(s), "n1");
         cr_assert_geq(r->nm, 3);
         for (int i = 0; i < 3; i++) {
             char want[16];
@@ -988,7 +988,7 @@ Test(serf, real_serf_replies, .timeout = 10)
         cr_assert_eq(r->c[1].id, 3);
         for (int i = 0; i < 2; i++)
             cr_assert(r->c[i].rtt > 10000 && r->c[i].rtt < 10000000, "%" PRIu64, r->c[i].rtt);
-        netelect__serf_free(s);
+        agent_serf_free(s);
         free(r);
     }
 }
@@ -1009,8 +1009,8 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10, .init = fx_init, .fini 
     struct mp *m = &fx.m;
     pack_setup(m, many, N); /* self is "n1", the first */
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_member_count(s), N);
-    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    cr_assert_eq(agent_serf_member_count(s), N);
+    cr_assert_eq(agent_serf_tick(s, T0), 0);
 
     static struct treq q[256];
     struct netelect_serf_coord c;
@@ -1033,7 +1033,7 @@ Test(serf, coordinate_polls_are_windowed, .timeout = 10, .init = fx_init, .fini 
     cr_assert_geq(rounds, 4);
     cr_assert_eq(r->nc, N - 1);
     /* The cycle is over: nothing until the next period. */
-    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 2 * S);
+    cr_assert_eq(agent_serf_next_deadline(s), T0 + 2 * S);
 }
 
 Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10, .init = fx_init, .fini = fx_fini)
@@ -1045,22 +1045,22 @@ Test(serf, backoff_resets_only_after_a_snapshot, .timeout = 10, .init = fx_init,
     for (int i = 0; i < 3; i++) {
         uint64_t now = T0 + (uint64_t)i * S;
         if (i > 0) {
-            cr_assert_eq(netelect__serf_test_connected(s, now), 0);
-            cr_assert_eq(netelect__serf_feed(s, replay_handshake_ok,
+            cr_assert_eq(agent_serf_test_connected(s, now), 0);
+            cr_assert_eq(agent_serf_feed(s, replay_handshake_ok,
                                              sizeof(replay_handshake_ok), now), 0);
         }
-        cr_assert_eq(netelect__serf_feed(s, junk, 1, now), -EBADMSG);
-        cr_assert_eq(netelect__serf_next_deadline(s), now + (100ull << i) * ms, "attempt %d", i);
+        cr_assert_eq(agent_serf_feed(s, junk, 1, now), -EBADMSG);
+        cr_assert_eq(agent_serf_next_deadline(s), now + (100ull << i) * ms, "attempt %d", i);
     }
     /* A session that completes its snapshot resets it. */
     uint64_t now = T0 + 10 * S;
-    cr_assert_eq(netelect__serf_test_connected(s, now), 0);
+    cr_assert_eq(agent_serf_test_connected(s, now), 0);
     struct mp *m = &fx.m;
     mp_header(m, 0, NULL);
     pack_setup(m, three, 3);
     cr_assert_eq(feed_mp(s, m, now), 0);
-    cr_assert_eq(netelect__serf_feed(s, junk, 1, now), -EBADMSG);
-    cr_assert_eq(netelect__serf_next_deadline(s), now + 100 * ms);
+    cr_assert_eq(agent_serf_feed(s, junk, 1, now), -EBADMSG);
+    cr_assert_eq(agent_serf_next_deadline(s), now + 100 * ms);
 }
 
 /* Answers every get-coordinate in q with "no coordinate"; @return how many
@@ -1084,8 +1084,8 @@ static int answer_coords(struct mp *m, const struct treq *q, int k, int *other)
 static uint64_t status_poll(struct netelect_serf *s, uint64_t now)
 {
     struct treq q[8];
-    cr_assert_leq(netelect__serf_next_deadline(s), now, "the poll is due by %" PRIu64, now);
-    cr_assert_eq(netelect__serf_tick(s, now), 0);
+    cr_assert_leq(agent_serf_next_deadline(s), now, "the poll is due by %" PRIu64, now);
+    cr_assert_eq(agent_serf_tick(s, now), 0);
     cr_assert_eq(take_requests(s, q, 8), 1);
     cr_assert_str_eq(q[0].cmd, "members-filtered");
     cr_assert_str_eq(q[0].arg_key, "Status");
@@ -1112,7 +1112,7 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10, .init = fx_init, .fi
     mp_stats_body(m, "n1");
     mp_header(m, 2, NULL);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_tick(s, T0 + S), 0);
+    cr_assert_eq(agent_serf_tick(s, T0 + S), 0);
     int k = take_requests(s, q, 8);
     mp_header(m, 3, NULL); /* the snapshot, then the coordinates asked after it */
     mp_members_body(m, three, 3);
@@ -1126,12 +1126,12 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10, .init = fx_init, .fi
 
     /* Due one period after the snapshot; one in flight at a time. */
     uint64_t t = T0 + S;
-    cr_assert_eq(netelect__serf_tick(s, t + P - 1), 0);
+    cr_assert_eq(agent_serf_tick(s, t + P - 1), 0);
     cr_assert_eq(take_requests(s, q, 8), 0);
     uint64_t seq = status_poll(s, t + P);
-    cr_assert_eq(netelect__serf_tick(s, t + 3 * P), 0);
+    cr_assert_eq(agent_serf_tick(s, t + 3 * P), 0);
     cr_assert_eq(take_requests(s, q, 8), 0, "a second poll while one is in flight");
-    cr_assert_gt(netelect__serf_next_deadline(s), t + 3 * P);
+    cr_assert_gt(agent_serf_next_deadline(s), t + 3 * P);
 
     /* Serf has n2 failed (its stream event is still being coalesced). */
     struct tmember n2f = {"n2", "0x2A", "ch1", "failed", {127, 0, 0, 2}, 7947};
@@ -1184,7 +1184,7 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10, .init = fx_init, .fi
     cr_assert_eq(r->m[2].status, NETELECT_SERF_LEAVING);
     cr_assert_eq(r->m[3].ev, NETELECT_SERF_EV_FAILED);
     cr_assert_str_eq(r->m[3].name, "n9");
-    cr_assert_eq(netelect__serf_member_count(s), 4);
+    cr_assert_eq(agent_serf_member_count(s), 4);
     t += P;
     n3l.status = "left";
     struct tmember b2[] = {n2f, n3l, n9};
@@ -1220,7 +1220,7 @@ Test(serf, status_poll_reports_changes_once, .timeout = 10, .init = fx_init, .fi
     cr_assert_eq(r->m[6].ev, NETELECT_SERF_EV_FAILED);
 
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.status_polls, 7);
     cr_assert_eq(st.status_changes, 5);
     cr_assert_eq(st.malformed, 0);
@@ -1236,7 +1236,7 @@ static uint64_t up_to_status_poll(struct rec *r, struct netelect_serf **out)
     pack_setup(&m, three, 3);
     cr_assert_eq(feed_mp(s, &m, T0), 0);
     /* The first coordinate cycle is due at once: answer it. */
-    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    cr_assert_eq(agent_serf_tick(s, T0), 0);
     struct treq q[8];
     int other = -1;
     int k = take_requests(s, q, 8);
@@ -1286,19 +1286,19 @@ Test(serf, status_poll_malformed_or_refused, .timeout = 10)
         cr_assert_eq(r->nm, nm, "case %d: a rejected poll reply reported members", c);
         last_conn_is(r, 0, want);
         struct netelect_serf_stats st;
-        netelect__serf_stats(s, &st);
+        agent_serf_stats(s, &st);
         cr_assert_eq(st.malformed, want == -EBADMSG ? 1u : 0u, "case %d", c);
         cr_assert_eq(st.rpc_errors, want == -EPROTO ? 1u : 0u, "case %d", c);
         cr_assert_eq(st.disconnects, 1);
         cr_assert_eq(st.status_polls, 1);
         /* The reconnected session polls again only after its own snapshot. */
-        cr_assert_eq(netelect__serf_test_connected(s, T0 + 2 * S), 0);
-        cr_assert_eq(netelect__serf_tick(s, T0 + 3 * S), 0);
+        cr_assert_eq(agent_serf_test_connected(s, T0 + 2 * S), 0);
+        cr_assert_eq(agent_serf_tick(s, T0 + 3 * S), 0);
         struct treq q[8];
         cr_assert_eq(take_requests(s, q, 8), 1);
         cr_assert_str_eq(q[0].cmd, "handshake");
         mp_free(&m);
-        netelect__serf_free(s);
+        agent_serf_free(s);
         free(r);
     }
 }
@@ -1311,19 +1311,19 @@ Test(serf, status_poll_off, .timeout = 10, .init = fx_init, .fini = fx_fini)
     struct mp *m = &fx.m;
     pack_setup(m, three, 3);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_tick(s, T0), 0);
+    cr_assert_eq(agent_serf_tick(s, T0), 0);
     struct treq q[8];
     int other = -1;
     int k = take_requests(s, q, 8);
     cr_assert_eq(answer_coords(m, q, k, &other), 0);
     cr_assert_eq(feed_mp(s, m, T0), 0);
-    cr_assert_eq(netelect__serf_next_deadline(s), T0 + 3600 * S, "only the coordinate timer");
+    cr_assert_eq(agent_serf_next_deadline(s), T0 + 3600 * S, "only the coordinate timer");
     for (uint64_t t = T0; t < T0 + 10 * S; t += S / 10) {
-        cr_assert_eq(netelect__serf_tick(s, t), 0);
+        cr_assert_eq(agent_serf_tick(s, t), 0);
         cr_assert_eq(take_requests(s, q, 8), 0);
     }
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.status_polls, 0);
 }
 
@@ -1432,7 +1432,7 @@ Test(serf, listener_of_another_uid_gets_nothing, .timeout = 20, .init = fx_init,
     cr_assert_eq(got, 0, "the untrusted listener got %zu bytes", got);
     last_conn_is(r, 0, -EPERM);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_geq(st.listener_refused, 1);
     cr_assert_eq(st.listener_uid, NOBODY);
     cr_assert_eq(st.connects, 0);
@@ -1457,7 +1457,7 @@ Test(serf, listener_of_the_configured_uid_gets_the_key, .timeout = 20, .init = f
     cr_assert_not_null(memmem(buf, got, "handshake", 9), "no handshake (%zu bytes)", got);
     cr_assert_not_null(memmem(buf, got, KEY, strlen(KEY)), "no auth key (%zu bytes)", got);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.listener_refused, 0);
     cr_assert_eq(st.listener_uid, NOBODY);
 }
@@ -1507,12 +1507,12 @@ Test(serf, only_this_hosts_member_carries_its_id, .timeout = 10, .init = fx_init
     cr_assert_eq(r->nrej, 2);
     cr_assert_str_eq(r->rej[1].name, "late");
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.ids_refused, 2);
     cr_assert_eq(st.refusals, 2);
     /* No coordinate is asked for a member that does not hold its id. */
     uint64_t now = T0 + 3 * S;
-    cr_assert_eq(netelect__serf_tick(s, now), 0);
+    cr_assert_eq(agent_serf_tick(s, now), 0);
     struct treq q[16];
     int k = take_requests(s, q, 16);
     for (int i = 0; i < k; i++)
@@ -1573,7 +1573,7 @@ Test(serf, duplicate_id_refused_until_its_holder_goes, .timeout = 10, .init = fx
     cr_assert_eq(r->m[before + 1].id, 0x56);
     cr_assert_eq(r->m[before + 1].has_id, 1);
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.ids_refused, 0);
 }
 
@@ -1669,7 +1669,7 @@ Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10, .init = fx_ini
     cr_assert_eq(r->rej[0].why, NETELECT_SERF_REJECT_CAP);
     cr_assert_str_eq(r->rej[0].name, "m4");
     struct netelect_serf_stats st;
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.ids_refused, 2);
     /* One holder is reaped: the first one waiting takes its place. */
     size_t before = r->nm;
@@ -1680,6 +1680,6 @@ Test(serf, max_ids_caps_the_members_holding_an_id, .timeout = 10, .init = fx_ini
     cr_assert_str_eq(r->m[before + 1].name, "m4");
     cr_assert_eq(r->m[before + 1].has_id, 1);
     cr_assert_eq(r->m[before + 1].id, 4);
-    netelect__serf_stats(s, &st);
+    agent_serf_stats(s, &st);
     cr_assert_eq(st.ids_refused, 1);
 }

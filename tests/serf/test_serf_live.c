@@ -306,8 +306,8 @@ static int drive(uint64_t timeout, int (*done)(void))
     uint32_t watched_ev = 0;
     int ok = 0;
     while (!(ok = done()) && mono() < end) {
-        int fd = netelect__serf_fd(cl);
-        uint32_t ev = netelect__serf_events(cl);
+        int fd = agent_serf_fd(cl);
+        uint32_t ev = agent_serf_events(cl);
         if (fd != watched || ev != watched_ev) {
             if (watched >= 0)
                 epoll_ctl(ep, EPOLL_CTL_DEL, watched, NULL);
@@ -319,21 +319,21 @@ static int drive(uint64_t timeout, int (*done)(void))
             }
             watched_ev = ev;
         }
-        uint64_t now = mono(), dl = netelect__serf_next_deadline(cl);
+        uint64_t now = mono(), dl = agent_serf_next_deadline(cl);
         int to = dl <= now ? 0 : (int)((dl - now) / MS + 1);
         if (to > 50)
             to = 50;
         struct epoll_event got;
         int n = epoll_wait(ep, &got, 1, to);
         if (n == 1) {
-            netelect__serf_handle(cl, got.events, mono());
+            agent_serf_handle(cl, got.events, mono());
             /* The fd may have been closed (and its number reused). */
-            if (netelect__serf_fd(cl) != watched) {
+            if (agent_serf_fd(cl) != watched) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, watched, NULL);
                 watched = -1;
             }
         }
-        netelect__serf_tick(cl, mono());
+        agent_serf_tick(cl, mono());
     }
     close(ep);
     return ok;
@@ -511,8 +511,8 @@ int main(void)
     };
     struct netelect_serf_callbacks cb = {.member = on_member, .coord = on_coord,
                                          .connection = on_conn};
-    if (netelect__serf_new(&cfg, &cb, NULL, &cl) != 0)
-        fail("netelect__serf_new");
+    if (agent_serf_new(&cfg, &cb, NULL, &cl) != 0)
+        fail("agent_serf_new");
 
     /* 1. The view converges from Serf alone. */
     uint64_t t0 = mono();
@@ -540,17 +540,17 @@ int main(void)
         fast.coord_period_ns = 1;
         struct netelect_serf_callbacks none = {0};
         struct netelect_serf *main_cl = cl;
-        if (netelect__serf_new(&fast, &none, NULL, &cl) != 0)
-            fail("netelect__serf_new (rate)");
+        if (agent_serf_new(&fast, &none, NULL, &cl) != 0)
+            fail("agent_serf_new (rate)");
         drive(300 * MS, never);
         struct netelect_serf_stats a, b;
-        netelect__serf_stats(cl, &a);
+        agent_serf_stats(cl, &a);
         uint64_t t = mono();
         drive(S, never);
-        netelect__serf_stats(cl, &b);
+        agent_serf_stats(cl, &b);
         printf("get-coordinate throughput: %.0f requests/s (cycles of %d pipelined requests)\n",
                (double)(b.coord_polls - a.coord_polls) * 1e9 / (double)(mono() - t), NAGENTS);
-        netelect__serf_free(cl);
+        agent_serf_free(cl);
         cl = main_cl;
     }
 
@@ -621,13 +621,13 @@ int main(void)
         fail("members the restarted agent does not list were not reaped");
 
     struct netelect_serf_stats s;
-    netelect__serf_stats(cl, &s);
+    agent_serf_stats(cl, &s);
     printf("stats: connects %" PRIu64 " disconnects %" PRIu64 " malformed %" PRIu64
            " events %" PRIu64 " coord_polls %" PRIu64 "\n",
            s.connects, s.disconnects, s.malformed, s.events, s.coord_polls);
     if (s.malformed != 0)
         fail("malformed replies from a real Serf");
-    netelect__serf_free(cl);
+    agent_serf_free(cl);
     kill_all();
     cleanup_dir();
     printf("PASS in %.1f s\n", (double)(mono() - t_start) / 1e9);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "agent/util.h"
+#include "agent/parse.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int netelect__parse_u64(const char *s, uint64_t *out)
+int agent_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s || !isdigit((unsigned char)*s))
         return -EINVAL; /* strtoull would accept "-1" and " 1" */
@@ -25,10 +25,10 @@ int netelect__parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-int netelect__parse_id(const char *s, uint64_t *out)
+int agent_parse_id(const char *s, uint64_t *out)
 {
     uint64_t v;
-    int r = netelect__parse_u64(s, &v);
+    int r = agent_parse_u64(s, &v);
     if (r < 0)
         return r;
     if (v == 0)
@@ -37,7 +37,7 @@ int netelect__parse_id(const char *s, uint64_t *out)
     return 0;
 }
 
-int netelect__parse_duration(const char *s, uint64_t *out_ns)
+int agent_parse_duration(const char *s, uint64_t *out_ns)
 {
     if (!s || !*s || !(isdigit((unsigned char)*s) || *s == '.'))
         return -EINVAL;
@@ -64,7 +64,7 @@ int netelect__parse_duration(const char *s, uint64_t *out_ns)
     return 0;
 }
 
-int netelect__parse_addr(const char *s, struct sockaddr_storage *out, socklen_t *len,
+int agent_parse_addr(const char *s, struct sockaddr_storage *out, socklen_t *len,
                          int allow_port0)
 {
     char host[64];
@@ -88,7 +88,7 @@ int netelect__parse_addr(const char *s, struct sockaddr_storage *out, socklen_t 
         port = c + 1;
     }
     uint64_t p;
-    if (netelect__parse_u64(port, &p) < 0 || p > 65535 || (p == 0 && !allow_port0))
+    if (agent_parse_u64(port, &p) < 0 || p > 65535 || (p == 0 && !allow_port0))
         return -EINVAL;
     if (*s == '[') {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
@@ -108,7 +108,7 @@ int netelect__parse_addr(const char *s, struct sockaddr_storage *out, socklen_t 
     return 0;
 }
 
-const char *netelect__fmt_addr(const struct sockaddr *sa, char *buf, size_t len)
+const char *agent_fmt_addr(const struct sockaddr *sa, char *buf, size_t len)
 {
     char h[INET6_ADDRSTRLEN];
     if (sa->sa_family == AF_INET) {
@@ -125,7 +125,7 @@ const char *netelect__fmt_addr(const struct sockaddr *sa, char *buf, size_t len)
     return buf;
 }
 
-int netelect__valid_chan_name(const char *s)
+int agent_valid_chan_name(const char *s)
 {
     size_t n = 0;
     if (!s)
@@ -138,7 +138,7 @@ int netelect__valid_chan_name(const char *s)
     return n >= 1 && n <= NETELECT_CHAN_NAME_MAX;
 }
 
-char *netelect__trim(char *s)
+char *agent_trim(char *s)
 {
     while (isspace((unsigned char)*s))
         s++;
