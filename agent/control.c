@@ -593,36 +593,43 @@ static json_t *cmd_channel_remove(struct agent *a, const struct client *c,
     return json_pack("{s:b, s:I}", "ok", 1, "members", (json_int_t)ch->n);
 }
 
-static json_t *cmd_set_rtt(struct agent *a, const struct client *c,
-                           const struct netelect_ctl_req *q)
+/* set-rtt and set-health: an operator override on a node, which the
+ * request creates (within the node limit) if the agent does not know it. */
+static json_t *cmd_override(struct agent *a, const struct client *c,
+                            const struct netelect_ctl_req *q, bool rtt)
 {
     char err[256];
     struct node *n;
     if (agent_node_get_limited(a, q->id, &n, err, sizeof err) < 0)
         return err_reply(-ENOSPC, err);
     n->orig |= ORIG_CTL;
-    n->rtt_ovr = true;
-    n->rtt_ovr_ns = q->rtt_ns;
+    if (rtt) {
+        n->rtt_ovr = true;
+        n->rtt_ovr_ns = q->rtt_ns;
+    } else {
+        n->health_ovr = true;
+        n->health_ovr_val = (uint8_t)q->healthy;
+    }
     agent_node_changed(a, n);
-    LOGA_I(q->id, NULL, NULL, "control: rtt of %#llx overridden to %llu ns (uid %u)", (unsigned long long)q->id,
-          (unsigned long long)q->rtt_ns, (unsigned)c->cred.uid);
+    if (rtt)
+        LOGA_I(q->id, NULL, NULL, "control: rtt of %#llx overridden to %llu ns (uid %u)",
+               (unsigned long long)q->id, (unsigned long long)q->rtt_ns, (unsigned)c->cred.uid);
+    else
+        LOGA_I(q->id, NULL, NULL, "control: health of %#llx overridden to %s (uid %u)",
+               (unsigned long long)q->id, q->healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
     return json_pack("{s:b}", "ok", 1);
+}
+
+static json_t *cmd_set_rtt(struct agent *a, const struct client *c,
+                           const struct netelect_ctl_req *q)
+{
+    return cmd_override(a, c, q, true);
 }
 
 static json_t *cmd_set_health(struct agent *a, const struct client *c,
                               const struct netelect_ctl_req *q)
 {
-    char err[256];
-    struct node *n;
-    if (agent_node_get_limited(a, q->id, &n, err, sizeof err) < 0)
-        return err_reply(-ENOSPC, err);
-    n->orig |= ORIG_CTL;
-    n->health_ovr = true;
-    n->health_ovr_val = (uint8_t)q->healthy;
-    agent_node_changed(a, n);
-    LOGA_I(q->id, NULL, NULL, "control: health of %#llx overridden to %s (uid %u)", (unsigned long long)q->id,
-          q->healthy ? "healthy" : "unhealthy", (unsigned)c->cred.uid);
-    return json_pack("{s:b}", "ok", 1);
+    return cmd_override(a, c, q, false);
 }
 
 static json_t *cmd_clear(struct agent *a, const struct client *c, const struct netelect_ctl_req *q)
