@@ -151,7 +151,9 @@ def load(files):
             d = json.load(fh)  # raises on invalid JSON: the smoke test fails then
         if not merged["context"]:
             merged["context"] = d.get("context", {})
-        merged["contexts"].append(d.get("context", {}))
+        # A merged bench.json carries each run's context: keep them all
+        # (the load average at the start of each run).
+        merged["contexts"] += d.get("contexts") or [d.get("context", {})]
         merged["benchmarks"] += d.get("benchmarks", [])
     return merged
 
@@ -678,6 +680,9 @@ def summary(core, rows):
                      f"{fmt_spread(sh['mem10k'])} ({sh['view10k'].median / sh['mem10k'].median:.2f}×)")
     if sh.get("pub10k"):
         items.append(f"publish 10k-node view {fmt_spread(sh['pub10k'])}")
+    if sh.get("delta1M1"):
+        items.append(f"publish of 1 changed node in a 1M-node view {fmt_spread(sh['delta1M1'])} as a delta"
+                     + (f", {fmt_spread(sh['full1M1'])} as a full publish" if sh.get("full1M1") else ""))
     if sh.get("ptv"):
         items.append(f"publish-to-visible median {fmt_spread(sh['ptv'])}")
     if sh.get("r1") and sh.get("r2"):
@@ -780,6 +785,9 @@ def key_figures(core, rows):
                   sh["mem10k"], "≤ 1.2×", lambda r: r <= 1.2, False)
     if sh.get("pub10k"):
         add_time("shm publish, 10k-node view", sh["pub10k"], "≤ 100 µs", 100000)
+    if sh.get("delta1M1"):
+        add_time("shm publish of 1 changed node in a 1M-node view (delta)", sh["delta1M1"],
+                 "≤ 1 ms", 1e6)
     if sh.get("ptv"):
         add_time("shm publish-to-visible, median from the publish call", sh["ptv"], "≤ 5 µs", 5000)
     if sh.get("r1") and sh.get("r2"):
@@ -823,6 +831,8 @@ def shm_figures(rows):
                 f["mem10k"] = r.stats()
             elif p[1] == "publish" and p[2] == "10000":
                 f["pub10k"] = r.stats()
+            elif p[1] in ("publish_delta", "publish_full") and p[2:4] == ["1000000", "1"]:
+                f[p[1][8:] + "1M1"] = r.stats()
         elif p[0] == "shm_mt":
             if p[1] == "publish_to_visible":
                 f["ptv"] = r.counter_stats("p50_from_call_ns")
@@ -840,7 +850,10 @@ def shm_section(rows):
            "Pinned rows run on one CPU; `shm_mt` rows run unpinned on both CPUs (a reader "
            "thread needs its own CPU).\n"]
     body = []
-    for r in sorted(sh, key=lambda r: (r.parts[0], r.parts[1], int(r.parts[2]) if r.parts[2].isdigit() else 0, r.threads)):
+    def num(x):
+        return int(x) if x.isdigit() else 0
+    for r in sorted(sh, key=lambda r: (r.parts[0], r.parts[1], num(r.parts[2]),
+                                       [num(x) for x in r.parts[3:]], r.threads)):
         if r.error:
             body.append([r.name, "error: " + r.error, ""])
             continue
@@ -859,7 +872,8 @@ def shm_section(rows):
                           f"{fmt_spread(r.cpu_stats())} of thread CPU time per election" if tot else "")])
         else:
             npr = r.counter("ns_per_replica")
-            body.append([f"{p[0]}/{p[1]} n={fmt_n(p[2])}" + "".join(f"/{x}" for x in p[3:]),
+            changed = f", {p[3]} changed" if p[1].startswith("publish_") and len(p) > 3 else ""
+            body.append([f"{p[0]}/{p[1]} n={fmt_n(p[2])}{changed}",
                          fmt_spread(r.stats()), f"{npr:.3g} ns/replica (median)" if npr else ""])
     out.append(table(["row", "median [min, p90]", "notes"], body) + "\n")
     f = shm_figures(rows)
