@@ -634,8 +634,10 @@ static size_t rank_bitonic(const uint64_t *ids, const uint64_t *rtt, const uint8
     const __m512i vib = _mm512_set1_epi64(ib);
     for (size_t j = 1; j < m; j += 8) {
         const __mmask8 lm = m - j >= 8 ? 0xff : (__mmask8)((1u << (m - j)) - 1);
-        const __m512i cur = _mm512_srlv_epi64(_mm512_loadu_si512(keys + j), vib);
-        const __m512i prev = _mm512_srlv_epi64(_mm512_loadu_si512(keys + j - 1), vib);
+        /* Masked loads: keys + j + 8 may pass the end of keys[] when m is
+         * near BITONIC_MAX, and only the lanes in lm may be read. */
+        const __m512i cur = _mm512_srlv_epi64(_mm512_maskz_loadu_epi64(lm, keys + j), vib);
+        const __m512i prev = _mm512_srlv_epi64(_mm512_maskz_loadu_epi64(lm, keys + j - 1), vib);
         if (__builtin_expect(!_mm512_mask_cmpeq_epu64_mask(lm, cur, prev), 1))
             continue;
         for (size_t q = j; q < j + 8 && q < m; q++) {
