@@ -23,33 +23,24 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+# The integration tests' pipelined control client: one definition of the
+# protocol's framing for the tests and this bench.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "agent"))
+from it_agents import Fail, ctl_lines  # noqa: E402
 
 
 def ctl(path, lines, timeout=120):
-    """Sends request lines over one connection (pipelined); the replies."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(path)
-    buf = b""
-
-    def reader():
-        nonlocal buf
-        while buf.count(b"\n") < len(lines):
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            buf += d
-    t = threading.Thread(target=reader)
-    t.start()
-    s.sendall("".join(line + "\n" for line in lines).encode())
-    t.join(timeout)
-    s.close()
-    out = [json.loads(x) for x in buf.decode().splitlines()]
-    if len(out) != len(lines) or not all(r.get("ok") for r in out):
-        sys.exit(f"{path}: {len(lines)} requests, {len(out)} replies, "
-                 f"{sum(1 for r in out if not r.get('ok'))} refused")
+    """Sends request lines over one connection (pipelined); the replies,
+    every one of which must say ok."""
+    try:
+        out = ctl_lines(path, lines, timeout)
+    except Fail as e:
+        sys.exit(f"{path}: {e}")
+    refused = sum(1 for r in out if not r.get("ok"))
+    if refused:
+        sys.exit(f"{path}: {len(lines)} requests, {refused} refused")
     return out
 
 
