@@ -90,6 +90,11 @@
 /* Elections pin their slot in the registry from this many replicas on;
  * shorter ones are over long before a writer could lap them. */
 #define ANNOUNCE_MIN_MEMBERS 256u
+/* Channels up to this many members keep their geometry in the thread's
+ * cache (elect_geo), elected by the same inline loop netelect_elect()
+ * uses below its small-n threshold; past it the election dominates. */
+#define GEO_MAX_N 16u
+_Static_assert(GEO_MAX_N < ANNOUNCE_MIN_MEMBERS, "elect_geo never announces");
 
 /* Internal "the data I just read is inconsistent" code: retried if the seq
  * moved, NETELECT_ECORRUPT if it did not. */
@@ -181,6 +186,20 @@ struct tls_state {
     char name[TLS_NAME];
     uint32_t tick;
     bool res_valid;
+    /* Where that channel's members are in that version, for elections of
+     * up to GEO_MAX_N members (geo_valid): the slot and the member arrays,
+     * taken from a validated read whose c_first/c_n passed chan_range's
+     * check against the private layout of mapping map_id.  Same key as
+     * chan_idx: a version's geometry never changes once published, so a
+     * later question on (view, map_id, cur, name) reads the member data
+     * through these pointers without re-reading any bound from the
+     * segment (elect_geo).  Never dereferenced unless map_id is the view's
+     * current mapping, under the RCU read lock. */
+    bool geo_valid;
+    uint32_t geo_n;
+    const struct netelect_shm_slot *geo_sl;
+    const uint64_t *geo_ids, *geo_rtt;
+    const uint8_t *geo_ok;
     uint32_t destructor_set;
     struct {
         uint64_t map_id;
@@ -1096,11 +1115,16 @@ struct op;
 static inline void op_announce(struct op *op, uint64_t cur);
 
 static int do_elect(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
-                    uint32_t ci, uint64_t self_id, uint64_t cur, struct netelect_result *out)
+                    uint32_t ci, uint64_t self_id, uint64_t cur, struct netelect_result *out,
+                    uint32_t *first_out, uint32_t *n_out)
 {
     uint32_t first, n;
     if (chan_range(m, sl, ci, &first, &n))
         return E_GARBAGE;
+    if (first_out) {
+        *first_out = first;
+        *n_out = n;
+    }
     if (op && n >= ANNOUNCE_MIN_MEMBERS)
         op_announce(op, cur);
 #ifdef NETELECT_SHM_ATOMIC_PAYLOAD
@@ -1302,6 +1326,10 @@ struct chan_op {
     int64_t ci;
     uint64_t map_id, cur;
     struct netelect_result res;
+    /* elections: the validated range and where it was read (cache_chan) */
+    uint32_t first, n;
+    const struct map *m;
+    const struct netelect_shm_slot *sl;
     uint64_t *out_ids;
     size_t cap, count;
 };
@@ -1340,9 +1368,17 @@ static void cache_chan(const struct chan_op *c, bool elect)
     }
     tls.self_id = c->self_id;
     tls.res_valid = elect; /* rank caches the lookup only */
+    tls.geo_valid = elect && c->n <= GEO_MAX_N;
     if (elect) {
         tls.res.outcome = c->res.outcome;
         tls.res.winner = c->res.winner;
+    }
+    if (tls.geo_valid) {
+        tls.geo_n = c->n;
+        tls.geo_sl = c->sl;
+        tls.geo_ids = (const uint64_t *)rg(c->m, c->sl, NETELECT_RG_M_IDS) + c->first;
+        tls.geo_rtt = (const uint64_t *)rg(c->m, c->sl, NETELECT_RG_M_RTT) + c->first;
+        tls.geo_ok = (const uint8_t *)rg(c->m, c->sl, NETELECT_RG_M_HEALTHY) + c->first;
     }
 }
 
@@ -1366,45 +1402,106 @@ static int elect_fn(struct op *op, const struct map *m, const struct netelect_sh
     int rc = chan_resolve(c, m, sl, cur);
     if (rc)
         return rc;
-    return do_elect(op, m, sl, (uint32_t)c->ci, c->self_id, cur, &c->res);
+    c->m = m;
+    c->sl = sl;
+    return do_elect(op, m, sl, (uint32_t)c->ci, c->self_id, cur, &c->res, &c->first, &c->n);
 }
 
-int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64_t self_id,
-                            struct netelect_result *out, uint64_t *generation)
+/*
+ * The miss path of a small channel already looked up in this version by
+ * this thread (tls.geo_*): one latch read of the member data through the
+ * bounds validated when the geometry was cached, with none of the generic
+ * read loop's set-up.  The key is checked under the RCU read lock against
+ * the current mapping and h_current, so the cached pointers are into a
+ * live mapping and belong to this very version; the slot's seq and
+ * generation then say, as in read_once, whether the version still sits in
+ * that slot and was not rewritten meanwhile.  Anything else (another
+ * version, a slot being rewritten, a lapped read, a writer not LIVE) is
+ * left to the general path.  Returns 0 with *out set, or 1 to fall back.
+ */
+static inline __attribute__((always_inline)) int elect_geo(struct netelect_view *v,
+                                                           uint64_t self_id,
+                                                           struct netelect_result *out,
+                                                           uint64_t *generation)
 {
-    if (__builtin_expect(!v || !out || !channel, 0))
-        return -EINVAL;
-    /* One name compare serves the answer cache here and the lookup cache
-     * in elect_fn; the cached name is NUL-terminated, so strcmp() never
-     * reads past the caller's string and a hit needs no strnlen(). */
-    const bool name_cached = tls.view_id == v->id && strcmp(tls.name, channel) == 0;
+    int rc = 1;
+    rcu_lock();
+    const struct map *m = atomic_load_explicit(&v->map, memory_order_acquire);
+    const struct netelect_shm_hdr *h = hdr(m);
+    /* Acquire: pairs with the writer's release of h_current. */
+    const uint64_t cur = netelect__load_acquire64(&h->h_current);
+    const uint32_t state = atomic_load_explicit(&h->h_state, memory_order_relaxed);
+    if (__builtin_expect(state == NETELECT_SHM_LIVE && tls.cur == cur && tls.map_id == m->id, 1)) {
+        const struct netelect_shm_slot *sl = tls.geo_sl;
+        const uint64_t q0 = netelect__read_seqcount_begin(&sl->s_seq);
+#ifndef NETELECT_NO_VALIDATE
+        if ((q0 & 1) || NETELECT_LOAD_RELAXED(&sl->s_generation) != cur >> 8)
+            goto out;
+#endif
+        const uint32_t n = tls.geo_n;
+        struct netelect_result r;
+#ifdef NETELECT_SHM_ATOMIC_PAYLOAD
+        uint64_t ids[GEO_MAX_N], rtt[GEO_MAX_N];
+        uint8_t ok[GEO_MAX_N];
+        for (uint32_t i = 0; i < n; i++) {
+            ids[i] = NETELECT_LOAD_RELAXED(&tls.geo_ids[i]);
+            rtt[i] = NETELECT_LOAD_RELAXED(&tls.geo_rtt[i]);
+            ok[i] = NETELECT_LOAD_RELAXED(&tls.geo_ok[i]);
+        }
+        r = netelect__elect_small(ids, rtt, ok, n, self_id);
+#else
+        /* Plain loads, as do_elect's (see the file comment). */
+        r = netelect__elect_small(tls.geo_ids, tls.geo_rtt, tls.geo_ok, n, self_id);
+#endif
+        if (!seq_unchanged(sl, q0))
+            goto out;
+        tls.tick++;
+        tls.self_id = self_id;
+        tls.res = r;
+        out->outcome = r.outcome;
+        out->winner = r.winner;
+        if (generation)
+            *generation = cur >> 8;
+        rc = 0;
+    }
+out:
+    rcu_unlock();
+    return rc;
+}
+
+/*
+ * Whether `channel` is the thread's cached name (tls.name, NUL-terminated,
+ * without a NUL before tls.name_len).  Never reads past the caller's
+ * string: byte i is read only after bytes 0..i-1 matched non-NUL bytes.
+ * Short names (the common case, and the 3-replica miss path's budget)
+ * compare inline, longer ones through strcmp(), which is faster past a
+ * dozen bytes.
+ */
+#define NAME_INLINE_MAX 16u
+static inline __attribute__((always_inline)) bool name_cached(const char *channel)
+{
+    const uint32_t len = tls.name_len;
+    if (len > NAME_INLINE_MAX)
+        return strcmp(tls.name, channel) == 0;
+    for (uint32_t i = 0; i <= len; i++)
+        if (channel[i] != tls.name[i])
+            return false;
+    return true;
+}
+
+/* Everything but the two cache paths, out of line so that their registers
+ * and stack frame are theirs alone.  name_cached: the thread cache holds
+ * this view and channel name (its length is tls.name_len). */
+static __attribute__((noinline)) int elect_slow(struct netelect_view *v, const char *channel,
+                                                uint64_t self_id, struct netelect_result *out,
+                                                uint64_t *generation, bool name_cached)
+{
     size_t len = tls.name_len;
     if (!name_cached) {
         len = strnlen(channel, NETELECT_CHAN_NAME_MAX + 1);
         if (__builtin_expect(len - 1 >= NETELECT_CHAN_NAME_MAX, 0))
             return -EINVAL;
     }
-
-    /* Fast path: the same question on the same version as this thread's
-     * last election: one acquire load of h_current answers it. */
-    if (__builtin_expect(((tls.tick + 1) % LIVENESS_EVERY) != 0, 1) && name_cached &&
-        tls.self_id == self_id && tls.res_valid &&
-        !atomic_load_explicit(&v->stale, memory_order_relaxed)) {
-        /* No RCU: the header page outlives its mapping (struct fastref),
-         * and the answer comes from this thread's own cache. */
-        const struct fastref *f = atomic_load_explicit(&v->fast, memory_order_acquire);
-        /* Acquire: pairs with the writer's release of h_current. */
-        const uint64_t cur = netelect__load_acquire64(&f->h->h_current);
-        const uint32_t state = atomic_load_explicit(&f->h->h_state, memory_order_relaxed);
-        if (state == NETELECT_SHM_LIVE && tls.cur == cur && tls.map_id == f->map_id) {
-            tls.tick++;
-            *out = tls.res;
-            if (generation)
-                *generation = cur >> 8;
-            return 0;
-        }
-    }
-
     struct chan_op c;
     c.op.fn = elect_fn;
     c.op.lazy_announce = true;
@@ -1425,10 +1522,57 @@ int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64
     return rc;
 }
 
+static inline __attribute__((always_inline)) int elect_gen(struct netelect_view *v,
+                                                           const char *channel, uint64_t self_id,
+                                                           struct netelect_result *out,
+                                                           uint64_t *generation)
+{
+    if (__builtin_expect(!v || !out || !channel, 0))
+        return -EINVAL;
+    /* One name compare serves the answer cache, the geometry cache and
+     * the lookup cache in elect_fn, and a hit needs no strnlen(). */
+    if (tls.view_id != v->id || !name_cached(channel))
+        return elect_slow(v, channel, self_id, out, generation, false);
+
+    /* The liveness check runs every LIVENESS_EVERY calls, and a stale
+     * view answers NETELECT_ESTALE: both on the slow path only. */
+    if (__builtin_expect(((tls.tick + 1) % LIVENESS_EVERY) != 0, 1) &&
+        !atomic_load_explicit(&v->stale, memory_order_relaxed)) {
+        if (tls.self_id == self_id && tls.res_valid) {
+            /* The same question on the same version as this thread's last
+             * election: one acquire load of h_current answers it.  No RCU:
+             * the header page outlives its mapping (struct fastref), and
+             * the answer comes from this thread's own cache. */
+            const struct fastref *f = atomic_load_explicit(&v->fast, memory_order_acquire);
+            /* Acquire: pairs with the writer's release of h_current. */
+            const uint64_t cur = netelect__load_acquire64(&f->h->h_current);
+            const uint32_t state = atomic_load_explicit(&f->h->h_state, memory_order_relaxed);
+            if (state == NETELECT_SHM_LIVE && tls.cur == cur && tls.map_id == f->map_id) {
+                tls.tick++;
+                *out = tls.res;
+                if (generation)
+                    *generation = cur >> 8;
+                return 0;
+            }
+        } else if (tls.geo_valid && elect_geo(v, self_id, out, generation) == 0) {
+            /* Another question on a channel whose geometry in this
+             * version this thread knows: the miss path. */
+            return 0;
+        }
+    }
+    return elect_slow(v, channel, self_id, out, generation, true);
+}
+
+int netelect_view_elect_gen(struct netelect_view *v, const char *channel, uint64_t self_id,
+                            struct netelect_result *out, uint64_t *generation)
+{
+    return elect_gen(v, channel, self_id, out, generation);
+}
+
 int netelect_view_elect(struct netelect_view *v, const char *channel, uint64_t self_id,
                         struct netelect_result *out)
 {
-    return netelect_view_elect_gen(v, channel, self_id, out, NULL);
+    return elect_gen(v, channel, self_id, out, NULL);
 }
 
 static int rank_fn(struct op *op, const struct map *m, const struct netelect_shm_slot *sl,
@@ -1889,7 +2033,7 @@ int netelect_snap_elect(const struct netelect_snap *s, const char *channel, uint
     int64_t ci = chan_find(s->m, s->sl, channel, len);
     if (ci < 0)
         return ci == -1 ? NETELECT_ENOCHAN : snap_rc(s, ci);
-    return snap_rc(s, do_elect(NULL, s->m, s->sl, (uint32_t)ci, self_id, 0, out));
+    return snap_rc(s, do_elect(NULL, s->m, s->sl, (uint32_t)ci, self_id, 0, out, NULL, NULL));
 }
 
 int netelect_snap_rank(const struct netelect_snap *s, const char *channel, uint64_t self_id,
