@@ -1118,3 +1118,95 @@ Test(shm, delta_update_empty_view)
     netelect_view_close(v);
     netelect__writer_close(w, true);
 }
+
+/*
+ * The miss path's geometry cache (elect_geo in shm/view.c): a thread that
+ * elected on "g" keeps where g's members were in that version.  Republish
+ * g elsewhere (another size, behind a padding channel of another size,
+ * its first members unhealthy) until the writer reuses the very slot the
+ * geometry points into, then ask again with another self: the answer
+ * must be the new version's, never one read through the stale bounds.
+ */
+static struct netelect_result geo_publish(struct netelect_writer *w, int pad, bool moved,
+                                          uint64_t self)
+{
+    struct netelect_wnode nodes[64];
+    for (int i = 0; i < 64; i++)
+        nodes[i] = (struct netelect_wnode){.id = (uint64_t)i + 1,
+                                           .rtt_ns = 1000 - (uint64_t)i * 10,
+                                           .healthy = (uint8_t)(i < 40 || i >= 50)};
+    uint64_t padm[16], g[5], rtt[5];
+    uint8_t ok[5];
+    for (int i = 0; i < pad; i++)
+        padm[i] = (uint64_t)i + 1;
+    /* v1: {20, 21, 22}; moved: {41, 42, 43} (unhealthy), then 30, 31. */
+    const uint64_t g1[] = {20, 21, 22}, g2[] = {41, 42, 43, 30, 31};
+    const uint32_t gn = moved ? 5 : 3;
+    memcpy(g, moved ? g2 : g1, gn * sizeof *g);
+    for (uint32_t k = 0; k < gn; k++) {
+        rtt[k] = nodes[g[k] - 1].rtt_ns;
+        ok[k] = nodes[g[k] - 1].healthy;
+    }
+    struct netelect_wchan chans[2] = {{"pad", padm, (uint32_t)pad}, {"g", g, gn}};
+    int rc = netelect__writer_publish(w, nodes, 64, chans, 2);
+    cr_assert_eq(rc, 0, "publish: %s", netelect_strerror(rc));
+    return netelect_elect(g, rtt, ok, gn, self);
+}
+
+Test(shm, geometry_cache_follows_republish)
+{
+    const uint64_t s1 = 1000, s2 = 2000; /* not members: the answer cache misses */
+    for (uint32_t slots = 2; slots <= 4; slots++) {
+        for (int gap = 1; gap <= 5; gap++) {
+            t_unlink(name);
+            struct netelect_writer *w = wopen(7, slots);
+            const struct netelect_result r1 = geo_publish(w, 2, false, s1);
+            struct netelect_view *v = vopen();
+            struct netelect_result r;
+            /* Warm: the first call caches the geometry, the second (another
+             * self) is answered through it. */
+            cr_assert_eq(netelect_view_elect(v, "g", s1, &r), 0);
+            cr_assert(r.outcome == r1.outcome && r.winner == r1.winner);
+            cr_assert_eq(netelect_view_elect(v, "g", s2, &r), 0);
+            cr_assert(r.outcome == r1.outcome && r.winner == r1.winner);
+            struct netelect_result want = r1;
+            for (int i = 0; i < gap; i++)
+                want = geo_publish(w, 3 + 2 * i, true, s1);
+            for (int k = 0; k < 4; k++) {
+                const uint64_t self = k & 1 ? s2 : s1;
+                uint64_t gen = 0;
+                cr_assert_eq(netelect_view_elect_gen(v, "g", self, &r, &gen), 0);
+                cr_assert(r.outcome == want.outcome && r.winner == want.winner,
+                          "K=%u, %d republishes, call %d: got %d/%" PRIu64 ", want %d/%" PRIu64,
+                          slots, gap, k, r.outcome, r.winner, want.outcome, want.winner);
+                cr_assert_eq(gen, netelect_view_generation(v));
+            }
+            netelect_view_close(v);
+            netelect__writer_close(w, true);
+        }
+    }
+}
+
+/* The geometry belongs to the cached name: a rank on another channel
+ * takes the name cache over, and an election on that channel must not be
+ * answered through the first channel's members. */
+Test(shm, geometry_cache_follows_channel)
+{
+    struct netelect_writer *w = wopen(7, 3);
+    geo_publish(w, 8, false, 0);
+    struct netelect_view *v = vopen();
+    struct netelect_result r;
+    cr_assert_eq(netelect_view_elect(v, "g", 1000, &r), 0);
+    cr_assert_eq(netelect_view_elect(v, "g", 2000, &r), 0);
+    cr_assert_eq(r.winner, 22);
+    uint64_t ids[16];
+    size_t n = 0;
+    cr_assert_eq(netelect_view_rank(v, "pad", 1000, ids, 16, &n), 0);
+    cr_assert_eq(n, 8);
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(netelect_view_elect(v, "pad", k & 1 ? 2000 : 3000, &r), 0);
+        cr_assert_eq(r.winner, 8, "call %d: pad's nearest is 8, got %" PRIu64, k, r.winner);
+    }
+    netelect_view_close(v);
+    netelect__writer_close(w, true);
+}
