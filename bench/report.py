@@ -52,8 +52,8 @@ FULL_SIZES = "3,16,64,256,1000,10000,100000,1000000"
 
 NETELECT_METHODS = ("ref", "scalar", "avx2", "avx512", "public")
 METHOD_ORDER = NETELECT_METHODS + ("seed", "qsort", "std_sort", "pdqsort", "vqsort",
-                                   "partial_sort_copy", "memcpy", "floor_base", "floor_avx2",
-                                   "floor_avx512")
+                                   "partial_sort_copy", "memcpy", "floor_keys", "floor_base",
+                                   "floor_avx2", "floor_avx512")
 
 
 def method_key(m):
