@@ -123,8 +123,9 @@ size_t netelect__topk_neon(const uint64_t *ids, const uint64_t *rtt, const uint8
  * The calling thread's cached scratch buffer, at least `bytes` long and
  * 64-byte aligned, or NULL when memory is short (callers then fall back to
  * the allocation-free reference).  Give it back with netelect__scratch_put,
- * which frees it only if it was too large to keep.  Not re-entrant: one
- * user per thread at a time.
+ * which frees it only if it was too large to keep (core/scratch.c says what
+ * is kept).  Its contents are whatever the last user left.  Not re-entrant:
+ * one user per thread at a time.
  */
 void *netelect__scratch_get(size_t bytes);
 void netelect__scratch_put(void *p);

@@ -84,10 +84,13 @@ NETELECT_API struct netelect_result netelect_elect(const uint64_t *ids, const ui
  * winner first) to `out_ids`, which must have room for `n` ids.  Nothing is
  * written past the returned count.
  *
- * Memory: a radix sort needs O(n) scratch.  It comes from a buffer cached
- * per thread (kept up to 8 MiB, freed when the thread exits; larger ones
- * are allocated and freed per call).  If that allocation fails, rank falls
- * back to an allocation-free O(n log n) heap sort, so it never fails.
+ * Memory: a radix sort needs O(n) scratch (16 to 32 bytes per candidate).
+ * It comes from a buffer cached per thread and freed when the thread exits.
+ * Up to 8 MiB it is always kept; up to 64 MiB (2M to 4M candidates) it is
+ * kept while the thread's calls keep needing more than 8 MiB, and given
+ * back by the first call that needs less; beyond 64 MiB it is allocated
+ * and freed per call.  If that allocation fails, rank falls back to an
+ * allocation-free O(n log n) heap sort, so it never fails.
  *
  * @return the number of candidates written (<= n).
  */
