@@ -11,8 +11,8 @@
  * What it supports: Test(suite, name) with no options (.init, .fini,
  * .exit_code, .signal and the like are not understood: a test that needs
  * them must stay on Criterion), and cr_assert / cr_expect with _not, _eq,
- * _neq, _lt, _leq, _gt, _geq, _str_eq, each with an optional printf
- * message.  A failed cr_assert ends its test (longjmp back to the runner);
+ * _neq, _lt, _leq, _gt, _geq, _str_eq, _null, _not_null, each with an
+ * optional printf message.  A failed cr_assert ends its test (longjmp back to the runner);
  * a failed cr_expect marks it failed and goes on, as in Criterion.  Tests
  * run in registration order, in one process: they must not depend on a
  * fresh process each, which the suites built with it do not.
@@ -21,6 +21,7 @@
 #define TESTS_LIB_CRLITE_CRITERION_CRITERION_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 
 struct crlite_test {
@@ -54,6 +55,8 @@ void crlite_fail(int fatal, const char *file, int line, const char *check, const
 #define CRLITE_NOT_(f, a, ...) CRLITE_CHECK_(f, !(a), "!(" #a ")", __VA_ARGS__)
 #define CRLITE_2_(f, op, a, b, ...) CRLITE_CHECK_(f, (a)op(b), #a " " #op " " #b, __VA_ARGS__)
 #define CRLITE_STR_(f, a, b, ...) CRLITE_CHECK_(f, !strcmp((a), (b)), #a " == " #b, __VA_ARGS__)
+#define CRLITE_NULL_(f, a, ...) CRLITE_CHECK_(f, (a) == NULL, #a " == NULL", __VA_ARGS__)
+#define CRLITE_NOT_NULL_(f, a, ...) CRLITE_CHECK_(f, (a) != NULL, #a " != NULL", __VA_ARGS__)
 
 /* The trailing "" is the message when the caller gave none. */
 #define cr_assert(...) CRLITE_1_(1, __VA_ARGS__, "")
@@ -74,5 +77,9 @@ void crlite_fail(int fatal, const char *file, int line, const char *check, const
 #define cr_expect_geq(...) CRLITE_2_(0, >=, __VA_ARGS__, "")
 #define cr_assert_str_eq(...) CRLITE_STR_(1, __VA_ARGS__, "")
 #define cr_expect_str_eq(...) CRLITE_STR_(0, __VA_ARGS__, "")
+#define cr_assert_null(...) CRLITE_NULL_(1, __VA_ARGS__, "")
+#define cr_expect_null(...) CRLITE_NULL_(0, __VA_ARGS__, "")
+#define cr_assert_not_null(...) CRLITE_NOT_NULL_(1, __VA_ARGS__, "")
+#define cr_expect_not_null(...) CRLITE_NOT_NULL_(0, __VA_ARGS__, "")
 
 #endif /* TESTS_LIB_CRLITE_CRITERION_CRITERION_H */
