@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * The per-thread scratch buffer's keep policy (core/scratch.c).  A kept
- * buffer is recognised by a mark written past its first pages: a buffer
- * that was freed and allocated again comes back as fresh zeroed pages (any
- * allocation this large is an mmap, in glibc and in ASan), so the mark is
- * gone even when the address happens to repeat.  No test depends on what
+ * buffer is recognised by a mark written past its first pages.  The
+ * buffers checked for a lost mark are over 32 MiB, which glibc (whatever
+ * its dynamic mmap threshold) and ASan always mmap: freed and allocated
+ * again, they come back as fresh zeroed pages, so the mark is gone even
+ * when the address happens to repeat.  No test depends on what
  * an earlier one left behind: each makes the buffer it checks, because
  * crlite (the aarch64 tier's stand-in for Criterion) runs them all in one
  * process and thread.
@@ -33,7 +34,7 @@ static int has_mark(const unsigned char *p, size_t at)
     return memcmp(p + at, mark, sizeof mark) == 0;
 }
 
-/* A 1M-candidate rank needs about 33 MiB: kept between such calls. */
+/* A rank of 1M candidates needs 15 to 31 MiB: kept between such calls. */
 Test(scratch, large_buffer_kept_while_needed)
 {
     const size_t big = 33 * MIB, at = 20 * MIB + 7;

@@ -12,10 +12,11 @@
  * .exit_code, .signal and the like are not understood: a test that needs
  * them must stay on Criterion), and cr_assert / cr_expect with _not, _eq,
  * _neq, _lt, _leq, _gt, _geq, _str_eq, _null, _not_null, each with an
- * optional printf message.  A failed cr_assert ends its test (longjmp back to the runner);
- * a failed cr_expect marks it failed and goes on, as in Criterion.  Tests
- * run in registration order, in one process: they must not depend on a
- * fresh process each, which the suites built with it do not.
+ * optional printf message.  A failed cr_assert ends its test (longjmp
+ * back to the runner); a failed cr_expect marks it failed and goes on, as
+ * in Criterion.  Tests run in registration order, in one process: they
+ * must not depend on a fresh process each, which the suites built with it
+ * do not.
  */
 #ifndef TESTS_LIB_CRLITE_CRITERION_CRITERION_H
 #define TESTS_LIB_CRLITE_CRITERION_CRITERION_H
