@@ -2,15 +2,19 @@
 # SPDX-License-Identifier: MIT
 """netelectd's publish cost at a large view, for one or more builds in one run.
 
-    bench/agent_publish.py [--nodes N] [--changes R] [--rounds K] [--cpu C] NETELECTD...
+    bench/agent_publish.py [--nodes N] [--members M] [--changes R] [--rounds K] [--cpu C]
+                           NETELECTD...
 
 Each netelectd (pinned to CPU C with taskset, no key, no peers to probe)
 gets N nodes over its control socket (set-rtt, pipelined) and a channel of
-self and three of them.  Then, round after round, each agent in turn has
+self and M of them (default 3).  Then, round after round, each agent in turn has
 one node's RTT changed R times (one set-rtt per publish_min_interval, so
 every change is its own publish), and the figure is the mean publish time
 over those publishes from the agent's own publish_duration histogram
 (build + write of one version; heartbeat publishes in between count too).
+A second figure is the agent's whole CPU time (/proc/PID/schedstat)
+per publish over the same rounds: what a publish costs the agent
+beyond writing the segment (bookkeeping, the control request).
 The agents run side by side, so all builds see the same machine state;
 the report gives each build's median over the rounds, min and max.
 """
@@ -51,7 +55,7 @@ def stats(path):
 
 
 class Agent:
-    def __init__(self, tmp, idx, binary, nodes, cpu):
+    def __init__(self, tmp, idx, binary, nodes, members, cpu):
         self.ctl = os.path.join(tmp, f"ctl{idx}")
         self.shm = f"netelect-aplbench-{os.getpid()}-{idx}"
         conf = os.path.join(tmp, f"agent{idx}.conf")
@@ -61,7 +65,7 @@ class Agent:
         with open(conf, "w") as f:
             f.write(f"[agent]\nnode_id = 0x1\nlisten = 127.0.0.1:{port}\ncontrol = {self.ctl}\n"
                     f"log_level = warning\n[segment]\nname = {self.shm}\n"
-                    f"[limits]\nnodes = {nodes}\nmembers = 4\n[channels]\nc = self\n")
+                    f"[limits]\nnodes = {nodes}\nmembers = {members + 1}\n[channels]\nc = self\n")
         self.log = open(os.path.join(tmp, f"agent{idx}.log"), "w")
         self.proc = subprocess.Popen(["taskset", "-c", str(cpu), binary, "--config", conf],
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -74,12 +78,23 @@ class Agent:
         for lo in range(0, nodes, 10000):
             ctl(self.ctl, [json.dumps({"cmd": "set-rtt", "id": hex(0x10000 + i), "rtt_ns": 1000 + i})
                            for i in range(lo, min(nodes, lo + 10000))])
+        # the control protocol takes at most 4096 members per request
         ctl(self.ctl, [json.dumps({"cmd": "channel-add", "name": "c",
-                                   "members": [hex(0x10000 + i) for i in range(3)]})])
+                                   "members": [hex(0x10000 + i)
+                                               for i in range(lo, min(members, lo + 4000))]})
+                       for lo in range(0, members, 4000)])
+
+    def cpu_ns(self):
+        """The agent's time on a CPU so far (schedstat: ns, where /proc/PID/stat
+        counts 10 ms ticks)."""
+        with open(f"/proc/{self.proc.pid}/schedstat") as f:
+            return int(f.read().split()[0])
 
     def round(self, changes):
-        """Mean ns per publish over `changes` RTT changes of one node."""
+        """Mean ns per publish over `changes` RTT changes of one node
+        (publish_duration, and the agent's CPU time)."""
         c0, s0, p0, d0 = stats(self.ctl)
+        u0 = self.cpu_ns()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(self.ctl)
         f = s.makefile("rb")
@@ -91,8 +106,9 @@ class Agent:
             time.sleep(0.002)
         s.close()
         time.sleep(0.01)
+        u1 = self.cpu_ns()
         c1, s1, p1, d1 = stats(self.ctl)
-        return (s1 - s0) / max(1, c1 - c0), p1 - p0, d1 - d0
+        return (s1 - s0) / max(1, c1 - c0), (u1 - u0) / max(1, p1 - p0), p1 - p0, d1 - d0
 
     def stop(self):
         self.proc.terminate()
@@ -107,6 +123,7 @@ class Agent:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--nodes", type=int, default=100000)
+    ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--changes", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cpu", type=int, default=1)
@@ -116,22 +133,28 @@ def main():
     agents = []
     try:
         for i, b in enumerate(o.netelectd):
-            agents.append(Agent(tmp, i, b, o.nodes, o.cpu))
+            agents.append(Agent(tmp, i, b, o.nodes, o.members, o.cpu))
         res = {i: [] for i in range(len(agents))}
+        cpu = {i: [] for i in range(len(agents))}
         kinds = {i: [0, 0] for i in range(len(agents))}
         for _ in range(o.rounds):
             for i, a in enumerate(agents):
-                ns, pubs, deltas = a.round(o.changes)
+                ns, cpu_ns, pubs, deltas = a.round(o.changes)
                 res[i].append(ns)
+                cpu[i].append(cpu_ns)
                 kinds[i][0] += pubs
                 kinds[i][1] += deltas
-        print(f"publish of one node's RTT change at {o.nodes} nodes, mean per publish "
+        print(f"publish of one node's RTT change at {o.nodes} nodes, channel of {o.members} + self, "
+              f"mean per publish "
               f"(publish_duration histogram), {o.rounds} rounds x {o.changes} changes, "
               f"taskset -c {o.cpu}")
         for i, b in enumerate(o.netelectd):
             v = res[i]
             print(f"  {b}: median {statistics.median(v) / 1e3:.1f} us (min {min(v) / 1e3:.1f}, "
                   f"max {max(v) / 1e3:.1f}); {kinds[i][0]} publishes, {kinds[i][1]} deltas")
+            v = cpu[i]
+            print(f"    agent CPU per publish: median {statistics.median(v) / 1e3:.1f} us "
+                  f"(min {min(v) / 1e3:.1f}, max {max(v) / 1e3:.1f})")
     finally:
         for a in agents:
             a.stop()
