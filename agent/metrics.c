@@ -85,7 +85,84 @@ static json_t *hist_json(const struct hist *h)
                      (json_int_t)(h->sum_ns > INT64_MAX ? INT64_MAX : h->sum_ns));
 }
 
-void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns)
+/* Room for n entries in the election scratch. */
+static void scratch_reserve(struct netelect_metrics *m, size_t n)
+{
+    if (n <= m->cap)
+        return;
+    size_t cap = n * 2;
+    uint64_t *ids = realloc(m->ids, cap * sizeof *ids);
+    if (ids)
+        m->ids = ids;
+    uint64_t *rtt = realloc(m->rtt, cap * sizeof *rtt);
+    if (rtt)
+        m->rtt = rtt;
+    uint8_t *ok = realloc(m->ok, cap);
+    if (ok)
+        m->ok = ok;
+    if (!ids || !rtt || !ok)
+        DIE("out of memory electing over a channel of %zu members", n);
+    m->cap = cap;
+}
+
+/* Member id of c as a reader electing for this node finds it in the segment
+ * just written: a member that is not a node is unknown and not a candidate,
+ * this node is at RTT 0 and healthy unless drained. */
+static void scratch_put(struct agent *a, struct netelect_metrics *m, size_t j, uint64_t id,
+                        bool self_ok)
+{
+    const struct node *n = id == a->self ? NULL : agent_node_find(a, id);
+    m->ids[j] = id;
+    if (id == a->self) {
+        m->rtt[j] = 0;
+        m->ok[j] = self_ok;
+    } else if (n && n->pub_valid) {
+        m->rtt[j] = n->pub.rtt_ns;
+        m->ok[j] = n->pub.healthy != 0;
+    } else {
+        m->rtt[j] = NETELECT_RTT_UNKNOWN;
+        m->ok[j] = 0;
+    }
+}
+
+/*
+ * c's leader after a delta that changed only the nodes in changed[]: their
+ * measurements, nothing structural, so every other member's key is what it
+ * was at the last publish.  The old leader held the minimum key of the
+ * eligible members; unless it changed itself, the new minimum is the least
+ * of it and the changed members, so only those few go through the election.
+ * Returns false when c needs the whole election: its leader changed (its key
+ * may have grown, and any member may now beat it), or it has none on record;
+ * or when that is cheaper, c having no more members than the delta has nodes.
+ */
+static bool leader_after_delta(struct agent *a, struct netelect_metrics *m, struct chan *c,
+                               const uint64_t *changed, size_t n_changed, uint64_t *leader)
+{
+    if (!c->leader_valid || c->n <= n_changed)
+        return false;
+    const bool self_ok = !agent_drained(a, c->name);
+    size_t k = 0;
+    scratch_reserve(m, 1 + n_changed);
+    if (c->leader)
+        scratch_put(a, m, k++, c->leader, self_ok);
+    for (size_t i = 0; i < n_changed; i++) {
+        if (!agent_chan_member(c, changed[i]))
+            continue;
+        if (changed[i] == c->leader)
+            return false;
+        scratch_put(a, m, k++, changed[i], self_ok);
+    }
+    if (k == (c->leader != 0)) {
+        *leader = c->leader; /* no member of c changed */
+        return true;
+    }
+    struct netelect_result r = netelect_elect(m->ids, m->rtt, m->ok, k, a->self);
+    *leader = r.outcome == NETELECT_NO_ELIGIBLE ? 0 : r.winner;
+    return true;
+}
+
+void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns, bool delta,
+                             const uint64_t *changed, size_t n_changed)
 {
     struct netelect_metrics *m = a->metrics;
     if (!m)
@@ -94,44 +171,21 @@ void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t del
     if (delay_ns != UINT64_MAX)
         hist_add(&m->delay, delay_ns);
     /* Each channel's leader as a reader electing for this node finds it in
-     * the segment just written: the same inputs the writer stored (a member
-     * that is not a node is unknown and not a candidate, this node is at
-     * RTT 0 and healthy unless drained), through the same netelect_elect(). */
+     * the segment just written, through the same netelect_elect().  After a
+     * delta, a channel costs O(changed nodes) instead of O(members): without
+     * that, a 100k-member channel made every one-node delta cost the agent
+     * about 3 ms (bench/agent_publish.py --members). */
     for (size_t i = 0; i < a->n_chans; i++) {
         struct chan *c = &a->chans[i];
-        if (c->n > m->cap) {
-            size_t cap = c->n * 2;
-            uint64_t *ids = realloc(m->ids, cap * sizeof *ids);
-            if (ids)
-                m->ids = ids;
-            uint64_t *rtt = realloc(m->rtt, cap * sizeof *rtt);
-            if (rtt)
-                m->rtt = rtt;
-            uint8_t *ok = realloc(m->ok, cap);
-            if (ok)
-                m->ok = ok;
-            if (!ids || !rtt || !ok)
-                DIE("out of memory electing over a channel of %zu members", c->n);
-            m->cap = cap;
+        uint64_t leader;
+        if (!delta || !leader_after_delta(a, m, c, changed, n_changed, &leader)) {
+            const bool self_ok = !agent_drained(a, c->name);
+            scratch_reserve(m, c->n);
+            for (size_t j = 0; j < c->n; j++)
+                scratch_put(a, m, j, c->m[j].id, self_ok);
+            struct netelect_result r = netelect_elect(m->ids, m->rtt, m->ok, c->n, a->self);
+            leader = r.outcome == NETELECT_NO_ELIGIBLE ? 0 : r.winner;
         }
-        const bool self_ok = !agent_drained(a, c->name);
-        for (size_t j = 0; j < c->n; j++) {
-            const uint64_t id = c->m[j].id;
-            const struct node *n = id == a->self ? NULL : agent_node_find(a, id);
-            m->ids[j] = id;
-            if (id == a->self) {
-                m->rtt[j] = 0;
-                m->ok[j] = self_ok;
-            } else if (n && n->pub_valid) {
-                m->rtt[j] = n->pub.rtt_ns;
-                m->ok[j] = n->pub.healthy != 0;
-            } else {
-                m->rtt[j] = NETELECT_RTT_UNKNOWN;
-                m->ok[j] = 0;
-            }
-        }
-        struct netelect_result r = netelect_elect(m->ids, m->rtt, m->ok, c->n, a->self);
-        const uint64_t leader = r.outcome == NETELECT_NO_ELIGIBLE ? 0 : r.winner;
         if (c->leader_valid && c->leader != leader)
             c->leader_changes++;
         c->leader = leader;

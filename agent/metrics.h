@@ -54,8 +54,11 @@ void agent_metrics_close(struct agent *a);
 void agent_metrics_event(struct agent *a);
 /* After every successful publish: how long it took (view built and
  * written), the detection-to-segment delay (UINT64_MAX: nothing marked),
- * and each channel's leader as this node now sees it. */
-void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns);
+ * and each channel's leader as this node now sees it.  For a delta, changed
+ * lists the ids of the nodes it carried (n_changed of them; ids of nodes
+ * since removed may be among them); after a full publish, neither is read. */
+void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t delay_ns, bool delta,
+                             const uint64_t *changed, size_t n_changed);
 /* Adds the fields above to a stats reply (its first page only: they are
  * global, and a later page carries peers alone). */
 void agent_metrics_stats(const struct agent *a, json_t *r);

@@ -189,6 +189,9 @@ void agent_publish(struct agent *a)
 {
     uint64_t now = agent_now_ns();
     const size_t n_nodes = 1 + a->n_nodes, n_chans = a->n_chans;
+    /* a->pub_changed[] keeps its ids after a delta empties the list: the
+     * metrics' leader tracking reads them below */
+    const size_t n_changed = a->n_pub_changed;
     const bool delta = !a->dirty_struct && publish_delta(a, now) == 0;
     int r = 0;
     if (!delta) {
@@ -234,7 +237,7 @@ void agent_publish(struct agent *a)
             if (d > a->stats.pub_delay_max_ns)
                 a->stats.pub_delay_max_ns = d;
         }
-        agent_metrics_published(a, agent_now_ns() - now, d);
+        agent_metrics_published(a, agent_now_ns() - now, d, delta, a->pub_changed, n_changed);
         a->dirty_hard = a->dirty_soft = a->dirty_struct = false;
     }
     a->last_pub_ns = now;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Integration tests for netelectd and the netelect CLI (suite 'agent').
 
-usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale|spoof|control
+usage: it_agents.py BUILD_DIR cluster|restart|badinput|netns|serf|serf_fleet|defaults|scale|spoof|
+                              control|leaders
 
 Every scenario uses its own temp dir (keys, configs, control sockets),
 segment names and UDP ports that include this process's pid, kills every
@@ -1229,6 +1230,70 @@ def scenario_spoof(h):
     return 0
 
 
+def scenario_leaders(h):
+    """The leaders in `stats` (and the metrics) after delta publishes.  The
+    agent re-elects a channel after a delta only from its old leader and the
+    changed members; here, after every one of 300 random RTT and health
+    changes, each channel's leader in `stats` must equal the election a
+    reader makes over the segment just published (`netelect --json view`)."""
+    import random
+    seed = int(os.environ.get("NETELECT_TEST_SEED", str(time.time_ns() % 1000000)))
+    log(f"seed {seed} (NETELECT_TEST_SEED reruns it)")
+    rnd = random.Random(seed)
+    ids = [0x500 + i for i in range(34)]
+    chans = [("withself", ["self"] + ids[:30]), ("peers", ids[:30]), ("few", ids[30:33]),
+             ("ghost", [0x9990, 0x9991, ids[33]])]
+    a = Agent(h, 1, 0x401, h.free_udp_port(), [], [], key=False).start()
+    reps = ctl_lines(a.ctl, [json.dumps({"cmd": "channel-add", "name": n, "members":
+                                         [m if m == "self" else hex(m) for m in ms]}) for n, ms in chans])
+    check(all(r["ok"] for r in reps), "4 channels made by channel-add")
+    rtts = [1000000, 2000000, 3000000, 5000000, 50000000]  # few values: ties on RTT
+    rtt = {i: rnd.choice(rtts) for i in ids}
+    reps = ctl_lines(a.ctl, [json.dumps({"cmd": "set-rtt", "id": hex(i), "rtt_ns": rtt[i]}) for i in ids])
+    check(all(r["ok"] for r in reps), f"{len(ids)} nodes made by set-rtt")
+
+    def stats():
+        return ctl_lines(a.ctl, ['{"cmd":"stats","limit":1}'])[0]
+
+    def compare(what):
+        st = stats()
+        v = a.view()
+        mine = {l["channel"]: l["leader"] for l in st["leaders"]}
+        seg = {c["name"]: c["leader"] for c in v["channels"]}
+        check(mine == seg, f"{what}: stats leaders {mine} == the segment's {seg}")
+        return v
+
+    wait_for("the nodes published", lambda: len(a.view()["nodes"]) == 1 + len(ids), 5, 0.01)
+    v = compare("start")
+    healthy = {int(n["id"], 16): n["healthy"] for n in v["nodes"]}
+    st0 = stats()
+    ops = 300
+    for k in range(ops):
+        # every operation changes the node, so every one is published
+        i = rnd.choice(ids)
+        if rnd.random() < 0.3:
+            healthy[i] = not healthy[i]
+            req = {"cmd": "set-health", "id": hex(i), "healthy": healthy[i]}
+        else:
+            rtt[i] = rnd.choice([r for r in rtts if r != rtt[i]])
+            req = {"cmd": "set-rtt", "id": hex(i), "rtt_ns": rtt[i]}
+        p0 = stats()["publishes"]
+        r = ctl_lines(a.ctl, [json.dumps(req)])[0]
+        check(r.get("ok"), f"op {k}: {req}")
+        wait_for(f"op {k}: a publish", lambda: stats()["publishes"] > p0, 5, 0.001)
+        compare(f"op {k} ({req['cmd']} {req['id']})")
+    st = stats()
+    deltas = st["publishes_delta"] - st0["publishes_delta"]
+    full = st["publishes"] - st0["publishes"] - deltas
+    changes = {l["channel"]: l["leader_changes"] for l in st["leaders"]}
+    log(f"{ops} changes: {deltas} delta and {full} full publishes; leader changes {changes}")
+    # not vacuous: the changes went out as deltas, and leaders moved
+    check(full == 0 and deltas >= ops, "every change was published as a delta")
+    check(changes["peers"] >= 5 and changes["few"] >= 3,
+          "the leaders of 'peers' and 'few' changed many times")
+    return 0
+
+
 def ctl_lines(path, lines, timeout=30):
     """Sends request lines over one control connection (pipelined) and returns the replies."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -1348,7 +1413,7 @@ print(round(time.monotonic() - t, 1), d.decode().strip())
 
 
 SCENARIOS = ("cluster", "restart", "badinput", "netns", "serf", "serf_fleet", "defaults", "scale", "spoof",
-             "control")
+             "control", "leaders")
 
 
 def run_scenario(name, fn, *args):
@@ -1382,7 +1447,8 @@ def main():
         "cluster": scenario_cluster, "restart": scenario_restart, "badinput": scenario_badinput,
         "netns": scenario_netns, "serf": scenario_serf, "serf_fleet": scenario_serf_fleet,
         "defaults": scenario_defaults, "scale": scenario_scale,
-        "spoof": scenario_spoof, "control": scenario_control}[sys.argv[2]])
+        "spoof": scenario_spoof, "control": scenario_control,
+        "leaders": scenario_leaders}[sys.argv[2]])
 
 
 if __name__ == "__main__":
