@@ -76,11 +76,18 @@ static struct netelect_serf *up_session(struct rec *r, const struct netelect_ser
 }
 
 /* stats (seq 1) + stream ack (2) + members (3) */
-static void pack_setup(struct mp *m, const struct tmember *t, size_t n)
+/* The replies to the client's first two requests (stats as "n1", then the
+ * stream's acknowledgement), which every members reply follows. */
+static void pack_handshake(struct mp *m)
 {
     mp_header(m, 1, NULL);
     mp_stats_body(m, "n1");
     mp_header(m, 2, NULL);
+}
+
+static void pack_setup(struct mp *m, const struct tmember *t, size_t n)
+{
+    pack_handshake(m);
     mp_header(m, 3, NULL);
     mp_members_body(m, t, n);
 }
@@ -540,9 +547,7 @@ Test(serf, malformed_replies, .timeout = 20)
     msgpack_pack_map(&m.pk, 0);
     expect_mp_rejected(&m, -EBADMSG);
 
-    mp_header(&m, 1, NULL);
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
+    pack_handshake(&m);
     mp_header(&m, 3, NULL); /* Members is a map */
     msgpack_pack_map(&m.pk, 1);
     mp_str(&m, "Members");
@@ -550,9 +555,7 @@ Test(serf, malformed_replies, .timeout = 20)
     expect_mp_rejected(&m, -EBADMSG);
 
     /* One bad member (Port is a string) after good ones: nothing reported. */
-    mp_header(&m, 1, NULL);
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
+    pack_handshake(&m);
     mp_header(&m, 3, NULL);
     msgpack_pack_map(&m.pk, 1);
     mp_str(&m, "Members");
@@ -568,9 +571,7 @@ Test(serf, malformed_replies, .timeout = 20)
     mp_str(&m, "1");
     expect_mp_rejected(&m, -EBADMSG);
 
-    mp_header(&m, 1, NULL); /* Name is an integer */
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
+    pack_handshake(&m); /* Name is an integer */
     mp_header(&m, 3, NULL);
     msgpack_pack_map(&m.pk, 1);
     mp_str(&m, "Members");
@@ -582,9 +583,7 @@ Test(serf, malformed_replies, .timeout = 20)
     mp_str(&m, "alive");
     expect_mp_rejected(&m, -EBADMSG);
 
-    mp_header(&m, 1, NULL); /* Port out of range */
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
+    pack_handshake(&m); /* Port out of range */
     mp_header(&m, 3, NULL);
     msgpack_pack_map(&m.pk, 1);
     mp_str(&m, "Members");
@@ -598,9 +597,7 @@ Test(serf, malformed_replies, .timeout = 20)
     msgpack_pack_uint32(&m.pk, 70000);
     expect_mp_rejected(&m, -EBADMSG);
 
-    mp_header(&m, 1, NULL); /* an event on the stream without Event */
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
+    pack_handshake(&m); /* an event on the stream without Event */
     mp_header(&m, 2, NULL);
     msgpack_pack_map(&m.pk, 1);
     mp_str(&m, "Members");
@@ -677,9 +674,7 @@ Test(serf, oversized_rejected_before_allocation, .timeout = 10)
     memset(longname, 'x', 70000);
     longname[70000] = 0;
     struct tmember t = {longname, "1", NULL, "alive", {1, 1, 1, 1}, 1};
-    mp_header(&m, 1, NULL);
-    mp_stats_body(&m, "n1");
-    mp_header(&m, 2, NULL);
+    pack_handshake(&m);
     mp_header(&m, 3, NULL);
     mp_members_body(&m, &t, 1);
     expect_mp_rejected(&m, -EMSGSIZE);
