@@ -212,18 +212,29 @@ int main(int argc, char **argv)
         }
     }
     if (!strcmp(kind, "valid")) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        if (poll(&pf, 1, 2000) != 1) {
-            fprintf(stderr, "pktsend: no PONG within 2 s\n");
-            return 1;
-        }
-        uint8_t in[256];
-        ssize_t n = recv(fd, in, sizeof in, 0);
+        /* With -b the socket is the peer's configured address, where the
+         * agent's own probes (authentic PINGs) and answers to earlier PINGs
+         * arrive too: skip those, and wait for the answer to this one. */
         struct netelect_pkt q;
-        int r = agent_pkt_decode(in, n < 0 ? 0 : (size_t)n, key, &q);
-        if (r < 0 || q.type != NETELECT_PKT_PONG || q.ack_seq != p.seq) {
-            fprintf(stderr, "pktsend: bad PONG (%s)\n", agent_pkt_err_name(r));
-            return 1;
+        for (int others = 0;; others++) {
+            struct pollfd pf = {fd, POLLIN, 0};
+            if (others > 16 || poll(&pf, 1, 2000) != 1) {
+                fprintf(stderr, "pktsend: no PONG within 2 s (%d other packets of the agent's "
+                                "seen)\n", others);
+                return 1;
+            }
+            uint8_t in[256];
+            ssize_t n = recv(fd, in, sizeof in, 0);
+            int r = agent_pkt_decode(in, n < 0 ? 0 : (size_t)n, key, &q);
+            if (r == 0 && (q.type == NETELECT_PKT_PING ||
+                           (q.type == NETELECT_PKT_PONG && q.ack_seq != p.seq)))
+                continue;
+            if (r < 0 || q.type != NETELECT_PKT_PONG) {
+                fprintf(stderr, "pktsend: bad PONG (%s, type %d)\n", agent_pkt_err_name(r),
+                        r < 0 ? -1 : (int)q.type);
+                return 1;
+            }
+            break;
         }
         char h[2 * NETELECT_PKT_LEN + 1];
         sodium_bin2hex(h, sizeof h, buf, NETELECT_PKT_LEN);
