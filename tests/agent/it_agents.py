@@ -1256,8 +1256,13 @@ def scenario_leaders(h):
         return ctl_lines(a.ctl, ['{"cmd":"stats","limit":1}'])[0]
 
     def compare(what):
-        st = stats()
-        v = a.view()
+        # stats and the view from the same publish: nothing published between
+        # the two stats replies that bracket the view
+        for _ in range(50):
+            st = stats()
+            v = a.view()
+            if stats()["publishes"] == st["publishes"]:
+                break
         mine = {l["channel"]: l["leader"] for l in st["leaders"]}
         seg = {c["name"]: c["leader"] for c in v["channels"]}
         check(mine == seg, f"{what}: stats leaders {mine} == the segment's {seg}")
