@@ -125,6 +125,13 @@ static void scratch_put(struct agent *a, struct netelect_metrics *m, size_t j, u
     }
 }
 
+/* The leader among the first k scratch entries (0: none eligible). */
+static uint64_t scratch_elect(const struct agent *a, const struct netelect_metrics *m, size_t k)
+{
+    struct netelect_result r = netelect_elect(m->ids, m->rtt, m->ok, k, a->self);
+    return r.outcome == NETELECT_NO_ELIGIBLE ? 0 : r.winner;
+}
+
 /*
  * c's leader after a delta that changed only the nodes in changed[]: their
  * measurements, nothing structural, so every other member's key is what it
@@ -135,12 +142,12 @@ static void scratch_put(struct agent *a, struct netelect_metrics *m, size_t j, u
  * may have grown, and any member may now beat it), or it has none on record;
  * or when that is cheaper, c having no more members than the delta has nodes.
  */
-static bool leader_after_delta(struct agent *a, struct netelect_metrics *m, struct chan *c,
-                               const uint64_t *changed, size_t n_changed, uint64_t *leader)
+static bool leader_after_delta(struct agent *a, struct netelect_metrics *m, const struct chan *c,
+                               bool self_ok, const uint64_t *changed, size_t n_changed,
+                               uint64_t *leader)
 {
     if (!c->leader_valid || c->n <= n_changed)
         return false;
-    const bool self_ok = !agent_drained(a, c->name);
     size_t k = 0;
     scratch_reserve(m, 1 + n_changed);
     if (c->leader)
@@ -156,8 +163,7 @@ static bool leader_after_delta(struct agent *a, struct netelect_metrics *m, stru
         *leader = c->leader; /* no member of c changed */
         return true;
     }
-    struct netelect_result r = netelect_elect(m->ids, m->rtt, m->ok, k, a->self);
-    *leader = r.outcome == NETELECT_NO_ELIGIBLE ? 0 : r.winner;
+    *leader = scratch_elect(a, m, k);
     return true;
 }
 
@@ -177,14 +183,13 @@ void agent_metrics_published(struct agent *a, uint64_t duration_ns, uint64_t del
      * about 3 ms (bench/agent_publish.py --members). */
     for (size_t i = 0; i < a->n_chans; i++) {
         struct chan *c = &a->chans[i];
+        const bool self_ok = !agent_drained(a, c->name);
         uint64_t leader;
-        if (!delta || !leader_after_delta(a, m, c, changed, n_changed, &leader)) {
-            const bool self_ok = !agent_drained(a, c->name);
+        if (!delta || !leader_after_delta(a, m, c, self_ok, changed, n_changed, &leader)) {
             scratch_reserve(m, c->n);
             for (size_t j = 0; j < c->n; j++)
                 scratch_put(a, m, j, c->m[j].id, self_ok);
-            struct netelect_result r = netelect_elect(m->ids, m->rtt, m->ok, c->n, a->self);
-            leader = r.outcome == NETELECT_NO_ELIGIBLE ? 0 : r.winner;
+            leader = scratch_elect(a, m, c->n);
         }
         if (c->leader_valid && c->leader != leader)
             c->leader_changes++;

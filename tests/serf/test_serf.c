@@ -75,7 +75,6 @@ static struct netelect_serf *up_session(struct rec *r, const struct netelect_ser
     return s;
 }
 
-/* stats (seq 1) + stream ack (2) + members (3) */
 /* The replies to the client's first two requests (stats as "n1", then the
  * stream's acknowledgement), which every members reply follows. */
 static void pack_handshake(struct mp *m)
@@ -85,6 +84,7 @@ static void pack_handshake(struct mp *m)
     mp_header(m, 2, NULL);
 }
 
+/* stats (seq 1) + stream ack (2) + members (3) */
 static void pack_setup(struct mp *m, const struct tmember *t, size_t n)
 {
     pack_handshake(m);
